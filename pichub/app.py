@@ -1,0 +1,94 @@
+"""create_app(settings) -> web.Application: wiring only."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import shutil
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from pichub.blobs import BlobStore
+from pichub.config import Settings
+from pichub.db import images as images_db
+from pichub.db.database import Database
+from pichub.gallery import Gallery
+from pichub.clientip import parse_trusted
+from pichub.keys import (
+    BLOBS,
+    DB,
+    EXECUTOR,
+    GALLERY,
+    SETTINGS,
+    TRUSTED_PROXIES,
+    UPLOAD_TMP,
+    UPLOADER,
+)
+from pichub.middleware import actor_middleware, error_middleware, security_headers
+from pichub.uploads import Uploader
+from pichub.views import api_albums, api_images, img
+from pichub.views.api_upload import upload
+from pichub.views.common import API_PREFIXES, routes
+
+log = logging.getLogger("pichub")
+
+
+def data_paths(settings: Settings) -> dict[str, Path]:
+    root = settings.storage.data_dir
+    return {"db": root / "pichub.db", "blobs": root / "blobs", "cache": root / "cache",
+            "tmp": root / "tmp"}
+
+
+def _sweep_sync(tmp: Path, blobs: BlobStore, known: set[str]) -> int:
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True, exist_ok=True)
+    return len(blobs.sweep(known))
+
+
+async def _storage(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    paths = data_paths(settings)
+    db = await Database.open(paths["db"])
+    blobs = BlobStore(paths["blobs"])
+    removed = await asyncio.to_thread(_sweep_sync, paths["tmp"], blobs,
+                                      await images_db.all_ids(db))
+    if removed:
+        log.warning("startup sweep removed %d orphan or temporary blob file(s)", removed)
+    executor = ThreadPoolExecutor(settings.images.workers, thread_name_prefix="pichub-img")
+
+    async def run(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(executor, functools.partial(fn, *args, **kwargs))
+
+    app[DB] = db
+    app[BLOBS] = blobs
+    app[UPLOAD_TMP] = paths["tmp"]
+    app[EXECUTOR] = executor
+    app[GALLERY] = Gallery(db, blobs)
+    app[UPLOADER] = Uploader(db, blobs, settings, run, on_change=app[GALLERY].on_change)
+    try:
+        yield
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+        await db.close()
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[security_headers, error_middleware, actor_middleware])
+    app[SETTINGS] = settings
+    app[TRUSTED_PROXIES] = parse_trusted(settings.server.trusted_proxies)
+    app.cleanup_ctx.append(_storage)
+    api: list[tuple[str, str, Any]] = [
+        ("POST", "/upload", upload),
+        *api_images.ROUTES,
+        *api_albums.ROUTES,
+    ]
+    app.add_routes(routes(API_PREFIXES, api))
+    app.add_routes(img.ROUTES)
+    app.add_routes(img.ROOT_ROUTES)
+    return app

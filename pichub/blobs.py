@@ -1,0 +1,90 @@
+"""BlobStore: the stored originals, on disk, written the safe way.
+
+Layout: `root/ab/cd/<id>.<ext>` (the first four characters of the id shard it).
+A write goes to a temp file in the target directory, is fsynced, then renamed
+over with `os.replace`, and the directory is fsynced, so a crash leaves either
+the whole blob or no blob. All methods are blocking: call them in a thread.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+_ID = re.compile(r"^[A-Za-z0-9_-]{4,64}$")
+_EXT = re.compile(r"^[a-z0-9]{2,5}$")
+TMP_PREFIX = ".tmp-"
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see all of it or none of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{TMP_PREFIX}{secrets.token_hex(8)}-{path.name}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+class BlobStore:
+    """Originals keyed by image id and extension."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, image_id: str, ext: str) -> Path:
+        if not _ID.match(image_id) or not _EXT.match(ext):
+            raise ValueError(f"bad blob name {image_id!r}.{ext!r}")
+        path = (self.root / image_id[:2] / image_id[2:4] / f"{image_id}.{ext}").resolve()
+        if not path.is_relative_to(self.root):
+            raise ValueError("blob path escapes the store")
+        return path
+
+    def put(self, image_id: str, ext: str, data: bytes) -> Path:
+        path = self.path(image_id, ext)
+        atomic_write(path, data)
+        return path
+
+    def delete(self, image_id: str, ext: str) -> None:
+        path = self.path(image_id, ext)
+        path.unlink(missing_ok=True)
+
+    def exists(self, image_id: str, ext: str) -> bool:
+        return self.path(image_id, ext).is_file()
+
+    def walk(self) -> Iterator[Path]:
+        """Every file under the store, temp files included."""
+        for dirpath, _dirs, files in os.walk(self.root):
+            for name in files:
+                yield Path(dirpath) / name
+
+    def sweep(self, known_ids: set[str]) -> list[Path]:
+        """Remove temp files and blobs with no image row (a crash between rename and commit).
+
+        Returns what was removed.
+        """
+        removed = []
+        for path in self.walk():
+            stem = path.name.split(".", 1)[0]
+            if path.name.startswith(TMP_PREFIX) or stem not in known_ids:
+                path.unlink(missing_ok=True)
+                removed.append(path)
+        return removed

@@ -1,0 +1,110 @@
+"""The `pichub` command: serve | user … | token … (SPEC §1)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from pichub.config import ConfigError, Settings, load_settings
+from pichub.errors import PichubError
+
+EXIT_CONFIG = 2
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="PATH", help="TOML config file")
+    parser.add_argument("--data-dir", metavar="DIR", help="data directory (storage.data_dir)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pichub", description="Self-hosted image host")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP server")
+    _common(serve)
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+
+    user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
+    create = user.add_parser("create", help="create a user")
+    _common(create)
+    create.add_argument("name")
+    create.add_argument("--admin", action="store_true")
+    create.add_argument("--quota-mb", type=int)
+    create.add_argument("--password-stdin", action="store_true",
+                        help="read the password from standard input")
+    _common(user.add_parser("list", help="list users"))
+
+    token = sub.add_parser("token", help="manage API tokens").add_subparsers(
+        dest="action", required=True)
+    tcreate = token.add_parser("create", help="create a token; prints only the token")
+    _common(tcreate)
+    tcreate.add_argument("user")
+    tcreate.add_argument("--name", default="")
+    tcreate.add_argument("--scope", choices=["read", "write"], default="write")
+    tlist = token.add_parser("list", help="list a user's tokens")
+    _common(tlist)
+    tlist.add_argument("user")
+    trevoke = token.add_parser("revoke", help="revoke a token by ID")
+    _common(trevoke)
+    trevoke.add_argument("id", type=int)
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "data_dir", None):
+        overrides["storage"] = {"data_dir": args.data_dir}
+    server = {k: v for k in ("host", "port") if (v := getattr(args, k, None)) is not None}
+    if server:
+        overrides["server"] = server
+    return load_settings(args.config, **overrides)  # sources merge key by key
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings_from(args)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    from pichub import commands  # keeps `pichub --help` fast
+
+    handlers: dict[tuple[str, str | None], Callable[..., Awaitable[int]]] = {
+        ("user", "create"): commands.user_create,
+        ("user", "list"): commands.user_list,
+        ("token", "create"): commands.token_create,
+        ("token", "list"): commands.token_list,
+        ("token", "revoke"): commands.token_revoke,
+    }
+    if args.command == "serve":
+        return commands.serve(settings)
+    if args.command == "user" and args.action == "create":
+        args.password = _read_password(args)
+    try:
+        return asyncio.run(handlers[(args.command, getattr(args, "action", None))](settings, args))
+    except PichubError as exc:
+        detail = exc.details[0]["message"] if isinstance(exc.details, list) else ""
+        print(f"error: {exc.message}{' (' + detail + ')' if detail and detail not in exc.message else ''}",
+              file=sys.stderr)
+        return 1
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin or not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Repeat password: ") != first:
+        print("error: passwords do not match", file=sys.stderr)
+        raise SystemExit(1)
+    return first
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    raise SystemExit(main())

@@ -1,0 +1,125 @@
+"""What each CLI subcommand does, on the same data as the server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from aiohttp import web
+
+from pichub import accounts
+from pichub.app import create_app, data_paths
+from pichub.config import Settings
+from pichub.db import users as users_db
+from pichub.db.database import Database
+from pichub.errors import NotFound
+
+log = logging.getLogger("pichub")
+
+
+async def _open(settings: Settings) -> Database:
+    return await Database.open(data_paths(settings)["db"])
+
+
+def _banner(password: str, token: str) -> str:
+    lines = [
+        "PicHub first start: created the admin user. Shown once, keep them safe:",
+        "",
+        "  username:  admin",
+        f"  password:  {password}",
+        f"  API token: {token}",
+        "",
+        "Upload:  curl -H 'Authorization: Bearer <token>' -F 'files[]=@photo.jpg' \\",
+        "         http://HOST:PORT/api/v1/upload",
+    ]
+    width = max(len(line) for line in lines) + 4
+    rule = "=" * width
+    return "\n".join([rule, *(f"  {line}" for line in lines), rule])
+
+
+async def _bootstrap(settings: Settings) -> None:
+    db = await _open(settings)
+    try:
+        created = await accounts.bootstrap_admin(db)
+    finally:
+        await db.close()
+    if created is not None:
+        print(_banner(*created), flush=True)
+
+
+def serve(settings: Settings) -> int:
+    logging.basicConfig(level=settings.server.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(_bootstrap(settings))
+    server = settings.server
+    print(f"PicHub listening on http://{server.host}:{server.port}", flush=True)
+    web.run_app(create_app(settings), host=server.host, port=server.port,
+                shutdown_timeout=server.shutdown_timeout_s, print=None)
+    return 0
+
+
+async def user_create(settings: Settings, args: argparse.Namespace) -> int:
+    db = await _open(settings)
+    try:
+        user_id = await accounts.create_user(db, args.name, args.password, is_admin=args.admin,
+                                             quota_mb=args.quota_mb)
+    finally:
+        await db.close()
+    print(f"created user {args.name} (id {user_id})")
+    return 0
+
+
+async def user_list(settings: Settings, args: argparse.Namespace) -> int:
+    db = await _open(settings)
+    try:
+        rows = await users_db.list_users(db)
+    finally:
+        await db.close()
+    print(f"{'ID':>4}  {'USERNAME':<20} {'ADMIN':<5}  {'QUOTA':>8}  {'IMAGES':>6}  CREATED")
+    for r in rows:
+        quota = f"{r['quota_mb']}MB" if r["quota_mb"] is not None else "-"
+        print(f"{r['id']:>4}  {r['username']:<20} {'yes' if r['is_admin'] else 'no':<5}"
+              f"  {quota:>8}  {r['image_count']:>6}  {r['created_at']}")
+    return 0
+
+
+async def token_create(settings: Settings, args: argparse.Namespace) -> int:
+    db = await _open(settings)
+    try:
+        token = await accounts.create_token(db, args.user, args.name, args.scope)
+    finally:
+        await db.close()
+    print(token)
+    return 0
+
+
+async def token_list(settings: Settings, args: argparse.Namespace) -> int:
+    db = await _open(settings)
+    try:
+        user = await users_db.get_user_by_name(db, args.user)
+        if user is None:
+            raise NotFound("user")
+        rows = await users_db.list_tokens(db, user["id"])
+    finally:
+        await db.close()
+    print(f"{'ID':>4}  {'NAME':<20} {'SCOPE':<6} {'CREATED':<21} LAST USED")
+    for r in rows:
+        print(f"{r['id']:>4}  {r['name'][:20]:<20} {r['scope']:<6} {r['created_at']:<21}"
+              f" {r['last_used_at'] or '-'}")
+    return 0
+
+
+async def token_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    db = await _open(settings)
+    try:
+        async with db.transaction() as conn:
+            revoked = await users_db.revoke_token(conn, args.id)
+    finally:
+        await db.close()
+    if not revoked:
+        print(f"error: no live token with ID {args.id}", file=sys.stderr)
+        return 1
+    print(f"revoked token {args.id}")
+    return 0

@@ -1,0 +1,191 @@
+"""Settings: defaults < TOML file < `PICHUB_SECTION__KEY` env < explicit overrides.
+
+Sections and key names are part of the contract (SPEC §1). Unknown keys in the
+TOML file are refused (they are typos); unknown `PICHUB_*` variables are ignored.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from limits import parse_many
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class ConfigError(Exception):
+    """A bad config, reported as one line naming the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="ignore", validate_default=True)
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    public_url: str | None = None
+    trusted_proxies: list[str] = []
+    shutdown_timeout_s: float = Field(30.0, ge=0)
+    log_level: str = "info"
+    session_days: int = Field(30, ge=1)
+
+    @field_validator("public_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v.rstrip("/")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, v: list[str]) -> list[str]:
+        for cidr in v:
+            ipaddress.ip_network(cidr, strict=False)
+        return v
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        if v.lower() not in {"debug", "info", "warning", "error"}:
+            raise ValueError("must be debug, info, warning or error")
+        return v.lower()
+
+
+class StorageSettings(_Section):
+    data_dir: Path = Path("./pichub-data")
+    max_upload_mb: int = Field(50, ge=1)
+    max_pixels: int = Field(100_000_000, ge=1)
+    max_frames: int = Field(500, ge=1)
+    min_free_mb: int = Field(512, ge=0)
+    max_files_per_request: int = Field(20, ge=1)
+
+
+class ImageSettings(_Section):
+    default_quality: int = Field(85, ge=1, le=100)
+    max_dimension: int = Field(4096, ge=1)
+    cache_max_mb: int = Field(1024, ge=0)
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    queue_size: int = Field(32, ge=0)
+    signing_key: SecretStr | None = None
+
+
+class RateLimitSettings(_Section):
+    enabled: bool = True
+    api: str = "60/minute;1000/hour;10000/day"
+    upload: str = "10/minute"
+    img_miss: str = "120/minute"
+    login: str = "10/minute"
+    storage_uri: str = "memory://"
+
+    @field_validator("api", "upload", "img_miss", "login")
+    @classmethod
+    def _limits(cls, v: str) -> str:
+        try:
+            parse_many(v)
+        except ValueError as exc:
+            raise ValueError(f"not a rate limit string ({exc})") from None
+        return v
+
+
+class WebhookSettings(_Section):
+    url: str | None = None
+    secret: SecretStr | None = None
+    allow_private_networks: bool = False
+    timeout_s: float = Field(10.0, gt=0)
+    max_attempts: int = Field(8, ge=1)
+    backoff_base_s: float = Field(30.0, ge=0)
+    concurrency: int = Field(4, ge=1)
+    retention_days: int = Field(30, ge=1)
+
+
+class Settings(BaseSettings):
+    """All of PicHub's configuration; tests build it directly."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PICHUB_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    server: ServerSettings = ServerSettings()
+    storage: StorageSettings = StorageSettings()
+    images: ImageSettings = ImageSettings()
+    rate_limits: RateLimitSettings = RateLimitSettings()
+    webhooks: WebhookSettings = WebhookSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+SECTIONS: dict[str, type[BaseModel]] = {
+    name: info.annotation  # type: ignore[misc]
+    for name, info in Settings.model_fields.items()
+}
+
+
+def find_config(path: str | Path | None) -> Path | None:
+    """`--config`, else `$PICHUB_CONFIG`, else `./config.toml` if present."""
+    if path:
+        return Path(path)
+    env = os.environ.get("PICHUB_CONFIG")
+    if env:
+        return Path(env)
+    default = Path("config.toml")
+    return default if default.is_file() else None
+
+
+def _check_unknown_keys(data: dict[str, Any]) -> None:
+    for section, values in data.items():
+        model = SECTIONS.get(section)
+        if model is None:
+            raise ConfigError(f"config: unknown section [{section}]")
+        if not isinstance(values, dict):
+            raise ConfigError(f"config: [{section}] must be a table")
+        for key in values:
+            if key not in model.model_fields:
+                raise ConfigError(f"config: unknown key {section}.{key}")
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Load the settings; raises ConfigError with one line naming the bad key."""
+    config_path = find_config(path)
+    if config_path is not None:
+        try:
+            data = tomllib.loads(config_path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"config: cannot read {config_path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config: {config_path} is not valid TOML: {exc}") from None
+        _check_unknown_keys(data)
+
+    class _FileSettings(Settings):
+        model_config = SettingsConfigDict(toml_file=config_path)
+
+    try:
+        settings: Settings = _FileSettings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"config: {key}: {err['msg']}") from None
+    return settings

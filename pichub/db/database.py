@@ -1,0 +1,111 @@
+"""The SQLite handle: one writer connection (BEGIN IMMEDIATE) and one reader, WAL mode.
+
+SQLite allows one writer at a time; serialising writers in-process with a lock
+avoids SQLITE_BUSY storms, while WAL lets the reader run beside the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+Row = sqlite3.Row
+Conn = aiosqlite.Connection
+
+
+async def _connect(path: Path) -> Conn:
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    await conn.execute("PRAGMA journal_mode=WAL")
+    await conn.execute("PRAGMA foreign_keys=ON")
+    await conn.execute("PRAGMA busy_timeout=10000")
+    await conn.execute("PRAGMA synchronous=FULL")
+    return conn
+
+
+def _migrations() -> list[tuple[int, str]]:
+    folder = resources.files("pichub.db") / "migrations"
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+class Database:
+    """Open with `await Database.open(path)`; close with `await db.close()`."""
+
+    def __init__(self, writer: Conn, reader: Conn, path: Path) -> None:
+        self._writer = writer
+        self._reader = reader
+        self._lock = asyncio.Lock()
+        self.path = path
+
+    @classmethod
+    async def open(cls, path: Path) -> Database:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        writer = await _connect(path)
+        try:
+            await cls._migrate(writer)
+            reader = await _connect(path)
+        except BaseException:
+            await writer.close()
+            raise
+        return cls(writer, reader, path)
+
+    @staticmethod
+    async def _migrate(conn: Conn) -> None:
+        async with conn.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        current = int(row[0]) if row else 0
+        for version, sql in _migrations():
+            if version <= current:
+                continue
+            # executescript commits on its own; the version bump rides in the same script.
+            await conn.executescript(
+                f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version={version};\nCOMMIT;"
+            )
+
+    async def close(self) -> None:
+        await self._reader.close()
+        await self._writer.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Conn]:
+        """A write transaction: committed on success, rolled back on any exception."""
+        async with self._lock:
+            await self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._writer
+            except BaseException:
+                await self._writer.execute("ROLLBACK")
+                raise
+            await self._writer.execute("COMMIT")
+
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
+        async with self._reader.execute(sql, tuple(params)) as cur:
+            row: Row | None = await cur.fetchone()
+            return row
+
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
+        async with self._reader.execute(sql, tuple(params)) as cur:
+            return list(await cur.fetchall())
+
+    async def fetchval(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        row = await self.fetchone(sql, params)
+        return None if row is None else row[0]
+
+    async def backup_to(self, dest: Path) -> None:
+        """Online, consistent copy with SQLite's backup API."""
+        target = await aiosqlite.connect(dest)
+        try:
+            await self._reader.backup(target)
+        finally:
+            await target.close()

@@ -1,0 +1,96 @@
+"""SQL for images. Lists are newest first, ties broken by insertion sequence."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pichub.db.database import Conn, Database, Row
+from pichub.timeutil import iso
+
+_ORDER = "ORDER BY created_at DESC, seq DESC"
+
+
+@dataclass(frozen=True)
+class NewImage:
+    id: str
+    user_id: int
+    album_id: int | None
+    filename: str
+    original_name: str
+    description: str
+    format: str
+    width: int
+    height: int
+    frames: int
+    size: int
+    sha256: str
+    is_public: bool
+
+
+async def insert(conn: Conn, image: NewImage) -> None:
+    await conn.execute(
+        "INSERT INTO images (id, user_id, album_id, filename, original_name, description, format,"
+        " width, height, frames, size, sha256, is_public, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            image.id, image.user_id, image.album_id, image.filename, image.original_name,
+            image.description, image.format, image.width, image.height, image.frames, image.size,
+            image.sha256, int(image.is_public), iso(),
+        ),
+    )
+
+
+async def fetch(conn: Conn, image_id: str) -> Row | None:
+    async with conn.execute("SELECT * FROM images WHERE id = ?", (image_id,)) as cur:
+        row: Row | None = await cur.fetchone()
+        return row
+
+
+async def get(db: Database, image_id: str, user_id: int | None = None) -> Row | None:
+    """One image; with `user_id`, only if that user owns it."""
+    if user_id is None:
+        return await db.fetchone("SELECT * FROM images WHERE id = ?", (image_id,))
+    return await db.fetchone(
+        "SELECT * FROM images WHERE id = ? AND user_id = ?", (image_id, user_id)
+    )
+
+
+async def page(
+    db: Database, *, user_id: int | None, album_id: int | None, public_only: bool,
+    limit: int, offset: int,
+) -> tuple[list[Row], int]:
+    where, params = [], []
+    if user_id is not None:
+        where.append("user_id = ?")
+        params.append(user_id)
+    if album_id is not None:
+        where.append("album_id = ?")
+        params.append(album_id)
+    if public_only:
+        where.append("is_public = 1")
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    rows = await db.fetchall(
+        f"SELECT * FROM images {clause} {_ORDER} LIMIT ? OFFSET ?", (*params, limit, offset)
+    )
+    total = await db.fetchval(f"SELECT COUNT(*) FROM images {clause}", params)
+    return rows, int(total)
+
+
+async def update(conn: Conn, image_id: str, user_id: int, changes: dict[str, Any]) -> bool:
+    if not changes:
+        return True
+    columns = ", ".join(f"{name} = ?" for name in changes)
+    cur = await conn.execute(
+        f"UPDATE images SET {columns} WHERE id = ? AND user_id = ?",
+        (*changes.values(), image_id, user_id),
+    )
+    return cur.rowcount > 0
+
+
+async def delete(conn: Conn, image_id: str) -> None:
+    await conn.execute("DELETE FROM images WHERE id = ?", (image_id,))
+
+
+async def all_ids(db: Database) -> set[str]:
+    return {row[0] for row in await db.fetchall("SELECT id FROM images")}

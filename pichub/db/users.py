@@ -1,0 +1,91 @@
+"""SQL for users, API tokens and web sessions."""
+
+from __future__ import annotations
+
+from pichub.db.database import Conn, Database, Row
+from pichub.timeutil import iso
+
+
+async def create_user(
+    conn: Conn, username: str, password_hash: str, *, is_admin: bool, quota_mb: int | None
+) -> int:
+    cur = await conn.execute(
+        "INSERT INTO users (username, password_hash, is_admin, quota_mb, created_at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (username, password_hash, int(is_admin), quota_mb, iso()),
+    )
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+async def count_users(db: Database) -> int:
+    return int(await db.fetchval("SELECT COUNT(*) FROM users"))
+
+
+async def get_user(db: Database, user_id: int) -> Row | None:
+    return await db.fetchone("SELECT * FROM users WHERE id = ?", (user_id,))
+
+
+async def get_user_by_name(db: Database, username: str) -> Row | None:
+    return await db.fetchone("SELECT * FROM users WHERE username = ?", (username,))
+
+
+async def list_users(db: Database) -> list[Row]:
+    return await db.fetchall(
+        "SELECT u.*, (SELECT COUNT(*) FROM images i WHERE i.user_id = u.id) AS image_count,"
+        " (SELECT COALESCE(SUM(size), 0) FROM images i WHERE i.user_id = u.id) AS used_bytes"
+        " FROM users u ORDER BY u.id"
+    )
+
+
+async def used_bytes(conn: Conn, user_id: int) -> int:
+    async with conn.execute(
+        "SELECT COALESCE(SUM(size), 0) FROM images WHERE user_id = ?", (user_id,)
+    ) as cur:
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def quota_mb(conn: Conn, user_id: int) -> int | None:
+    async with conn.execute("SELECT quota_mb FROM users WHERE id = ?", (user_id,)) as cur:
+        row = await cur.fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+async def create_token(conn: Conn, user_id: int, token_hash: str, name: str, scope: str) -> int:
+    cur = await conn.execute(
+        "INSERT INTO tokens (user_id, name, token_hash, scope, created_at) VALUES (?, ?, ?, ?, ?)",
+        (user_id, name, token_hash, scope, iso()),
+    )
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+async def find_token(db: Database, token_hash: str) -> Row | None:
+    """The live token with this hash, joined with its user's name."""
+    return await db.fetchone(
+        "SELECT t.*, u.username, u.is_admin FROM tokens t JOIN users u ON u.id = t.user_id"
+        " WHERE t.token_hash = ? AND t.revoked_at IS NULL",
+        (token_hash,),
+    )
+
+
+async def touch_token(conn: Conn, token_id: int) -> None:
+    await conn.execute("UPDATE tokens SET last_used_at = ? WHERE id = ?", (iso(), token_id))
+
+
+async def list_tokens(db: Database, user_id: int) -> list[Row]:
+    return await db.fetchall(
+        "SELECT * FROM tokens WHERE user_id = ? AND revoked_at IS NULL ORDER BY id", (user_id,)
+    )
+
+
+async def revoke_token(conn: Conn, token_id: int, user_id: int | None = None) -> bool:
+    """Revoke a live token (of `user_id` when given); False when there was none."""
+    sql = "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"
+    params: tuple[object, ...] = (iso(), token_id)
+    if user_id is not None:
+        sql += " AND user_id = ?"
+        params += (user_id,)
+    cur = await conn.execute(sql, params)
+    return cur.rowcount > 0

@@ -1,0 +1,98 @@
+"""The one exception tree of PicHub.
+
+Views, services and the imaging code raise these; only the middleware turns
+them into the JSON envelope of SPEC §2. No aiohttp import here, so plain
+functions (and the thread pool) can raise them too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class PichubError(Exception):
+    """An error with an HTTP status, a stable code and a client-safe message."""
+
+    status: int = 500
+    code: str = "INTERNAL_ERROR"
+    default_message: str = "Internal server error"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        details: Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.message = message or self.default_message
+        self.details = details
+        self.headers = headers or {}
+        super().__init__(self.message)
+
+    def envelope(self) -> dict[str, Any]:
+        """The error body; the top-level `message` is what the seed's clients read."""
+        return {
+            "success": False,
+            "message": self.message,
+            "error": {"code": self.code, "message": self.message, "details": self.details},
+        }
+
+
+class BadRequest(PichubError):
+    status, code, default_message = 400, "BAD_REQUEST", "Bad request"
+
+
+class Unauthorized(PichubError):
+    status, code, default_message = 401, "UNAUTHORIZED", "Invalid or expired API token"
+
+    def __init__(self, message: str | None = None, details: Any = None) -> None:
+        super().__init__(
+            message,
+            details or "Please check your API token and ensure it has not expired",
+            headers={"WWW-Authenticate": 'Bearer realm="pichub"'},
+        )
+
+
+class Forbidden(PichubError):
+    status, code, default_message = 403, "FORBIDDEN", "Insufficient permissions"
+
+
+class NotFound(PichubError):
+    status, code, default_message = 404, "NOT_FOUND", "Resource not found"
+
+    def __init__(self, what: str = "Resource", details: Any = None) -> None:
+        super().__init__(f"{what[:1].upper()}{what[1:]} not found", details)
+
+
+class MethodNotAllowed(PichubError):
+    status, code, default_message = 405, "METHOD_NOT_ALLOWED", "Method not allowed"
+
+
+class PayloadTooLarge(PichubError):
+    status, code, default_message = 413, "PAYLOAD_TOO_LARGE", "File size exceeds maximum limit"
+
+
+class UnsupportedMediaType(PichubError):
+    status, code, default_message = 415, "UNSUPPORTED_MEDIA_TYPE", "Unsupported file format"
+
+
+class ValidationError(PichubError):
+    """422; `details` is a list of `{"field", "message"}`, one per bad field."""
+
+    status, code, default_message = 422, "VALIDATION_ERROR", "Request data validation failed"
+
+    @classmethod
+    def field(cls, field: str, message: str) -> ValidationError:
+        return cls(f"{field}: {message}", [{"field": field, "message": message}])
+
+
+class RateLimited(PichubError):
+    status, code, default_message = 429, "RATE_LIMIT_EXCEEDED", "Rate limit exceeded"
+
+
+class InsufficientStorage(PichubError):
+    status, code, default_message = 507, "INSUFFICIENT_STORAGE", "Insufficient storage"
+
+
+class ServiceUnavailable(PichubError):
+    status, code, default_message = 503, "SERVICE_UNAVAILABLE", "Server is busy, try again"

@@ -1,0 +1,27 @@
+"""Every `web.AppKey` and request key in one place."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from aiohttp import web
+
+from pichub.auth import Actor
+from pichub.blobs import BlobStore
+from pichub.config import Settings
+from pichub.db.database import Database
+from pichub.gallery import Gallery
+from pichub.uploads import Uploader
+
+SETTINGS = web.AppKey("settings", Settings)
+DB = web.AppKey("db", Database)
+BLOBS = web.AppKey("blobs", BlobStore)
+UPLOAD_TMP = web.AppKey("upload_tmp", Path)
+EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)
+TRUSTED_PROXIES = web.AppKey("trusted_proxies", tuple)  # parsed server.trusted_proxies
+GALLERY = web.AppKey("gallery", Gallery)
+UPLOADER = web.AppKey("uploader", Uploader)
+
+# Request-scoped values, set by the middleware: the caller (or None when anonymous).
+ACTOR = web.RequestKey("actor", Actor | None)  # type: ignore[arg-type]

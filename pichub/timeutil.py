@@ -1,0 +1,18 @@
+"""Timestamps as the API shows them: ISO 8601 UTC with a `Z`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime | None = None) -> str:
+    """Second precision, `2026-11-27T06:50:33Z`."""
+    return (moment or now()).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)

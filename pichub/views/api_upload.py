@@ -1,0 +1,45 @@
+"""POST /upload (SPEC §3): thin glue between multipart HTTP and the Uploader."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from pichub.errors import BadRequest, PichubError, ValidationError
+from pichub.keys import SETTINGS, UPLOAD_TMP, UPLOADER
+from pichub.uploads import parse_options, receive
+from pichub.views.common import actor, base_url, ok
+
+
+async def upload(request: web.Request) -> web.Response:
+    who = actor(request, "write")
+    uploader = request.app[UPLOADER]
+    uploader.check_free_space()
+    if not request.content_type.startswith("multipart/"):
+        raise BadRequest("Upload must be multipart/form-data")
+    reader = await request.multipart()
+    form = await receive(reader, request.app[UPLOAD_TMP], request.app[SETTINGS],
+                         request.content_length)
+    try:
+        if not form.files:
+            raise ValidationError.field("files[]", "at least one file is required")
+        options = parse_options(form.fields, request.app[SETTINGS])
+        await uploader.check_album(who.user_id, options.album_id)
+        stored = await uploader.store_all(who.user_id, options, form, base_url(request))
+    finally:
+        form.cleanup()
+    if not stored.images:
+        first: PichubError = stored.errors[0][2]
+        if not form.complete:
+            first.headers["Connection"] = "close"
+        raise first
+    extra = None
+    if stored.errors:
+        extra = {"errors": [
+            {"index": index, "filename": name, "code": exc.code, "message": exc.message,
+             "details": exc.details}
+            for index, name, exc in stored.errors
+        ]}
+    response = ok(stored.images, status=201, extra=extra)
+    if not form.complete:
+        response.force_close()
+    return response

@@ -1,0 +1,88 @@
+"""Fixtures: a real PicHub app on an in-process aiohttp test server, real SQLite and blobs."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import FormData
+from aiohttp.test_utils import TestClient
+
+from pichub import accounts
+from pichub.app import create_app
+from pichub.config import Settings
+from pichub.keys import DB
+
+
+def make_settings(tmp_path: Path, **sections: dict[str, Any]) -> Settings:
+    data: dict[str, dict[str, Any]] = {
+        "storage": {"data_dir": tmp_path / "data", "min_free_mb": 0},
+        "rate_limits": {"enabled": False},
+    }
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    return Settings(**data)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+class Api:
+    """A test client plus a user's token, speaking the API as a client would."""
+
+    def __init__(self, client: TestClient[Any, Any], token: str) -> None:
+        self.client = client
+        self.token = token
+
+    @property
+    def app(self) -> Any:
+        return self.client.server.app
+
+    def headers(self, token: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token or self.token}"}
+
+    async def call(self, method: str, path: str, *, token: str | None = None,
+                   **kwargs: Any) -> tuple[int, Any]:
+        headers = {**self.headers(token), **kwargs.pop("headers", {})}
+        async with self.client.request(method, path, headers=headers, **kwargs) as resp:
+            return resp.status, await resp.json()
+
+    async def upload(self, *files: tuple[str, bytes], field: str = "files[]",
+                     token: str | None = None, **fields: Any) -> tuple[int, Any]:
+        form = FormData()
+        for name, data in files:
+            form.add_field(field, io.BytesIO(data), filename=name,
+                           content_type="application/octet-stream")
+        for key, value in fields.items():
+            form.add_field(key, str(value))
+        return await self.call("POST", "/api/v1/upload", data=form, token=token)
+
+    async def new_user(self, name: str, scope: str = "write", quota_mb: int | None = None) -> str:
+        db = self.app[DB]
+        await accounts.create_user(db, name, "password-" + name, quota_mb=quota_mb)
+        return await accounts.create_token(db, name, scope=scope)
+
+
+ApiFactory = Callable[[Settings], Awaitable[Api]]
+
+
+@pytest.fixture
+def make_api(aiohttp_client: Any) -> ApiFactory:
+    async def factory(settings: Settings) -> Api:
+        client = await aiohttp_client(create_app(settings))
+        db = client.server.app[DB]
+        await accounts.create_user(db, "alice", "password-alice", is_admin=True)
+        token = await accounts.create_token(db, "alice")
+        return Api(client, token)
+
+    return factory
+
+
+@pytest.fixture
+async def api(make_api: ApiFactory, settings: Settings) -> Api:
+    return await make_api(settings)
