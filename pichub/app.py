@@ -14,11 +14,11 @@ from typing import Any
 from aiohttp import web
 
 from pichub.blobs import BlobStore
+from pichub.clientip import parse_trusted
 from pichub.config import Settings
 from pichub.db import images as images_db
 from pichub.db.database import Database
 from pichub.gallery import Gallery
-from pichub.clientip import parse_trusted
 from pichub.keys import (
     BLOBS,
     DB,

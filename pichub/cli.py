@@ -7,7 +7,7 @@ import asyncio
 import getpass
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from pichub.config import ConfigError, Settings, load_settings
@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     from pichub import commands  # keeps `pichub --help` fast
 
-    handlers: dict[tuple[str, str | None], Callable[..., Awaitable[int]]] = {
+    handlers: dict[tuple[str, str | None], Callable[..., Coroutine[Any, Any, int]]] = {
         ("user", "create"): commands.user_create,
         ("user", "list"): commands.user_list,
         ("token", "create"): commands.token_create,
@@ -89,9 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return asyncio.run(handlers[(args.command, getattr(args, "action", None))](settings, args))
     except PichubError as exc:
-        detail = exc.details[0]["message"] if isinstance(exc.details, list) else ""
-        print(f"error: {exc.message}{' (' + detail + ')' if detail and detail not in exc.message else ''}",
-              file=sys.stderr)
+        print(f"error: {exc.message}", file=sys.stderr)
         return 1
 
 

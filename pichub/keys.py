@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from aiohttp import web
 
 from pichub.auth import Actor
 from pichub.blobs import BlobStore
+from pichub.clientip import Network
 from pichub.config import Settings
 from pichub.db.database import Database
 from pichub.gallery import Gallery
@@ -19,9 +21,9 @@ DB = web.AppKey("db", Database)
 BLOBS = web.AppKey("blobs", BlobStore)
 UPLOAD_TMP = web.AppKey("upload_tmp", Path)
 EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)
-TRUSTED_PROXIES = web.AppKey("trusted_proxies", tuple)  # parsed server.trusted_proxies
+TRUSTED_PROXIES = web.AppKey("trusted_proxies", Sequence[Network])  # server.trusted_proxies
 GALLERY = web.AppKey("gallery", Gallery)
 UPLOADER = web.AppKey("uploader", Uploader)
 
 # Request-scoped values, set by the middleware: the caller (or None when anonymous).
-ACTOR = web.RequestKey("actor", Actor | None)  # type: ignore[arg-type]
+ACTOR: web.RequestKey[Actor | None] = web.RequestKey("actor")

@@ -72,5 +72,6 @@ def garbage_with_png_magic() -> bytes:
     return b"\x89PNG\r\n\x1a\n" + b"\x00garbage" * 50
 
 
-SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><script>alert(1)</script></svg>'
+SVG = (b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
+       b"<script>alert(1)</script></svg>")
 HTML = b"<!doctype html><html><body><script>alert(1)</script></body></html>"

@@ -154,7 +154,8 @@ def process_upload(
         source = sniff(fh.read(32))
     if source is None:
         raise UnsupportedMediaType(
-            "Unsupported file format", f"Accepted formats: {ACCEPTED}. The type is read from the bytes."
+            "Unsupported file format",
+            f"Accepted formats: {ACCEPTED}. The type is read from the bytes.",
         )
     fmt = target or source
     with _open(path, source) as im:

@@ -66,7 +66,7 @@ async def patch_album(request: web.Request) -> web.Response:
     album_id = _album_id(request)
     fields = _fields(await json_body(request), creating=False)
     if not fields:
-        raise ValidationError.field("body", "nothing to change: send name, description or is_public")
+        raise ValidationError.field("body", "send name, description or is_public")
     row = await request.app[GALLERY].update_album(who.user_id, album_id, fields,
                                                   base_url(request))
     return ok(album_obj(row, base_url(request)))

@@ -35,7 +35,7 @@ def actor(request: web.Request, scope: str = "read") -> Actor:
 
 
 def base_url(request: web.Request) -> str:
-    """Absolute base of URLs: `server.public_url`, else what the request (or a trusted proxy) says."""
+    """Base of absolute URLs: `server.public_url`, else the request's (or trusted proxy's)."""
     app = request.app
     return request_base_url(request, app[TRUSTED_PROXIES], app[SETTINGS].server.public_url)
 

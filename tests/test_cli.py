@@ -1,0 +1,135 @@
+"""The `pichub` CLI against a real server subprocess on loopback (SPEC §1)."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests import samples
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pichub(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pichub", *args], input=stdin,
+                          capture_output=True, text=True, timeout=60)
+
+
+class Server:
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pichub", "serve", "--data-dir", str(data_dir),
+             "--port", str(self.port)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={"PATH": "/usr/bin:/bin", "PICHUB_STORAGE__MIN_FREE_MB": "0",
+                 "PICHUB_RATE_LIMITS__ENABLED": "false"},
+        )
+        self.output = self._wait_ready()
+
+    def _wait_ready(self) -> str:
+        assert self.proc.stdout is not None
+        lines = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "listening on" in line:
+                break
+        for _ in range(100):
+            try:
+                requests.get(self.base + "/api/v1/square", timeout=1)
+                return "".join(lines)
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        raise AssertionError("server did not start:\n" + "".join(lines))
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    srv = Server(tmp_path / "data")
+    yield srv
+    srv.stop()
+
+
+def test_first_start_prints_admin_once_and_token_works(server: Server, tmp_path: Path) -> None:
+    out = server.output
+    assert "username:  admin" in out
+    token = re.search(r"API token: (\S+)", out)
+    password = re.search(r"password:  (\S+)", out)
+    assert token and password and len(password.group(1)) >= 12
+    resp = requests.post(f"{server.base}/api/v1/upload",
+                         headers={"Authorization": f"Bearer {token.group(1)}"},
+                         files={"files[]": ("a.jpg", samples.jpeg())}, timeout=30)
+    assert resp.status_code == 201, resp.text
+    url = resp.json()["data"][0]["url"]
+    assert url.startswith(server.base + "/img/")
+    assert requests.get(url, timeout=10).content[:4] == b"RIFF"
+    server.stop()
+    again = Server(server.data_dir)
+    try:
+        assert "API token" not in again.output
+    finally:
+        again.stop()
+
+
+def test_user_and_token_commands(server: Server) -> None:
+    data = ["--data-dir", str(server.data_dir)]
+    made = pichub("user", "create", "bob", "--quota-mb", "5", "--password-stdin", *data,
+                  stdin="hunter2hunter2\n")
+    assert made.returncode == 0, made.stderr
+    dup = pichub("user", "create", "bob", "--password-stdin", *data, stdin="hunter2hunter2\n")
+    assert dup.returncode == 1 and "taken" in dup.stderr
+    listed = pichub("user", "list", *data)
+    assert "admin" in listed.stdout and "bob" in listed.stdout and "5MB" in listed.stdout
+
+    created = pichub("token", "create", "bob", "--name", "picgo", "--scope", "read", *data)
+    assert created.returncode == 0
+    token = created.stdout.strip()
+    assert "\n" not in token and token.startswith("ph_") and len(token) >= 43
+    headers = {"Authorization": f"Bearer {token}"}
+    assert requests.get(f"{server.base}/api/v1/images", headers=headers, timeout=10).ok
+    resp = requests.post(f"{server.base}/api/v1/albums", headers=headers, json={"name": "x"},
+                         timeout=10)
+    assert resp.status_code == 403
+
+    table = pichub("token", "list", "bob", *data).stdout.splitlines()
+    assert table[0].split() == ["ID", "NAME", "SCOPE", "CREATED", "LAST", "USED"]
+    row = table[1].split()
+    assert row[1:3] == ["picgo", "read"] and row[0].isdigit()
+    assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", row[4])  # used just now
+
+    revoked = pichub("token", "revoke", row[0], *data)
+    assert revoked.returncode == 0
+    resp = requests.get(f"{server.base}/api/v1/images", headers=headers, timeout=10)
+    assert resp.status_code == 401
+    assert pichub("token", "revoke", row[0], *data).returncode == 1
+    assert pichub("token", "list", "nobody", *data).returncode == 1
+
+
+def test_help_lists_commands() -> None:
+    out = pichub("--help").stdout
+    for word in ("serve", "user", "token"):
+        assert word in out
