@@ -85,6 +85,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         log.exception("unhandled error on %s %s", request.method, request.path)
         error = PichubError()
     response = error_response(error)
+    if response.keep_alive is False:
+        return response  # already given up on the body: aiohttp lingers, then closes
     budget = request.app[SETTINGS].storage.max_upload_mb * 2**20
     if not await drain_body(request, budget):
         response.force_close()
