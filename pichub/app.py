@@ -24,12 +24,14 @@ from pichub.keys import (
     DB,
     EXECUTOR,
     GALLERY,
+    LIMITER,
     SETTINGS,
     TRUSTED_PROXIES,
     UPLOAD_TMP,
     UPLOADER,
 )
-from pichub.middleware import actor_middleware, error_middleware, security_headers
+from pichub.middleware import api_middleware, error_middleware, security_headers
+from pichub.ratelimit import RateLimiter
 from pichub.uploads import Uploader
 from pichub.views import api_albums, api_images, img
 from pichub.views.api_upload import upload
@@ -65,6 +67,8 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(executor, functools.partial(fn, *args, **kwargs))
 
+    limiter = RateLimiter.from_settings(settings.rate_limits)
+    app[LIMITER] = limiter
     app[DB] = db
     app[BLOBS] = blobs
     app[UPLOAD_TMP] = paths["tmp"]
@@ -75,11 +79,12 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
+        await limiter.close()
         await db.close()
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[security_headers, error_middleware, actor_middleware])
+    app = web.Application(middlewares=[security_headers, error_middleware, api_middleware])
     app[SETTINGS] = settings
     app[TRUSTED_PROXIES] = parse_trusted(settings.server.trusted_proxies)
     app.cleanup_ctx.append(_storage)

@@ -14,6 +14,7 @@ from pichub.clientip import Network
 from pichub.config import Settings
 from pichub.db.database import Database
 from pichub.gallery import Gallery
+from pichub.ratelimit import Decision, RateLimiter
 from pichub.uploads import Uploader
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -22,8 +23,10 @@ BLOBS = web.AppKey("blobs", BlobStore)
 UPLOAD_TMP = web.AppKey("upload_tmp", Path)
 EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)
 TRUSTED_PROXIES = web.AppKey("trusted_proxies", Sequence[Network])  # server.trusted_proxies
+LIMITER = web.AppKey("limiter", RateLimiter)
 GALLERY = web.AppKey("gallery", Gallery)
 UPLOADER = web.AppKey("uploader", Uploader)
 
 # Request-scoped values, set by the middleware: the caller (or None when anonymous).
 ACTOR: web.RequestKey[Actor | None] = web.RequestKey("actor")
+RATE: web.RequestKey[Decision] = web.RequestKey("rate")  # the API rate-limit decision

@@ -14,14 +14,17 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from pichub.auth import actor_from_token, bearer
+from pichub.auth import Actor, actor_from_token, bearer
+from pichub.clientip import rate_limit_key, request_client_ip
 from pichub.errors import (
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     PichubError,
+    Unauthorized,
 )
-from pichub.keys import ACTOR, DB, SETTINGS
+from pichub.keys import ACTOR, DB, LIMITER, RATE, SETTINGS, TRUSTED_PROXIES
+from pichub.views.common import API_PREFIXES
 
 log = logging.getLogger("pichub")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -85,6 +88,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         log.exception("unhandled error on %s %s", request.method, request.path)
         error = PichubError()
     response = error_response(error)
+    if (decision := request.get(RATE)) is not None:
+        response.headers.update(decision.headers())
     if response.keep_alive is False:
         return response  # already given up on the body: aiohttp lingers, then closes
     budget = request.app[SETTINGS].storage.max_upload_mb * 2**20
@@ -93,14 +98,47 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     return response
 
 
+def is_api(path: str) -> bool:
+    return path.startswith(API_PREFIXES)
+
+
+def rate_key(request: web.Request, who: Actor | None) -> str:
+    if who is not None and who.token_id is not None:
+        return f"token:{who.token_id}"
+    return rate_limit_key(request_client_ip(request, request.app[TRUSTED_PROXIES]))
+
+
 @web.middleware
-async def actor_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Resolve the bearer token (if any) before the handler; a bad token is a 401 at once."""
-    token = bearer(request.headers.get("Authorization"))
+async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """On API routes: who is calling, then the rate limits, before any work is done.
+
+    A bad token is a 401 at once, but still counts against the caller's IP and
+    carries the rate-limit headers, like every API response.
+    """
     request[ACTOR] = None
+    if not is_api(request.path):
+        return await handler(request)
+    who, auth_error = None, None
+    token = bearer(request.headers.get("Authorization"))
     if token is not None:
-        request[ACTOR] = await actor_from_token(request.app[DB], token)
-    return await handler(request)
+        try:
+            who = await actor_from_token(request.app[DB], token)
+        except Unauthorized as exc:
+            auth_error = exc
+    key = rate_key(request, who)
+    checks = [("api", key)]
+    if request.method == "POST" and request.path.endswith("/upload"):
+        checks.append(("upload", key))
+    decision = await request.app[LIMITER].check_all(checks)
+    request[RATE] = decision
+    if not decision.allowed:
+        raise decision.error()
+    if auth_error is not None:
+        raise auth_error
+    request[ACTOR] = who
+    response = await handler(request)
+    response.headers.update(decision.headers())
+    return response
 
 
 @web.middleware

@@ -32,6 +32,17 @@ def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path)
 
 
+def form(*files: tuple[str, bytes], field: str = "files[]", **fields: Any) -> FormData:
+    """A multipart form as upload clients send it: files first, then the options."""
+    data = FormData()
+    for name, content in files:
+        data.add_field(field, io.BytesIO(content), filename=name,
+                       content_type="application/octet-stream")
+    for key, value in fields.items():
+        data.add_field(key, str(value))
+    return data
+
+
 class Api:
     """A test client plus a user's token, speaking the API as a client would."""
 
@@ -53,14 +64,10 @@ class Api:
             return resp.status, await resp.json()
 
     async def upload(self, *files: tuple[str, bytes], field: str = "files[]",
-                     token: str | None = None, **fields: Any) -> tuple[int, Any]:
-        form = FormData()
-        for name, data in files:
-            form.add_field(field, io.BytesIO(data), filename=name,
-                           content_type="application/octet-stream")
-        for key, value in fields.items():
-            form.add_field(key, str(value))
-        return await self.call("POST", "/api/v1/upload", data=form, token=token)
+                     token: str | None = None, headers: dict[str, str] | None = None,
+                     **fields: Any) -> tuple[int, Any]:
+        return await self.call("POST", "/api/v1/upload", data=form(*files, field=field, **fields),
+                               token=token, headers=headers or {})
 
     async def new_user(self, name: str, scope: str = "write", quota_mb: int | None = None) -> str:
         db = self.app[DB]
