@@ -24,7 +24,9 @@ from pichub.keys import (
     DB,
     EXECUTOR,
     GALLERY,
+    INFLIGHT,
     LIMITER,
+    METRICS,
     SETTINGS,
     TRUSTED_PROXIES,
     UPLOAD_TMP,
@@ -33,7 +35,8 @@ from pichub.keys import (
 from pichub.middleware import api_middleware, error_middleware, security_headers
 from pichub.ratelimit import RateLimiter
 from pichub.uploads import Uploader
-from pichub.views import api_albums, api_images, img
+from pichub.observe import InFlight, Metrics, observe_middleware
+from pichub.views import api_albums, api_images, health, img
 from pichub.views.api_upload import upload
 from pichub.views.common import API_PREFIXES, routes
 
@@ -84,8 +87,13 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[security_headers, error_middleware, api_middleware])
+    metrics, inflight = Metrics(), InFlight()
+    app = web.Application(middlewares=[
+        observe_middleware(inflight, metrics), security_headers, error_middleware, api_middleware,
+    ])
     app[SETTINGS] = settings
+    app[METRICS] = metrics
+    app[INFLIGHT] = inflight
     app[TRUSTED_PROXIES] = parse_trusted(settings.server.trusted_proxies)
     app.cleanup_ctx.append(_storage)
     api: list[tuple[str, str, Any]] = [
@@ -94,6 +102,7 @@ def create_app(settings: Settings) -> web.Application:
         *api_albums.ROUTES,
     ]
     app.add_routes(routes(API_PREFIXES, api))
+    app.add_routes(health.ROUTES)
     app.add_routes(img.ROUTES)
     app.add_routes(img.ROOT_ROUTES)
     return app

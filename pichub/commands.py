@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 
 from aiohttp import web
@@ -15,6 +16,8 @@ from pichub.config import Settings
 from pichub.db import users as users_db
 from pichub.db.database import Database
 from pichub.errors import NotFound
+from pichub.keys import INFLIGHT, TRUSTED_PROXIES
+from pichub.observe import access_logger
 
 log = logging.getLogger("pichub")
 
@@ -52,12 +55,41 @@ async def _bootstrap(settings: Settings) -> None:
 def serve(settings: Settings) -> int:
     logging.basicConfig(level=settings.server.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(_bootstrap(settings))
-    server = settings.server
-    print(f"PicHub listening on http://{server.host}:{server.port}", flush=True)
-    web.run_app(create_app(settings), host=server.host, port=server.port,
-                shutdown_timeout=server.shutdown_timeout_s, print=None)
+    asyncio.run(_serve(settings))
     return 0
+
+
+async def _serve(settings: Settings) -> None:
+    """Run until SIGTERM/SIGINT, then stop accepting and drain before closing.
+
+    aiohttp's own shutdown stops reading request bodies at once, which would cut
+    an upload still arriving; so first the listening socket closes, then the
+    requests in flight get up to `shutdown_timeout_s` to finish, and only then
+    does aiohttp close the connections and the app its resources.
+    """
+    await _bootstrap(settings)
+    server = settings.server
+    app = create_app(settings)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0,
+                           access_log_class=access_logger(app[TRUSTED_PROXIES]))
+    await runner.setup()
+    site = web.TCPSite(runner, server.host, server.port)
+    await site.start()
+    print(f"PicHub listening on http://{server.host}:{server.port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+        log.info("shutting down: no new connections; waiting for %d request(s)",
+                 app[INFLIGHT].count)
+        await site.stop()
+        if not await app[INFLIGHT].wait_idle(server.shutdown_timeout_s):
+            log.warning("shutdown timeout: %d request(s) cut", app[INFLIGHT].count)
+    finally:
+        await runner.cleanup()
+    log.info("stopped")
 
 
 async def user_create(settings: Settings, args: argparse.Namespace) -> int:

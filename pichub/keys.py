@@ -14,6 +14,7 @@ from pichub.clientip import Network
 from pichub.config import Settings
 from pichub.db.database import Database
 from pichub.gallery import Gallery
+from pichub.observe import InFlight, Metrics
 from pichub.ratelimit import Decision, RateLimiter
 from pichub.uploads import Uploader
 
@@ -23,6 +24,8 @@ BLOBS = web.AppKey("blobs", BlobStore)
 UPLOAD_TMP = web.AppKey("upload_tmp", Path)
 EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)
 TRUSTED_PROXIES = web.AppKey("trusted_proxies", Sequence[Network])  # server.trusted_proxies
+METRICS = web.AppKey("metrics", Metrics)
+INFLIGHT = web.AppKey("inflight", InFlight)
 LIMITER = web.AppKey("limiter", RateLimiter)
 GALLERY = web.AppKey("gallery", Gallery)
 UPLOADER = web.AppKey("uploader", Uploader)

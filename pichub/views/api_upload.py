@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from pichub.errors import BadRequest, PichubError, ValidationError
-from pichub.keys import SETTINGS, UPLOAD_TMP, UPLOADER
+from pichub.keys import METRICS, SETTINGS, UPLOAD_TMP, UPLOADER
 from pichub.uploads import parse_options, receive
 from pichub.views.common import actor, base_url, ok
 
@@ -32,6 +32,9 @@ async def upload(request: web.Request) -> web.Response:
         if not form.complete:
             first.headers["Connection"] = "close"
         raise first
+    metrics = request.app[METRICS]
+    metrics.uploads.inc(len(stored.images))
+    metrics.upload_bytes.inc(sum(image["size"] for image in stored.images))
     extra = None
     if stored.errors:
         extra = {"errors": [

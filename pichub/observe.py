@@ -1,0 +1,135 @@
+"""Watching the running service: in-flight requests, Prometheus metrics, the access log.
+
+The metrics live in a registry per application (no process-global state), so
+tests can build many apps side by side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from pichub.clientip import Network, request_client_ip
+
+access_log = logging.getLogger("pichub.access")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class InFlight:
+    """Counts requests being handled, so shutdown can wait for them (uploads included)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        self.count += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self._idle.set()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """True when every request finished within `timeout` seconds."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
+
+
+class Metrics:
+    """Every metric PicHub exports, in its own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("pichub_http_requests", "HTTP requests by route template",
+                                ["method", "route", "status"], registry=r)
+        self.latency = Histogram("pichub_http_request_duration_seconds", "Request latency",
+                                 ["route"], registry=r,
+                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10))
+        self.transform = Histogram("pichub_transform_duration_seconds",
+                                   "Time to compute an image variant", registry=r,
+                                   buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+        self.cache_hits = Counter("pichub_variant_cache_hits", "Variant cache hits", registry=r)
+        self.cache_misses = Counter("pichub_variant_cache_misses", "Variant cache misses",
+                                    registry=r)
+        self.cache_bytes = Gauge("pichub_variant_cache_bytes", "Size of the variant cache",
+                                 registry=r)
+        self.upload_bytes = Counter("pichub_upload_bytes", "Bytes of images stored", registry=r)
+        self.uploads = Counter("pichub_uploads", "Images stored", registry=r)
+        self.webhook_queue = Gauge("pichub_webhook_queue_depth", "Webhook deliveries pending",
+                                   registry=r)
+        self.webhook_failures = Counter("pichub_webhook_failures",
+                                        "Webhook delivery attempts that failed", registry=r)
+        self.in_flight = Gauge("pichub_http_requests_in_flight", "Requests being handled",
+                               registry=r)
+        # Async callbacks run before each scrape to refresh gauges (cache size, queue depth).
+        self.refreshers: list[Callable[[], Awaitable[None]]] = []
+
+
+def route_of(request: web.Request) -> str:
+    """The route template (`/api/v1/images/{id}`), never the raw path: bounded label values."""
+    info = request.match_info
+    resource = info.route.resource if info.route is not None else None
+    if resource is None or getattr(info, "http_exception", None) is not None:
+        return "unmatched"
+    return resource.canonical
+
+
+def observe_middleware(inflight: InFlight, metrics: Metrics) -> Callable[..., Awaitable[
+        web.StreamResponse]]:
+    @web.middleware
+    async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+        inflight.enter()
+        metrics.in_flight.inc()
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            route = route_of(request)
+            metrics.requests.labels(request.method, route, str(status)).inc()
+            metrics.latency.labels(route).observe(time.perf_counter() - started)
+            metrics.in_flight.dec()
+            inflight.leave()
+
+    return observe
+
+
+def access_logger(trusted: Sequence[Network]) -> type[AbstractAccessLogger]:
+    """An access logger class that knows which proxies to believe about the client IP."""
+
+    class AccessLogger(AbstractAccessLogger):
+        """One line per request: method, path, status, bytes, duration, client IP."""
+
+        def log(self, request: web.BaseRequest, response: web.StreamResponse,
+                time: float) -> None:
+            client = request_client_ip(request, trusted)  # type: ignore[arg-type]
+            access_log.info(
+                'method=%s path="%s" status=%d bytes=%d duration_ms=%.1f client=%s',
+                request.method, request.path_qs.replace('"', "%22"), response.status,
+                response.body_length, time * 1000, client,
+            )
+
+        @property
+        def enabled(self) -> bool:
+            return access_log.isEnabledFor(logging.INFO)
+
+    return AccessLogger

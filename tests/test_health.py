@@ -1,0 +1,75 @@
+"""/healthz, /metrics and the access log (SPEC §9)."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pichub.app import create_app
+from pichub.config import Settings
+from pichub.keys import TRUSTED_PROXIES, UPLOAD_TMP
+from pichub.observe import access_logger
+from tests import samples
+from tests.conftest import Api, ApiFactory, make_settings
+
+
+async def test_healthz_ok(api: Api) -> None:
+    async with api.client.get("/healthz") as resp:
+        assert resp.status == 200
+        body = await resp.json()
+    assert body["status"] == "ok"
+    assert body["checks"]["database"]["ok"] and body["checks"]["storage"]["ok"]
+    assert body["checks"]["disk"]["ok"] and body["checks"]["disk"]["free_mb"] > 0
+
+
+async def test_healthz_503_when_disk_below_reserve(make_api: ApiFactory, tmp_path: Path) -> None:
+    api = await make_api(make_settings(tmp_path, storage={"min_free_mb": 10**9}))
+    async with api.client.get("/healthz") as resp:
+        assert resp.status == 503
+        body = await resp.json()
+    assert body["failing"] == ["disk"] and body["checks"]["disk"]["ok"] is False
+
+
+async def test_healthz_503_when_storage_unwritable(api: Api) -> None:
+    tmp_dir: Path = api.app[UPLOAD_TMP]
+    shutil.rmtree(tmp_dir)
+    tmp_dir.write_text("not a directory any more")
+    async with api.client.get("/healthz") as resp:
+        assert resp.status == 503
+        assert (await resp.json())["failing"] == ["storage"]
+
+
+async def test_metrics_count_by_route_template(api: Api) -> None:
+    status, body = await api.upload(("a.jpg", samples.jpeg()))
+    image_id = body["data"][0]["id"]
+    for _ in range(3):
+        await api.call("GET", f"/api/v1/images/{image_id}")
+    await api.call("GET", "/api/v1/images/doesnotexist")
+    async with api.client.get("/metrics") as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Type"].startswith("text/plain")
+        text = await resp.text()
+    assert ('pichub_http_requests_total{method="GET",route="/api/v1/images/{id}",status="200"} 3.0'
+            in text)
+    assert ('pichub_http_requests_total{method="GET",route="/api/v1/images/{id}",status="404"} 1.0'
+            in text)
+    assert 'pichub_http_request_duration_seconds_count{route="/api/v1/upload"} 1.0' in text
+    assert "pichub_uploads_total 1.0" in text
+    assert image_id not in text  # labels are templates, never raw ids
+
+
+async def test_access_log_line(aiohttp_server: Any, aiohttp_client: Any, settings: Settings,
+                               caplog: pytest.LogCaptureFixture) -> None:
+    app = create_app(settings)
+    server = await aiohttp_server(app, access_log_class=access_logger(app[TRUSTED_PROXIES]))
+    client = await aiohttp_client(server)
+    with caplog.at_level(logging.INFO, logger="pichub.access"):
+        async with client.get("/api/v1/square?page=1") as resp:
+            await resp.read()
+    [line] = [r.getMessage() for r in caplog.records if r.name == "pichub.access"]
+    assert 'method=GET path="/api/v1/square?page=1" status=200' in line
+    assert "client=127.0.0.1" in line and "duration_ms=" in line and "bytes=" in line
