@@ -33,9 +33,9 @@ from pichub.keys import (
     UPLOADER,
 )
 from pichub.middleware import api_middleware, error_middleware, security_headers
+from pichub.observe import InFlight, Metrics, observe_middleware
 from pichub.ratelimit import RateLimiter
 from pichub.uploads import Uploader
-from pichub.observe import InFlight, Metrics, observe_middleware
 from pichub.views import api_albums, api_images, health, img
 from pichub.views.api_upload import upload
 from pichub.views.common import API_PREFIXES, routes

@@ -38,10 +38,10 @@ class InFlight:
         if self.count == 0:
             self._idle.set()
 
-    async def wait_idle(self, timeout: float) -> bool:
-        """True when every request finished within `timeout` seconds."""
+    async def wait_idle(self, seconds: float) -> bool:
+        """True when every request finished within `seconds`."""
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(seconds):
                 await self._idle.wait()
         except TimeoutError:
             return False
