@@ -109,12 +109,13 @@ async def test_disabled_sends_no_headers(api: Api) -> None:
 async def test_trusted_proxy_sets_absolute_urls(make_api: ApiFactory, tmp_path: Path) -> None:
     api = await make_api(make_settings(tmp_path, server={"trusted_proxies": ["127.0.0.1/32",
                                                                              "::1/128"]}))
-    status, body = await api.upload(("a.jpg", samples.jpeg()), headers={"X-Forwarded-Proto": "https",
-                                           "X-Forwarded-Host": "img.example.org"})
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "img.example.org"}
+    status, body = await api.upload(("a.jpg", samples.jpeg()), headers=forwarded)
     assert status == 201
     assert body["data"][0]["url"].startswith("https://img.example.org/img/")
     api2 = await make_api(make_settings(tmp_path / "2"))
-    status, body = await api2.upload(("a.jpg", samples.jpeg()), headers={"X-Forwarded-Host": "evil.example"})
+    status, body = await api2.upload(("a.jpg", samples.jpeg()),
+                                     headers={"X-Forwarded-Host": "evil.example"})
     assert "evil.example" not in body["data"][0]["url"]
     api3 = await make_api(make_settings(tmp_path / "3",
                                         server={"public_url": "https://cdn.example.com/"}))
