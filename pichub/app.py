@@ -7,7 +7,6 @@ import functools
 import logging
 import shutil
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +18,16 @@ from pichub.config import Settings
 from pichub.db import images as images_db
 from pichub.db.database import Database
 from pichub.gallery import Gallery
+from pichub.imaging.cache import DiskCache
+from pichub.imaging.pipeline import Pipeline
 from pichub.keys import (
     BLOBS,
     DB,
-    EXECUTOR,
     GALLERY,
     INFLIGHT,
     LIMITER,
     METRICS,
+    PIPELINE,
     SETTINGS,
     TRUSTED_PROXIES,
     UPLOAD_TMP,
@@ -64,24 +65,32 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
                                       await images_db.all_ids(db))
     if removed:
         log.warning("startup sweep removed %d orphan or temporary blob file(s)", removed)
-    executor = ThreadPoolExecutor(settings.images.workers, thread_name_prefix="pichub-img")
+    images = settings.images
+    cache = DiskCache(paths["cache"], images.cache_max_mb * 2**20)
+    pipeline = Pipeline(cache, images.workers, images.queue_size, images.default_quality,
+                        max_dimension=images.max_dimension)
+    await pipeline.start()
 
     async def run(fn: Any, *args: Any, **kwargs: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(executor, functools.partial(fn, *args, **kwargs))
+        """Blocking upload work in the image pool (not counted against transforms)."""
+        return await pipeline.run_in_pool(functools.partial(fn, *args, **kwargs))
+
+    async def cache_size() -> None:
+        app[METRICS].cache_bytes.set(cache.total_bytes)
 
     limiter = RateLimiter.from_settings(settings.rate_limits)
     app[LIMITER] = limiter
     app[DB] = db
     app[BLOBS] = blobs
     app[UPLOAD_TMP] = paths["tmp"]
-    app[EXECUTOR] = executor
-    app[GALLERY] = Gallery(db, blobs)
+    app[PIPELINE] = pipeline
+    app[METRICS].refreshers.append(cache_size)
+    app[GALLERY] = Gallery(db, blobs, purge_variants=pipeline.purge)
     app[UPLOADER] = Uploader(db, blobs, settings, run, on_change=app[GALLERY].on_change)
     try:
         yield
     finally:
-        executor.shutdown(wait=True, cancel_futures=True)
+        await pipeline.aclose()
         await limiter.close()
         await db.close()
 

@@ -17,7 +17,7 @@ from pichub.imaging.formats import ext_of
 from pichub.serialize import album_obj, image_obj
 
 log = logging.getLogger(__name__)
-Purge = Callable[[str], Awaitable[None]]
+Purge = Callable[[str], Awaitable[object]]
 
 
 async def _no_variants(image_id: str) -> None:

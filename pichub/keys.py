@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from aiohttp import web
@@ -14,6 +13,7 @@ from pichub.clientip import Network
 from pichub.config import Settings
 from pichub.db.database import Database
 from pichub.gallery import Gallery
+from pichub.imaging.pipeline import Pipeline
 from pichub.observe import InFlight, Metrics
 from pichub.ratelimit import Decision, RateLimiter
 from pichub.uploads import Uploader
@@ -22,7 +22,7 @@ SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", Database)
 BLOBS = web.AppKey("blobs", BlobStore)
 UPLOAD_TMP = web.AppKey("upload_tmp", Path)
-EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)
+PIPELINE = web.AppKey("pipeline", Pipeline)
 TRUSTED_PROXIES = web.AppKey("trusted_proxies", Sequence[Network])  # server.trusted_proxies
 METRICS = web.AppKey("metrics", Metrics)
 INFLIGHT = web.AppKey("inflight", InFlight)

@@ -1,33 +1,129 @@
-"""GET|HEAD /img/{id}[.{ext}] and /{id}.{ext}: stored bytes (transforms: SPEC §5)."""
+"""GET|HEAD /img/{id}[.{ext}] and /{id}.{ext}: originals and on-the-fly variants (SPEC §5).
+
+Ids never change content, so every answer is cacheable forever and carries a
+content ETag; conditional requests are answered with 304 before any file I/O.
+"""
 
 from __future__ import annotations
 
-from aiohttp import web
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
 
+from aiohttp import hdrs, web
+from aiohttp.helpers import ETAG_ANY
+
+from pichub.clientip import rate_limit_key, request_client_ip
 from pichub.db import images as images_db
-from pichub.errors import NotFound
+from pichub.errors import Forbidden, NotFound
 from pichub.imaging.formats import EXT_TO_FORMAT, ext_of, mime_of
-from pichub.keys import BLOBS, DB
+from pichub.imaging.spec import TransformSpec, verify
+from pichub.keys import BLOBS, DB, LIMITER, METRICS, PIPELINE, SETTINGS, TRUSTED_PROXIES
+from pichub.timeutil import parse_iso
 
 CACHE_FOREVER = "public, max-age=31536000, immutable"
+ACCEPT_ORDER = (("image/avif", "avif"), ("image/webp", "webp"))
+
+
+class ImmutableFileResponse(web.FileResponse):
+    """A FileResponse (sendfile) whose ETag and Last-Modified describe the content.
+
+    aiohttp derives both from the file's mtime, which the variant cache touches
+    to track recency; a content ETag stays the same for the life of the id.
+    """
+
+    def __init__(self, path: Path, *, etag: str, modified: datetime,
+                 headers: dict[str, str]) -> None:
+        super().__init__(path, headers=headers)
+        self._content_etag = etag
+        self._modified = modified
+
+    @property
+    def etag(self) -> Any:
+        return super().etag
+
+    @etag.setter
+    def etag(self, value: Any) -> None:
+        web.StreamResponse.etag.fset(self, self._content_etag)  # type: ignore[attr-defined]
+
+    @property
+    def last_modified(self) -> Any:
+        return super().last_modified
+
+    @last_modified.setter
+    def last_modified(self, value: Any) -> None:
+        web.StreamResponse.last_modified.fset(self, self._modified)  # type: ignore[attr-defined]
+
+
+def negotiate(accept: str, stored_format: str) -> str:
+    """`fm=auto`: the best format the client says it takes; JPEG (PNG for alpha) else."""
+    for mime, fmt in ACCEPT_ORDER:
+        if mime in accept:
+            return fmt
+    return "png" if stored_format in ("png", "gif") else "jpeg"
+
+
+def _not_modified(request: web.Request, etag: str, modified: datetime) -> bool:
+    if (tags := request.if_none_match) is not None:
+        return any(tag.value in (etag, ETAG_ANY) for tag in tags)
+    since = request.if_modified_since
+    return since is not None and modified.replace(microsecond=0) <= since
+
+
+def _answer(request: web.Request, path: Path, mime: str, etag: str, modified: datetime,
+            vary: bool) -> web.StreamResponse:
+    headers: dict[str, str] = {hdrs.CACHE_CONTROL: CACHE_FOREVER}
+    if vary:
+        headers[hdrs.VARY] = "Accept"
+    if _not_modified(request, etag, modified):
+        response = web.Response(status=304, headers=headers)
+        response.etag = etag
+        response.last_modified = modified
+        return response
+    headers[hdrs.CONTENT_TYPE] = mime
+    return ImmutableFileResponse(path, etag=etag, modified=modified, headers=headers)
+
+
+async def _limit_miss(request: web.Request) -> None:
+    ip = request_client_ip(request, request.app[TRUSTED_PROXIES])
+    decision = await request.app[LIMITER].check("img_miss", rate_limit_key(ip))
+    if not decision.allowed:
+        raise decision.error()
 
 
 async def serve_image(request: web.Request) -> web.StreamResponse:
+    app = request.app
     image_id = request.match_info["id"]
     ext = request.match_info.get("ext")
     if ext is not None and ext.lower() not in EXT_TO_FORMAT:
         raise NotFound("image")
-    row = await images_db.get(request.app[DB], image_id)
+    row = await images_db.get(app[DB], image_id)
     if row is None:
         raise NotFound("image")
-    fmt = row["format"]
-    path = request.app[BLOBS].path(image_id, ext_of(fmt))
-    response = web.FileResponse(path, headers={
-        "Content-Type": mime_of(fmt),
-        "Cache-Control": CACHE_FOREVER,
-        "ETag": f'"{row["sha256"][:32]}"',
-    })
-    return response
+    stored, modified = row["format"], parse_iso(row["created_at"])
+    blob = app[BLOBS].path(image_id, ext_of(stored))
+    query: dict[str, str] = dict(request.query)
+    vary = query.get("fm", "").lower() == "auto"
+    if vary:
+        query["fm"] = negotiate(request.headers.get(hdrs.ACCEPT, ""), stored)
+    spec = TransformSpec.parse(query, ext, stored, app[SETTINGS].images.max_dimension)
+    if spec.is_identity(stored):
+        return _answer(request, blob, mime_of(stored), row["sha256"][:32], modified, vary)
+    key = app[SETTINGS].images.signing_key
+    if key is not None and not verify(request.path, request.query, key.get_secret_value()):
+        raise Forbidden("Invalid or missing signature", "Variant URLs must be signed (s=)")
+    pipeline, metrics = app[PIPELINE], app[METRICS]
+    variant = pipeline.cached(image_id, spec)
+    if variant is None:
+        await _limit_miss(request)
+        metrics.cache_misses.inc()
+        started = time.perf_counter()
+        variant = await pipeline.variant(image_id, blob, stored, spec)
+        metrics.transform.observe(time.perf_counter() - started)
+    else:
+        metrics.cache_hits.inc()
+    return _answer(request, variant.path, variant.mime, variant.etag.strip('"'), modified, vary)
 
 
 ID = r"[A-Za-z0-9_-]{8,32}"

@@ -1,0 +1,214 @@
+"""From (image, spec) to a cached variant file: disk cache, single-flight, bounded pool.
+
+`Pipeline.variant` answers a cache hit from the in-memory index without
+touching the pool. A miss joins the single flight for its cache key; the
+leader is admitted only while fewer than `workers + queue_size` transforms are
+admitted (running or waiting for a thread), else it fails fast with 503 and
+`Retry-After`, so a burst of distinct URLs can never queue unbounded work or
+memory. The transform and the cache write run together in the pool; an
+eviction pass is scheduled in the background whenever a put leaves the cache
+over its budget (or enough hits wait to have their recency written to disk).
+
+Counters (`transforms_run`, `transforms_rejected`, `cache_hits`,
+`cache_misses`, `transform_seconds`) are plain attributes for tests and
+/metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from pichub.errors import ServiceUnavailable
+from pichub.imaging.cache import CacheHit, DiskCache
+from pichub.imaging.formats import ext_of, mime_of
+from pichub.imaging.spec import TransformSpec
+from pichub.imaging.transform import Encoded, transform
+from pichub.singleflight import SingleFlight
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+#: Cache hits to collect before their recency is written to disk (in the background).
+TOUCH_BATCH = 256
+
+
+class TransformFn(Protocol):
+    """The shape of `transform.transform` (injectable, e.g. to hold a worker in tests)."""
+
+    def __call__(
+        self,
+        source: Path,
+        source_format: str,
+        spec: TransformSpec,
+        *,
+        default_quality: int = ...,
+        max_dimension: int | None = ...,
+    ) -> Encoded: ...
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A variant ready to be sent with sendfile: file, type, length and a strong ETag."""
+
+    path: Path
+    mime: str
+    size: int
+    etag: str
+
+
+class Pipeline:
+    """Owns the image thread pool; makes and caches variants."""
+
+    def __init__(
+        self,
+        cache: DiskCache,
+        workers: int,
+        queue_size: int,
+        default_quality: int,
+        *,
+        max_dimension: int | None = None,
+        transform_fn: TransformFn = transform,
+    ) -> None:
+        self.cache = cache
+        self.default_quality = default_quality
+        self.max_dimension = max_dimension
+        self._transform = transform_fn
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pichub-img")
+        self._capacity = workers + queue_size
+        self._admitted = 0
+        self._flights: SingleFlight[str, CacheHit] = SingleFlight()
+        self._background: set[asyncio.Task[None]] = set()
+        self._evicting = False
+        self.transforms_run = 0
+        self.transforms_rejected = 0
+        self.cache_hits = 0
+        self.cache_misses = 0
+        self.transform_seconds = 0.0
+
+    async def start(self) -> None:
+        """Rebuild the cache index from disk (in the pool), then trim it to budget."""
+        found = await self.run_in_pool(self.cache.scan)
+        log.info("variant cache: %d files, %d bytes", found, self.cache.total_bytes)
+        self._maybe_evict()
+
+    def cached(self, image_id: str, spec: TransformSpec) -> Variant | None:
+        """The variant if it is already cached (counted as a hit), else None.
+
+        In memory, no I/O: lets the view rate-limit only misses before calling `variant`.
+        """
+        spec = spec.with_default_quality(self.default_quality)
+        key = spec.cache_key(image_id)
+        hit = self.cache.lookup(key, ext_of(spec.fm))
+        if hit is None:
+            return None
+        self.cache_hits += 1
+        self._maybe_evict()
+        return Variant(hit.path, mime_of(spec.fm), hit.size, _etag(key))
+
+    async def variant(
+        self, image_id: str, source: Path, source_format: str, spec: TransformSpec
+    ) -> Variant:
+        """The cached variant of `image_id` for `spec`, made now if missing.
+
+        Raises ServiceUnavailable (503, Retry-After: 1) when the pool and its
+        queue are full; the caller handles `spec.is_identity()` itself.
+        """
+        found = self.cached(image_id, spec)
+        if found is not None:
+            return found
+        self.cache_misses += 1
+        spec = spec.with_default_quality(self.default_quality)
+        key, ext = spec.cache_key(image_id), ext_of(spec.fm)
+        hit = await self._flights.do(
+            key, lambda: self._produce(key, ext, source, source_format, spec)
+        )
+        return Variant(hit.path, mime_of(spec.fm), hit.size, _etag(key))
+
+    async def purge(self, image_id: str) -> int:
+        """Delete every cached variant of `image_id` (after the image is deleted)."""
+        return await self.run_in_pool(self.cache.purge_image, image_id)
+
+    def run_in_pool(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Run other blocking work (file I/O, Pillow) in this pool; not admission-bounded."""
+        return asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def drain(self) -> None:
+        """Wait for background work (eviction) scheduled so far."""
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    def close(self) -> None:
+        """Shut the pool down: queued jobs are cancelled, running ones finish (blocking)."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    async def aclose(self) -> None:
+        """Let background eviction finish, then shut the pool down (for cleanup_ctx)."""
+        await self.drain()
+        await asyncio.to_thread(self.close)
+
+    async def _produce(
+        self, key: str, ext: str, source: Path, source_format: str, spec: TransformSpec
+    ) -> CacheHit:
+        cached = self.cache.lookup(key, ext)  # a flight for this key may have landed meanwhile
+        if cached is not None:
+            return cached
+        if self._admitted >= self._capacity:
+            self.transforms_rejected += 1
+            raise ServiceUnavailable(
+                "Server is busy, try again", {"retry_after_s": 1}, headers={"Retry-After": "1"}
+            )
+        self._admitted += 1
+        self.transforms_run += 1
+        try:
+            hit, seconds = await self.run_in_pool(self._make, key, ext, source, source_format, spec)
+        finally:
+            self._admitted -= 1
+        self.transform_seconds += seconds
+        self._maybe_evict()
+        return hit
+
+    def _make(
+        self, key: str, ext: str, source: Path, source_format: str, spec: TransformSpec
+    ) -> tuple[CacheHit, float]:
+        """In a worker thread: transform, then write the result to the cache."""
+        started = time.perf_counter()
+        encoded = self._transform(
+            source,
+            source_format,
+            spec,
+            default_quality=self.default_quality,
+            max_dimension=self.max_dimension,
+        )
+        path = self.cache.put(key, ext, encoded.data)
+        return CacheHit(path, len(encoded.data)), time.perf_counter() - started
+
+    def _maybe_evict(self) -> None:
+        """Schedule one background `cache.evict` when over budget or with many hits to
+        write back; never more than one at a time."""
+        over = self.cache.total_bytes > self.cache.max_bytes
+        if self._evicting or not (over or self.cache.pending_touches >= TOUCH_BATCH):
+            return
+        self._evicting = True
+        task = asyncio.get_running_loop().create_task(self._evict())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _evict(self) -> None:
+        try:
+            removed = await self.run_in_pool(self.cache.evict)
+            log.debug("variant cache: evicted %d files", len(removed))
+        except Exception:
+            log.exception("variant cache eviction failed")
+        finally:
+            self._evicting = False
+
+
+def _etag(key: str) -> str:
+    return '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
