@@ -32,14 +32,16 @@ from pichub.keys import (
     TRUSTED_PROXIES,
     UPLOAD_TMP,
     UPLOADER,
+    WEBHOOKS,
 )
 from pichub.middleware import api_middleware, error_middleware, security_headers
 from pichub.observe import InFlight, Metrics, observe_middleware
 from pichub.ratelimit import RateLimiter
 from pichub.uploads import Uploader
-from pichub.views import api_albums, api_images, health, img
+from pichub.views import api_albums, api_images, api_webhooks, health, img
 from pichub.views.api_upload import upload
 from pichub.views.common import API_PREFIXES, routes
+from pichub.webhooks.worker import WebhookWorker
 
 log = logging.getLogger("pichub")
 
@@ -85,11 +87,26 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     app[UPLOAD_TMP] = paths["tmp"]
     app[PIPELINE] = pipeline
     app[METRICS].refreshers.append(cache_size)
-    app[GALLERY] = Gallery(db, blobs, purge_variants=pipeline.purge)
+    worker = WebhookWorker(db, settings.webhooks)
+    app[WEBHOOKS] = worker
+
+    reported_failures = 0
+
+    async def queue_depth() -> None:
+        nonlocal reported_failures
+        metrics = app[METRICS]
+        metrics.webhook_queue.set(await worker.queue_depth())
+        metrics.webhook_failures.inc(worker.failures_total - reported_failures)
+        reported_failures = worker.failures_total
+
+    app[METRICS].refreshers.append(queue_depth)
+    app[GALLERY] = Gallery(db, blobs, purge_variants=pipeline.purge, on_change=worker.wake)
     app[UPLOADER] = Uploader(db, blobs, settings, run, on_change=app[GALLERY].on_change)
+    worker.start()
     try:
         yield
     finally:
+        await worker.stop()
         await pipeline.aclose()
         await limiter.close()
         await db.close()
@@ -109,6 +126,7 @@ def create_app(settings: Settings) -> web.Application:
         ("POST", "/upload", upload),
         *api_images.ROUTES,
         *api_albums.ROUTES,
+        *api_webhooks.ROUTES,
     ]
     app.add_routes(routes(API_PREFIXES, api))
     app.add_routes(health.ROUTES)

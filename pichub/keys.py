@@ -17,6 +17,7 @@ from pichub.imaging.pipeline import Pipeline
 from pichub.observe import InFlight, Metrics
 from pichub.ratelimit import Decision, RateLimiter
 from pichub.uploads import Uploader
+from pichub.webhooks.worker import WebhookWorker
 
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", Database)
@@ -26,6 +27,7 @@ PIPELINE = web.AppKey("pipeline", Pipeline)
 TRUSTED_PROXIES = web.AppKey("trusted_proxies", Sequence[Network])  # server.trusted_proxies
 METRICS = web.AppKey("metrics", Metrics)
 INFLIGHT = web.AppKey("inflight", InFlight)
+WEBHOOKS = web.AppKey("webhooks", WebhookWorker)
 LIMITER = web.AppKey("limiter", RateLimiter)
 GALLERY = web.AppKey("gallery", Gallery)
 UPLOADER = web.AppKey("uploader", Uploader)

@@ -28,7 +28,7 @@ def pichub(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[
 
 
 class Server:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -37,7 +37,7 @@ class Server:
              "--port", str(self.port)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env={"PATH": "/usr/bin:/bin", "PICHUB_STORAGE__MIN_FREE_MB": "0",
-                 "PICHUB_RATE_LIMITS__ENABLED": "false"},
+                 "PICHUB_RATE_LIMITS__ENABLED": "false", **(env or {})},
         )
         self.output = self._wait_ready()
 

@@ -77,17 +77,35 @@ class Database:
         await self._reader.close()
         await self._writer.close()
 
+    async def _finish(self, sql: str) -> None:
+        """Run a statement to its end even if the caller is cancelled meanwhile.
+
+        aiosqlite runs it on its own thread either way; awaiting it keeps the
+        connection's transaction state known before the cancellation goes on.
+        """
+        task = asyncio.ensure_future(self._writer.execute(sql))
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            await task
+            raise
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Conn]:
         """A write transaction: committed on success, rolled back on any exception."""
         async with self._lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                await self._finish("BEGIN IMMEDIATE")
+            except asyncio.CancelledError:
+                if self._writer.in_transaction:
+                    await self._finish("ROLLBACK")
+                raise
             try:
                 yield self._writer
             except BaseException:
-                await self._writer.execute("ROLLBACK")
+                await self._finish("ROLLBACK")
                 raise
-            await self._writer.execute("COMMIT")
+            await self._finish("COMMIT")
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
         async with self._reader.execute(sql, tuple(params)) as cur:
