@@ -174,7 +174,7 @@ async def test_kill_9_with_receiver_down_delivers_after_restart(tmp_path: Path) 
     await receiver.start(port)
     again = await asyncio.to_thread(Server, tmp_path / "data", env)
     try:
-        got = await receiver.wait_for(1, timeout=20)
+        got = await receiver.wait_for(1, seconds=20)
         event = Webhook(hook["secret"]).verify(got[0].body, got[0].headers)
         assert event["type"] == "image.uploaded" and event["data"]["id"] == image_id
         log = await asyncio.to_thread(

@@ -54,8 +54,8 @@ class Receiver:
         if self.runner is not None:
             await self.runner.cleanup()
 
-    async def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
-        async with asyncio.timeout(timeout), self.arrived:
+    async def wait_for(self, count: int, seconds: float = 10.0) -> list[Received]:
+        async with asyncio.timeout(seconds), self.arrived:
             await self.arrived.wait_for(lambda: len(self.received) >= count)
         return self.received
 
