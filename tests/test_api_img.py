@@ -156,3 +156,14 @@ async def test_signed_variant_urls(make_api: ApiFactory, tmp_path: Path) -> None
     assert (await fetch(api, f"{path}?w=100&h=50&s={bad}"))[0] == 403
     assert (await fetch(api, f"{path}?w=101&h=50&s={good}"))[0] == 403
     assert (await fetch(api, path))[0] == 200  # originals stay unsigned
+
+
+async def test_concurrent_identical_misses_transform_once(api: Api) -> None:
+    image = await stored(api, samples.jpeg((1600, 1200)))
+    pipeline = api.app[PIPELINE]
+    before = pipeline.transforms_run
+    results = await asyncio.gather(*[
+        fetch(api, f"/img/{image['id']}.webp?w=400&h=300") for _ in range(20)])
+    assert {status for status, _, _ in results} == {200}
+    assert len({body for _, _, body in results}) == 1
+    assert pipeline.transforms_run == before + 1
