@@ -1,4 +1,4 @@
-"""The `pichub` command: serve | user … | token … (SPEC §1)."""
+"""The `pichub` command: serve | user … | token … | backup | restore (SPEC §1)."""
 
 from __future__ import annotations
 
@@ -53,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     trevoke = token.add_parser("revoke", help="revoke a token by ID")
     _common(trevoke)
     trevoke.add_argument("id", type=int)
+
+    backup = sub.add_parser("backup", help="copy this instance (running or not) into DEST")
+    _common(backup)
+    backup.add_argument("dest", metavar="DEST", help="a directory that is absent or empty")
+    restore = sub.add_parser("restore", help="restore a backup into the data directory")
+    _common(restore)
+    restore.add_argument("src", metavar="SRC", help="a directory written by `pichub backup`")
     return parser
 
 
@@ -81,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("token", "create"): commands.token_create,
         ("token", "list"): commands.token_list,
         ("token", "revoke"): commands.token_revoke,
+        ("backup", None): commands.backup,
+        ("restore", None): commands.restore,
     }
     if args.command == "serve":
         return commands.serve(settings)

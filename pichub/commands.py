@@ -7,11 +7,15 @@ import asyncio
 import logging
 import signal
 import sys
+from pathlib import Path
 
 from aiohttp import web
 
 from pichub import accounts
 from pichub.app import create_app, data_paths
+from pichub.backup import BackupError, Manifest
+from pichub.backup import backup as backup_to_dir
+from pichub.backup import restore as restore_from_dir
 from pichub.config import Settings
 from pichub.db import users as users_db
 from pichub.db.database import Database
@@ -155,3 +159,38 @@ async def token_revoke(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     print(f"revoked token {args.id}")
     return 0
+
+
+async def backup(settings: Settings, args: argparse.Namespace) -> int:
+    """`pichub backup DEST`: database snapshot and blobs; safe while the server runs."""
+    dest = Path(args.dest)
+    try:
+        manifest = await asyncio.to_thread(backup_to_dir, settings.storage.data_dir, dest)
+    except (BackupError, OSError) as exc:  # one line, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for image_id in manifest.dropped:
+        print(f"warning: image {image_id} was deleted during the backup; left out",
+              file=sys.stderr)
+    for image_id in manifest.damaged:
+        print(f"warning: the stored bytes of image {image_id} do not match its sha256; "
+              "copied as they are", file=sys.stderr)
+    print(f"backed up {_summary(manifest)} to {dest}")
+    return 0
+
+
+async def restore(settings: Settings, args: argparse.Namespace) -> int:
+    """`pichub restore SRC --data-dir D`: into a data directory that is absent or empty."""
+    data_dir = settings.storage.data_dir
+    try:
+        manifest = await asyncio.to_thread(restore_from_dir, Path(args.src), data_dir)
+    except (BackupError, OSError) as exc:  # one line, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"restored {_summary(manifest)} from the backup of {manifest.created_at} "
+          f"into {data_dir}")
+    return 0
+
+
+def _summary(manifest: Manifest) -> str:
+    return f"{manifest.images} image(s), {manifest.bytes / 2**20:.1f} MB"

@@ -1,0 +1,120 @@
+"""The one-file zipapp (SPEC §1): `scripts/build-pyz`, then `python3 dist/pichub.pyz serve`.
+
+Slow-ish: building takes 10-20 s, once per run of this module; it runs in CI like
+every other test. `PICHUB_PYZ=path/to/pichub.pyz` tests an already built file.
+
+The zipapp runs under the base interpreter of the one running the tests (same
+CPython minor version as the binary wheels inside) with `-S`, so no installed
+site-packages can stand in for a dependency missing from the file. SHIV_ROOT
+points at the test's tmp dir: every test extracts afresh (a cold start).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import io
+import os
+import re
+import signal
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from PIL import Image
+
+from tests import samples
+from tests.test_cli import Server, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = getattr(sys, "_base_executable", sys.executable)
+
+
+@pytest.fixture(scope="module")
+def pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    given = os.environ.get("PICHUB_PYZ")
+    if given:
+        return Path(given).resolve()
+    out = tmp_path_factory.mktemp("dist") / "pichub.pyz"
+    env = dict(os.environ)
+    if importlib.util.find_spec("shiv") is not None:
+        env["PICHUB_BUILD_PYTHON"] = sys.executable  # don't reinstall the venv we run in
+    built = subprocess.run(["bash", str(ROOT / "scripts" / "build-pyz"), str(out)], env=env,
+                           capture_output=True, text=True, timeout=900)
+    assert built.returncode == 0, built.stdout + built.stderr
+    return out
+
+
+class PyzServer(Server):
+    """test_cli's Server, but `python3 pichub.pyz serve` with nothing installed."""
+
+    def __init__(self, pyz: Path, workdir: Path) -> None:
+        self.data_dir = workdir / "data"
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [PYTHON, "-S", str(pyz), "serve", "--data-dir", str(self.data_dir),
+             "--port", str(self.port)],
+            cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={"PATH": "/usr/bin:/bin", "SHIV_ROOT": str(workdir / "shiv"),
+                 "PICHUB_STORAGE__MIN_FREE_MB": "0", "PICHUB_RATE_LIMITS__ENABLED": "false"},
+        )
+        self.output = self._wait_ready()
+
+
+@pytest.fixture
+def served(pyz: Path, tmp_path: Path) -> Iterator[PyzServer]:
+    server = PyzServer(pyz, tmp_path)
+    yield server
+    if server.proc.poll() is None:
+        server.stop()
+
+
+def test_zipapp_serves_uploads_and_variants_and_stops_on_sigterm(served: PyzServer) -> None:
+    match = re.search(r"API token: (\S+)", served.output)
+    assert match, served.output
+    resp = requests.post(f"{served.base}/api/v1/upload",
+                         headers={"Authorization": f"Bearer {match.group(1)}"},
+                         files={"files[]": ("photo.jpg", samples.jpeg((400, 300)))}, timeout=30)
+    assert resp.status_code == 201, resp.text
+    image = resp.json()["data"][0]
+
+    original = requests.get(image["url"], timeout=10)
+    assert original.status_code == 200
+    assert hashlib.sha256(original.content).hexdigest() == image["sha256"]
+    variant = requests.get(image["url"] + "?w=100", timeout=30)
+    assert variant.status_code == 200
+    assert Image.open(io.BytesIO(variant.content)).size == (100, 75)
+
+    served.proc.send_signal(signal.SIGTERM)
+    assert served.proc.wait(timeout=10) in (0, -signal.SIGTERM)
+    assert served.proc.stdout is not None
+    served.proc.stdout.close()
+
+
+@pytest.mark.xfail(reason="web UI not wired into create_app yet (issue 6: tell the lead)")
+def test_zipapp_serves_the_web_page(served: PyzServer) -> None:
+    page = requests.get(served.base + "/", timeout=10)
+    assert page.status_code == 200
+    assert page.headers["Content-Type"].startswith("text/html")
+
+
+def test_zipapp_holds_the_package_data_and_no_tests(pyz: Path) -> None:
+    """Every file of the pichub package (templates, static, migrations) is inside."""
+    with zipfile.ZipFile(pyz) as archive:
+        names = set(archive.namelist())
+    package = ROOT / "pichub"
+    expected = {
+        "site-packages/pichub/" + path.relative_to(package).as_posix()
+        for path in package.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+    assert "site-packages/pichub/db/migrations/0001_initial.sql" in expected
+    assert expected - names == set()
+    assert not any(name.startswith("site-packages/tests/") for name in names)
+    with open(pyz, "rb") as fh:
+        assert fh.readline() == b"#!/usr/bin/env python3\n"
