@@ -41,6 +41,7 @@ from pichub.uploads import Uploader
 from pichub.views import api_albums, api_images, api_webhooks, health, img
 from pichub.views.api_upload import upload
 from pichub.views.common import API_PREFIXES, routes
+from pichub.views.ui import setup_ui
 from pichub.webhooks.worker import WebhookWorker
 
 log = logging.getLogger("pichub")
@@ -131,5 +132,6 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(routes(API_PREFIXES, api))
     app.add_routes(health.ROUTES)
     app.add_routes(img.ROUTES)
-    app.add_routes(img.ROOT_ROUTES)
+    setup_ui(app)  # pages, /docs, static files and the OpenAPI document
+    app.add_routes(img.ROOT_ROUTES)  # last: `/{id}.{ext}` must not shadow UI paths
     return app

@@ -96,7 +96,6 @@ def test_zipapp_serves_uploads_and_variants_and_stops_on_sigterm(served: PyzServ
     served.proc.stdout.close()
 
 
-@pytest.mark.xfail(reason="web UI not wired into create_app yet (issue 6: tell the lead)")
 def test_zipapp_serves_the_web_page(served: PyzServer) -> None:
     page = requests.get(served.base + "/", timeout=10)
     assert page.status_code == 200

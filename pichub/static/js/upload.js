@@ -1,0 +1,155 @@
+// The dashboard uploader: drop zone + file picker, one XHR per file with its own progress bar.
+// Each request goes to /dashboard/upload with the page's CSRF token in X-CSRF-Token; the answer
+// is the API's upload JSON plus `html`, the new image cards rendered by the server.
+"use strict";
+
+(function () {
+  const form = document.getElementById("upload-form");
+  if (!form) return;
+  const input = document.getElementById("file-input");
+  const zone = document.getElementById("dropzone");
+  const list = document.getElementById("upload-list");
+  const grid = document.getElementById("my-images");
+  const empty = document.getElementById("no-images");
+  const count = document.getElementById("image-count");
+  const token = form.querySelector("input[name=csrf_token]").value;
+  const maxBytes = Number(form.dataset.maxMb) * 1048576;
+  const PARALLEL = 3;
+  const queue = [];
+  let active = 0;
+
+  function humanSize(bytes) {
+    if (bytes < 1024) return bytes + " B";
+    if (bytes < 1048576) return (bytes / 1024).toFixed(1) + " KB";
+    return (bytes / 1048576).toFixed(1) + " MB";
+  }
+
+  function row(file) {
+    const li = document.createElement("li");
+    li.className = "upload-item";
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = file.name;
+    name.title = file.name;
+    const size = document.createElement("span");
+    size.className = "size";
+    size.textContent = humanSize(file.size);
+    const bar = document.createElement("progress");
+    bar.max = 100;
+    bar.value = 0;
+    bar.setAttribute("aria-label", "Upload progress of " + file.name);
+    const status = document.createElement("span");
+    status.className = "status";
+    status.textContent = "Waiting…";
+    li.append(name, size, bar, status);
+    list.prepend(li);
+    return { li: li, bar: bar, status: status };
+  }
+
+  function options() {
+    const data = new FormData();
+    ["album_id", "quality", "description"].forEach(function (name) {
+      const value = form.elements[name].value.trim();
+      if (value !== "") data.append(name, value);
+    });
+    ["is_public", "convertToWebP", "remove_exif", "auto_rename"].forEach(function (name) {
+      data.append(name, form.elements[name].checked ? "true" : "false");
+    });
+    return data;
+  }
+
+  function finish(item, ok, text) {
+    item.ui.li.classList.add(ok ? "done" : "failed");
+    item.ui.status.textContent = text;
+    if (ok) item.ui.bar.value = 100;
+  }
+
+  function showCards(html, added) {
+    if (!grid || !html) return;
+    grid.insertAdjacentHTML("afterbegin", html);
+    grid.firstElementChild.classList.add("fresh");
+    if (empty) empty.hidden = true;
+    if (count) count.textContent = String(Number(count.textContent) + added);
+  }
+
+  function answer(item, xhr) {
+    let body = null;
+    try { body = JSON.parse(xhr.responseText); } catch (e) { body = null; }
+    if (xhr.status === 429) {
+      const wait = Number(xhr.getResponseHeader("Retry-After") || "5");
+      item.ui.status.textContent = "Rate limited, retrying in " + wait + " s…";
+      setTimeout(function () { queue.unshift(item); pump(); }, wait * 1000);
+      return;
+    }
+    if (xhr.status === 201 && body && body.success) {
+      showCards(body.html, body.data.length);
+      const failed = body.errors && body.errors.length ? body.errors[0].message : null;
+      finish(item, !failed, failed || "Uploaded");
+      return;
+    }
+    finish(item, false, (body && body.message) || ("Failed (HTTP " + xhr.status + ")"));
+  }
+
+  function send(item) {
+    active += 1;
+    const data = options();
+    data.append("files[]", item.file, item.file.name);
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", "/dashboard/upload");
+    xhr.setRequestHeader("X-CSRF-Token", token);
+    xhr.setRequestHeader("Accept", "application/json");
+    item.ui.status.textContent = "Uploading…";
+    xhr.upload.addEventListener("progress", function (event) {
+      if (event.lengthComputable) item.ui.bar.value = Math.round((event.loaded / event.total) * 100);
+    });
+    xhr.upload.addEventListener("load", function () {
+      item.ui.bar.value = 100;
+      item.ui.status.textContent = "Processing…";
+    });
+    xhr.addEventListener("load", function () { answer(item, xhr); });
+    xhr.addEventListener("error", function () { finish(item, false, "Network error"); });
+    xhr.addEventListener("loadend", function () { active -= 1; pump(); });
+    xhr.send(data);
+  }
+
+  function pump() {
+    while (active < PARALLEL && queue.length) send(queue.shift());
+  }
+
+  function add(files) {
+    Array.prototype.forEach.call(files, function (file) {
+      const ui = row(file);
+      if (file.size > maxBytes) {
+        finish({ ui: ui }, false, "Larger than " + form.dataset.maxMb + " MB");
+        return;
+      }
+      queue.push({ file: file, ui: ui });
+    });
+    pump();
+  }
+
+  input.addEventListener("change", function () {
+    add(input.files);
+    input.value = "";
+  });
+  form.addEventListener("submit", function (event) { event.preventDefault(); });
+
+  ["dragenter", "dragover"].forEach(function (type) {
+    zone.addEventListener(type, function (event) {
+      event.preventDefault();
+      zone.classList.add("dragging");
+    });
+  });
+  ["dragleave", "dragend", "drop"].forEach(function (type) {
+    zone.addEventListener(type, function (event) {
+      event.preventDefault();
+      if (type !== "dragleave" || !zone.contains(event.relatedTarget)) zone.classList.remove("dragging");
+    });
+  });
+  zone.addEventListener("drop", function (event) {
+    if (event.dataTransfer && event.dataTransfer.files.length) add(event.dataTransfer.files);
+  });
+  // A file dropped next to the zone must not make the browser navigate away to it.
+  window.addEventListener("dragover", function (event) { event.preventDefault(); });
+  window.addEventListener("drop", function (event) { event.preventDefault(); });
+})();

@@ -1,0 +1,53 @@
+"""The server-rendered web UI (SPEC §8) and the OpenAPI document: `setup_ui(app)` wires it all.
+
+Routes (all outside the API prefixes, except the OpenAPI document):
+
+| page | what |
+|---|---|
+| `GET /` | public square (`?page=`) |
+| `GET /i/{id}` | an image's page: the full image and its links |
+| `GET/POST /login`, `GET/POST /logout` | sign-in form (rate limited), sign-out |
+| `GET /dashboard` | my images (`?album_id=`, `?page=`), the uploader |
+| `POST /dashboard/upload` | XHR upload for the dashboard (session + `X-CSRF-Token`) |
+| `POST /dashboard/images/{id}[/delete]` | edit (album, visibility, description) or delete |
+| `/dashboard/albums…`, `/dashboard/tokens…`, `/dashboard/webhooks…` | the other nouns |
+| `GET /docs` | Swagger UI over the OpenAPI document, with Try it out |
+| `GET /api/v1/openapi.json`, `GET /v1/openapi.json` | the OpenAPI 3.1 document, no auth |
+| `GET /static/{name}.{hash}.{ext}` | assets, cached for a year |
+
+Sessions authenticate the UI only; the JSON API accepts bearer tokens only.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from pichub.keys import SETTINGS
+from pichub.views import (
+    ui_albums,
+    ui_auth,
+    ui_dashboard,
+    ui_public,
+    ui_tokens,
+    ui_webhooks,
+)
+from pichub.views.ui_assets import Assets, make_handler
+from pichub.views.ui_common import ASSETS, JINJA, make_env
+
+__all__ = ["setup_ui"]
+
+
+def setup_ui(app: web.Application) -> None:
+    """Register every UI route, the OpenAPI routes and the static assets on `app`."""
+    assets = Assets.from_package()
+    app[ASSETS] = assets
+    app[JINJA] = make_env(assets, app[SETTINGS])
+    app.add_routes([
+        *ui_public.ROUTES,
+        *ui_auth.ROUTES,
+        *ui_dashboard.ROUTES,
+        *ui_albums.ROUTES,
+        *ui_tokens.ROUTES,
+        *ui_webhooks.ROUTES,
+        make_handler(assets),
+    ])

@@ -1,0 +1,136 @@
+"""The dashboard: my images, the browser uploader, and editing or deleting an image.
+
+The uploader sends one XHR per file to `POST /dashboard/upload` (so each file
+has its own progress bar and stands or falls alone). That endpoint takes the
+session cookie plus the `X-CSRF-Token` header, counts against the `upload`
+rate limit per user, then runs the very same upload view as the API (same
+fields, defaults, errors and JSON) and adds `html`: the new cards, rendered
+by the template the page itself uses. The JSON API stays bearer-only.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+from markupsafe import Markup
+
+from pichub.db import albums as albums_db
+from pichub.db import images as images_db
+from pichub.db.database import Database
+from pichub.errors import NotFound, ValidationError
+from pichub.keys import ACTOR, DB, GALLERY, LIMITER, SETTINGS
+from pichub.serialize import image_obj
+from pichub.sessions import Session
+from pichub.views.api_upload import upload as api_upload
+from pichub.views.common import base_url
+from pichub.views.ui_common import (
+    JINJA,
+    Form,
+    action,
+    flash,
+    page,
+    page_number,
+    pager,
+    redirect,
+    render,
+    safe_next,
+    text_field,
+    xhr,
+)
+
+PER_PAGE = 24
+MAX_ALBUM_CHOICES = 500
+
+
+async def album_choices(db: Database, user_id: int) -> list[dict[str, Any]]:
+    """The user's albums (newest first) for the album pickers."""
+    rows, _ = await albums_db.page(db, user_id, MAX_ALBUM_CHOICES, 0)
+    return [{"id": row["id"], "name": row["name"]} for row in rows]
+
+
+def _album_filter(request: web.Request) -> int | None:
+    raw = request.query.get("album_id", "")
+    return int(raw) if raw.isdigit() else None
+
+
+@page
+async def dashboard(request: web.Request, session: Session) -> web.StreamResponse:
+    db = request.app[DB]
+    album_id = _album_filter(request)
+    albums = await album_choices(db, session.user_id)
+    current = next((a for a in albums if a["id"] == album_id), None)
+    if album_id is not None and current is None:
+        raise NotFound("album")
+    number = page_number(request)
+    rows, total = await images_db.page(
+        db, user_id=session.user_id, album_id=album_id, public_only=False,
+        limit=PER_PAGE, offset=(number - 1) * PER_PAGE)
+    base = base_url(request)
+    settings = request.app[SETTINGS]
+    return render(request, "dashboard.html", {
+        "images": [image_obj(row, base) for row in rows], "albums": albums,
+        "album_id": album_id, "current_album": current, "next": request.path_qs,
+        "pager": pager(request, number, PER_PAGE, total),
+        "default_quality": settings.images.default_quality,
+        "max_upload_mb": settings.storage.max_upload_mb,
+    }, session=session)
+
+
+@xhr
+async def upload(request: web.Request, session: Session) -> web.StreamResponse:
+    decision = await request.app[LIMITER].check("upload", f"user:{session.user_id}")
+    if not decision.allowed:
+        raise decision.error()
+    request[ACTOR] = session.actor()
+    response = await api_upload(request)
+    assert isinstance(response, web.Response) and isinstance(response.body, bytes)
+    body = json.loads(response.body)
+    albums = await album_choices(request.app[DB], session.user_id)
+    macros = request.app[JINJA].get_template("_macros.html").module
+    cards = [macros.owner_card(image, albums, session.csrf_token, "/dashboard")  # type: ignore[attr-defined]
+             for image in body["data"]]
+    body["html"] = str(Markup("").join(cards))
+    out = web.json_response(body, status=response.status)
+    out.headers.update(decision.headers())
+    return out
+
+
+def _image_changes(form: Form) -> dict[str, Any]:
+    album_raw = text_field(form, "album_id").strip()
+    if album_raw and not album_raw.isdigit():
+        raise ValidationError.field("album_id", "must be an album")
+    description = text_field(form, "description")
+    if len(description) > 1000:
+        raise ValidationError.field("description", "must be at most 1000 characters")
+    return {"album_id": int(album_raw) if album_raw else None,
+            "is_public": 0 if text_field(form, "is_public", "1") == "0" else 1,
+            "description": description}
+
+
+@action("/dashboard")
+async def edit_image(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
+    changes = _image_changes(form)
+    await request.app[GALLERY].update_image(
+        session.user_id, request.match_info["id"], changes, base_url(request))
+    response = redirect(safe_next(form.get("next"), "/dashboard"))
+    flash(response, "Image saved.")
+    return response
+
+
+@action("/dashboard")
+async def delete_image(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
+    await request.app[GALLERY].delete_image(session.user_id, request.match_info["id"],
+                                            base_url(request))
+    response = redirect(safe_next(form.get("next"), "/dashboard"))
+    flash(response, "Image deleted.")
+    return response
+
+
+ROUTES = [
+    web.get("/dashboard", dashboard),
+    web.post("/dashboard/upload", upload),
+    web.post("/dashboard/images/{id}", edit_image),
+    web.post("/dashboard/images/{id}/delete", delete_image),
+]

@@ -1,0 +1,66 @@
+"""API tokens in the web UI: create (shown once), list, revoke.
+
+A new token is rendered straight into the response of the POST (never put in
+a redirect, a cookie or a URL), with `Cache-Control: no-store`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from pichub import accounts
+from pichub.auth import SCOPES
+from pichub.db import users as users_db
+from pichub.errors import NotFound, ValidationError
+from pichub.keys import DB
+from pichub.sessions import Session
+from pichub.views.ui_common import Form, action, flash, page, redirect, render, text_field
+
+BACK = "/dashboard/tokens"
+
+
+async def _render(request: web.Request, session: Session, **extra: Any) -> web.Response:
+    tokens = await users_db.list_tokens(request.app[DB], session.user_id)
+    context = {"tokens": [dict(row) for row in tokens], "new_token": None, **extra}
+    return render(request, "tokens.html", context, session=session)
+
+
+@page
+async def tokens_page(request: web.Request, session: Session) -> web.StreamResponse:
+    return await _render(request, session)
+
+
+@action(BACK)
+async def create_token(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
+    name = text_field(form, "name").strip()
+    scope = text_field(form, "scope", "write")
+    if len(name) > 100:
+        raise ValidationError.field("name", "must be at most 100 characters")
+    if scope not in SCOPES:
+        raise ValidationError.field("scope", "must be read or write")
+    token = await accounts.create_token(request.app[DB], session.username, name, scope)
+    return await _render(request, session, new_token=token, new_token_name=name,
+                         new_token_scope=scope)
+
+
+@action(BACK)
+async def revoke_token(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
+    raw = request.match_info["id"]
+    if not raw.isdigit():
+        raise NotFound("token")
+    async with request.app[DB].transaction() as conn:
+        revoked = await users_db.revoke_token(conn, int(raw), session.user_id)
+    if not revoked:
+        raise NotFound("token")
+    response = redirect(BACK)
+    flash(response, f"Token {raw} revoked.")
+    return response
+
+
+ROUTES = [
+    web.get(BACK, tokens_page),
+    web.post(BACK, create_token),
+    web.post(BACK + "/{id}/revoke", revoke_token),
+]
