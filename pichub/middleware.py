@@ -25,6 +25,7 @@ from pichub.errors import (
 )
 from pichub.keys import ACTOR, DB, LIMITER, RATE, SETTINGS, TRUSTED_PROXIES
 from pichub.views.common import API_PREFIXES
+from pichub.views.ui_common import JINJA, error_page
 
 log = logging.getLogger("pichub")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -39,6 +40,13 @@ def error_response(exc: PichubError) -> web.Response:
     if exc.headers.get("Connection") == "close":
         response.force_close()
     return response
+
+
+def wants_html(request: web.Request) -> bool:
+    """A browser asking for a page: API and image URLs always answer with the envelope."""
+    if is_api(request.path) or request.path.startswith("/img/") or request.method != "GET":
+        return False
+    return "text/html" in request.headers.get("Accept", "") and JINJA in request.app
 
 
 def _from_http(request: web.Request, exc: web.HTTPException) -> PichubError | None:
@@ -88,6 +96,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         log.exception("unhandled error on %s %s", request.method, request.path)
         error = PichubError()
     response = error_response(error)
+    if wants_html(request):
+        response = error_page(request, error, None)
     if (decision := request.get(RATE)) is not None:
         response.headers.update(decision.headers())
     if response.keep_alive is False:

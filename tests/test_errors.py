@@ -43,3 +43,18 @@ async def test_unexpected_exception_is_500_without_trace(aiohttp_client: Any,
     assert "secret" not in text and "Traceback" not in text
     async with client.get("/api/v1/boom") as resp:
         assert_envelope(await resp.json(), "INTERNAL_ERROR")
+
+
+async def test_browser_gets_an_html_404_api_keeps_the_envelope(aiohttp_client: Any,
+                                                               settings: Settings) -> None:
+    client = await aiohttp_client(create_app(settings))
+    html = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    async with client.get("/dashboard/nope", headers=html) as resp:
+        assert resp.status == 404
+        assert resp.headers["Content-Type"].startswith("text/html")
+        assert "<html" in (await resp.text()).lower()
+    async with client.get("/api/v1/nope", headers=html) as resp:
+        assert resp.status == 404
+        assert_envelope(await resp.json(), "NOT_FOUND")
+    async with client.get("/dashboard/nope") as resp:
+        assert_envelope(await resp.json(), "NOT_FOUND")
