@@ -122,10 +122,14 @@ def access_logger(trusted: Sequence[Network]) -> type[AbstractAccessLogger]:
         def log(self, request: web.BaseRequest, response: web.StreamResponse,
                 time: float) -> None:
             client = request_client_ip(request, trusted)  # type: ignore[arg-type]
+            # sendfile bypasses the writer's count: the declared length is what went out.
+            sent = response.body_length
+            if request.method != "HEAD" and response.content_length is not None:
+                sent = response.content_length
             access_log.info(
                 'method=%s path="%s" status=%d bytes=%d duration_ms=%.1f client=%s',
                 request.method, request.path_qs.replace('"', "%22"), response.status,
-                response.body_length, time * 1000, client,
+                sent, time * 1000, client,
             )
 
         @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 from pathlib import Path
@@ -9,9 +10,10 @@ from typing import Any
 
 import pytest
 
+from pichub import accounts
 from pichub.app import create_app
 from pichub.config import Settings
-from pichub.keys import TRUSTED_PROXIES, UPLOAD_TMP
+from pichub.keys import DB, TRUSTED_PROXIES, UPLOAD_TMP
 from pichub.observe import access_logger
 from tests import samples
 from tests.conftest import Api, ApiFactory, make_settings
@@ -62,6 +64,11 @@ async def test_metrics_count_by_route_template(api: Api) -> None:
     assert image_id not in text  # labels are templates, never raw ids
 
 
+async def _token(app: Any) -> str:
+    await accounts.create_user(app[DB], "logger", "password-logger")
+    return await accounts.create_token(app[DB], "logger")
+
+
 async def test_access_log_line(aiohttp_server: Any, aiohttp_client: Any, settings: Settings,
                                caplog: pytest.LogCaptureFixture) -> None:
     app = create_app(settings)
@@ -73,3 +80,15 @@ async def test_access_log_line(aiohttp_server: Any, aiohttp_client: Any, setting
     [line] = [r.getMessage() for r in caplog.records if r.name == "pichub.access"]
     assert 'method=GET path="/api/v1/square?page=1" status=200' in line
     assert "client=127.0.0.1" in line and "duration_ms=" in line and "bytes=" in line
+    caplog.clear()
+    status, body = await Api(client, await _token(app)).upload(("a.png", samples.png_alpha()),
+                                                              convertToWebP="false")
+    with caplog.at_level(logging.INFO, logger="pichub.access"):
+        async with client.get(f"/img/{body['data'][0]['id']}.png") as resp:
+            size = len(await resp.read())
+        for _ in range(50):  # the line is written once the response has been sent
+            if any("/img/" in r.getMessage() for r in caplog.records):
+                break
+            await asyncio.sleep(0.02)
+    [line] = [r.getMessage() for r in caplog.records if "/img/" in r.getMessage()]
+    assert f"bytes={size} " in line  # sendfile bytes are counted
