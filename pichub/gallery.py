@@ -61,8 +61,10 @@ class Gallery:
             await images_db.delete(conn, image_id)
             await events_db.record(conn, user_id, "image.deleted", image_obj(row, base_url))
         self.on_change()
-        await asyncio.to_thread(self.blobs.delete, image_id, ext_of(row["format"]))
-        await self.purge_variants(image_id)
+        try:  # variants first: the pipeline also forgets what it remembered of the image
+            await self.purge_variants(image_id)
+        finally:
+            await asyncio.to_thread(self.blobs.delete, image_id, ext_of(row["format"]))
 
     async def create_album(self, user_id: int, fields: dict[str, Any], base_url: str) -> Row:
         async with self.db.transaction() as conn:

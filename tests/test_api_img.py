@@ -167,3 +167,18 @@ async def test_concurrent_identical_misses_transform_once(api: Api) -> None:
     assert {status for status, _, _ in results} == {200}
     assert len({body for _, _, body in results}) == 1
     assert pipeline.transforms_run == before + 1
+
+
+async def test_deleted_image_is_gone_for_hits_and_misses(api: Api) -> None:
+    image = await stored(api)
+    url = f"/img/{image['id']}.webp?w=120"
+    first = await fetch(api, url)
+    second = await fetch(api, url)  # a hit: same bytes, ETag and Last-Modified
+    assert first[2] == second[2] and first[1]["ETag"] == second[1]["ETag"]
+    assert first[1]["Last-Modified"] == second[1]["Last-Modified"]
+    status, headers, body = await fetch(api, url, {"Range": "bytes=0-9"})
+    assert status == 206 and body == first[2][:10] and headers["ETag"] == first[1]["ETag"]
+    await api.call("DELETE", f"/api/v1/images/{image['id']}")
+    for path in (url, f"/img/{image['id']}.webp?w=121", f"/img/{image['id']}.webp"):
+        status, _, body = await fetch(api, path)
+        assert status == 404 and b"NOT_FOUND" in body

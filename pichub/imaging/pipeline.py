@@ -17,12 +17,15 @@ Counters (`transforms_run`, `transforms_rejected`, `cache_hits`,
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -37,6 +40,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 #: Cache hits to collect before their recency is written to disk (in the background).
 TOUCH_BATCH = 256
+#: Stored images whose facts are remembered (see `Pipeline.source`), and for how long.
+SOURCES_MAX = 10_000
+SOURCE_TTL_S = 5.0
 
 
 class TransformFn(Protocol):
@@ -55,16 +61,36 @@ class TransformFn(Protocol):
 
 @dataclass(frozen=True)
 class Variant:
-    """A variant ready to be sent with sendfile: file, type, length and a strong ETag."""
+    """A variant ready to be sent with sendfile: file, type, length and a strong ETag.
+
+    `recent`: used moments ago, so cheap to open on the event loop (CacheHit.recent).
+    """
 
     path: Path
     mime: str
     size: int
     etag: str
+    recent: bool = field(default=False, compare=False)  # a hint, not identity
+
+
+@dataclass(frozen=True)
+class Source:
+    """The facts /img needs about a stored image; they never change for an id."""
+
+    format: str
+    modified: datetime
+    etag: str
 
 
 class Pipeline:
-    """Owns the image thread pool; makes and caches variants."""
+    """Owns the image thread pool; makes and caches variants.
+
+    It also remembers, for a few seconds, the `Source` of images it served
+    (`source`/`remember`), so a cache hit needs no database query. `purge`,
+    which runs when an image is deleted, forgets it at once; a lookup that
+    was under way meanwhile is not remembered (`generation`); the expiry
+    bounds the staleness should an image ever vanish without a purge.
+    """
 
     def __init__(
         self,
@@ -86,6 +112,8 @@ class Pipeline:
         self._flights: SingleFlight[str, CacheHit] = SingleFlight()
         self._background: set[asyncio.Task[None]] = set()
         self._evicting = False
+        self._sources: OrderedDict[str, tuple[Source, float]] = OrderedDict()
+        self._generation = 0
         self.transforms_run = 0
         self.transforms_rejected = 0
         self.cache_hits = 0
@@ -104,13 +132,13 @@ class Pipeline:
         In memory, no I/O: lets the view rate-limit only misses before calling `variant`.
         """
         spec = spec.with_default_quality(self.default_quality)
-        key = spec.cache_key(image_id)
+        key, etag = _key_and_etag(spec, image_id)
         hit = self.cache.lookup(key, ext_of(spec.fm))
         if hit is None:
             return None
         self.cache_hits += 1
         self._maybe_evict()
-        return Variant(hit.path, mime_of(spec.fm), hit.size, _etag(key))
+        return Variant(hit.path, mime_of(spec.fm), hit.size, etag, hit.recent)
 
     async def variant(
         self, image_id: str, source: Path, source_format: str, spec: TransformSpec
@@ -131,8 +159,34 @@ class Pipeline:
         )
         return Variant(hit.path, mime_of(spec.fm), hit.size, _etag(key))
 
+    @property
+    def generation(self) -> int:
+        """Changes on every purge: read it before a database lookup, pass it to `remember`."""
+        return self._generation
+
+    def source(self, image_id: str) -> Source | None:
+        """The remembered facts of `image_id`, if remembered within SOURCE_TTL_S."""
+        found = self._sources.get(image_id)
+        if found is None:
+            return None
+        if time.monotonic() - found[1] > SOURCE_TTL_S:
+            del self._sources[image_id]
+            return None
+        return found[0]
+
+    def remember(self, image_id: str, source: Source, generation: int) -> None:
+        """Remember `source` unless a purge happened since `generation` was read."""
+        if generation != self._generation:
+            return
+        self._sources[image_id] = (source, time.monotonic())
+        self._sources.move_to_end(image_id)
+        if len(self._sources) > SOURCES_MAX:
+            self._sources.popitem(last=False)
+
     async def purge(self, image_id: str) -> int:
-        """Delete every cached variant of `image_id` (after the image is deleted)."""
+        """Forget `image_id` and delete every cached variant of it (after the image is deleted)."""
+        self._generation += 1
+        self._sources.pop(image_id, None)
         return await self.run_in_pool(self.cache.purge_image, image_id)
 
     def run_in_pool(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
@@ -208,6 +262,13 @@ class Pipeline:
             log.exception("variant cache eviction failed")
         finally:
             self._evicting = False
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_and_etag(spec: TransformSpec, image_id: str) -> tuple[str, str]:
+    """Cache key and ETag of a hot variant, memoised: two SHA-256s per hit otherwise."""
+    key = spec.cache_key(image_id)
+    return key, _etag(key)
 
 
 def _etag(key: str) -> str:
