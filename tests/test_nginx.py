@@ -17,7 +17,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,19 +45,12 @@ class ProxiedServer(Server):
     """test_cli's Server, configured to sit behind nginx on 127.0.0.1."""
 
     def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pichub", "serve", "--data-dir", str(data_dir),
-             "--port", str(self.port)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={"PATH": "/usr/bin:/bin", "PICHUB_STORAGE__MIN_FREE_MB": "0",
-                 "PICHUB_STORAGE__MAX_UPLOAD_MB": "50",
-                 "PICHUB_SERVER__TRUSTED_PROXIES": '["127.0.0.1/32"]',
-                 "PICHUB_RATE_LIMITS__API": "6/hour"},
-        )
-        self.output = self._wait_ready()
+        super().__init__(data_dir, env={
+            "PICHUB_STORAGE__MAX_UPLOAD_MB": "50",
+            "PICHUB_SERVER__TRUSTED_PROXIES": '["127.0.0.1/32"]',
+            "PICHUB_RATE_LIMITS__ENABLED": "true",
+            "PICHUB_RATE_LIMITS__API": "6/hour",
+        })
 
 
 @dataclass
