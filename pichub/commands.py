@@ -107,7 +107,7 @@ async def user_create(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def user_list(settings: Settings, args: argparse.Namespace) -> int:
+async def user_list(settings: Settings, _args: argparse.Namespace) -> int:
     db = await _open(settings)
     try:
         rows = await users_db.list_users(db)

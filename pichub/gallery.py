@@ -20,15 +20,11 @@ log = logging.getLogger(__name__)
 Purge = Callable[[str], Awaitable[object]]
 
 
-async def _no_variants(image_id: str) -> None:
-    return None
-
-
 class Gallery:
     """Image and album changes. `on_change` wakes the webhook worker after a commit."""
 
-    def __init__(self, db: Database, blobs: BlobStore, purge_variants: Purge = _no_variants,
-                 on_change: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, db: Database, blobs: BlobStore, purge_variants: Purge,
+                 on_change: Callable[[], None]) -> None:
         self.db = db
         self.blobs = blobs
         self.purge_variants = purge_variants
@@ -38,8 +34,7 @@ class Gallery:
         if await albums_db.get(self.db, user_id, album_id) is None:
             raise NotFound("album")
 
-    async def update_image(self, user_id: int, image_id: str, changes: dict[str, Any],
-                           base_url: str) -> Row:
+    async def update_image(self, user_id: int, image_id: str, changes: dict[str, Any]) -> Row:
         async with self.db.transaction() as conn:
             row = await images_db.fetch(conn, image_id)
             if row is None or row["user_id"] != user_id:

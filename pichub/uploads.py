@@ -234,7 +234,7 @@ class Uploader:
     """Stores received files for one user; each file stands or falls alone."""
 
     def __init__(self, db: Database, blobs: BlobStore, settings: Settings, run: Blocking,
-                 on_change: Callable[[], None] = lambda: None) -> None:
+                 on_change: Callable[[], None]) -> None:
         self.db = db
         self.on_change = on_change
         self.blobs = blobs

@@ -59,8 +59,7 @@ async def patch_image(request: web.Request) -> web.Response:
                                  nullable=True)) is not None:
         changes["description"] = description
     problems.raise_if_any()
-    row = await request.app[GALLERY].update_image(
-        who.user_id, request.match_info["id"], changes, base_url(request))
+    row = await request.app[GALLERY].update_image(who.user_id, request.match_info["id"], changes)
     return ok(image_obj(row, base_url(request)))
 
 

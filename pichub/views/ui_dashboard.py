@@ -112,8 +112,7 @@ def _image_changes(form: Form) -> dict[str, Any]:
 @action("/dashboard")
 async def edit_image(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
     changes = _image_changes(form)
-    await request.app[GALLERY].update_image(
-        session.user_id, request.match_info["id"], changes, base_url(request))
+    await request.app[GALLERY].update_image(session.user_id, request.match_info["id"], changes)
     response = redirect(safe_next(form.get("next"), "/dashboard"))
     flash(response, "Image saved.")
     return response
