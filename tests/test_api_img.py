@@ -182,3 +182,11 @@ async def test_deleted_image_is_gone_for_hits_and_misses(api: Api) -> None:
     for path in (url, f"/img/{image['id']}.webp?w=121", f"/img/{image['id']}.webp"):
         status, _, body = await fetch(api, path)
         assert status == 404 and b"NOT_FOUND" in body
+
+
+async def test_private_images_are_served_just_not_listed(api: Api) -> None:
+    image = await stored(api, is_public="false")
+    assert (await fetch(api, f"/img/{image['id']}.webp"))[0] == 200
+    assert (await fetch(api, f"/img/{image['id']}.webp?w=40"))[0] == 200
+    status, body = await api.call("GET", "/api/v1/square")
+    assert image["id"] not in {i["id"] for i in body["data"]}

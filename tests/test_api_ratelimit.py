@@ -121,3 +121,12 @@ async def test_trusted_proxy_sets_absolute_urls(make_api: ApiFactory, tmp_path: 
                                         server={"public_url": "https://cdn.example.com/"}))
     status, body = await api3.upload(("a.jpg", samples.jpeg()))
     assert body["data"][0]["url"].startswith("https://cdn.example.com/img/")
+
+
+async def test_an_upload_counts_once_whatever_it_carries(make_api: ApiFactory,
+                                                         tmp_path: Path) -> None:
+    api = await make_api(limited(tmp_path))
+    status, body = await api.upload(*[(f"{i}.jpg", samples.jpeg()) for i in range(3)])
+    assert status == 201 and len(body["data"]) == 3
+    status, _ = await api.upload(("again.jpg", samples.jpeg()))
+    assert status == 201  # 2/minute: the three-file request used one
