@@ -16,7 +16,7 @@ from standardwebhooks.webhooks import Webhook
 
 from tests import samples
 from tests.conftest import Api, ApiFactory, make_settings
-from tests.test_cli import Server, free_port
+from tests.support.server import Server, free_port
 from tests.webhook_receiver import Receiver
 
 

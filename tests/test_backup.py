@@ -30,7 +30,7 @@ from pichub.config import Settings
 from pichub.imaging.formats import ext_of
 from tests import samples
 from tests.conftest import ApiFactory, make_settings
-from tests.test_cli import Server
+from tests.support.server import Server
 
 # --- helpers --------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import requests
 
 from tests import samples
-from tests.test_cli import Server
+from tests.support.server import Server
 
 
 def test_acknowledged_upload_survives_sigkill(tmp_path: Path) -> None:

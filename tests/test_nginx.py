@@ -27,7 +27,7 @@ import requests
 from PIL import Image
 
 from tests import samples
-from tests.test_cli import Server, free_port
+from tests.support.server import Server, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "docs" / "nginx.conf"
@@ -42,7 +42,7 @@ if (NGINX is None or OPENSSL is None) and os.environ.get("CI") != "true":
 
 
 class ProxiedServer(Server):
-    """test_cli's Server, configured to sit behind nginx on 127.0.0.1."""
+    """tests.support.server.Server, configured to sit behind nginx on 127.0.0.1."""
 
     def __init__(self, data_dir: Path) -> None:
         super().__init__(data_dir, env={

@@ -12,7 +12,7 @@ from pathlib import Path
 import requests
 
 from tests import samples
-from tests.test_cli import Server
+from tests.support.server import Server
 
 BOUNDARY = "pichubshutdown"
 

@@ -28,7 +28,7 @@ import requests
 from PIL import Image
 
 from tests import samples
-from tests.test_cli import Server, free_port
+from tests.support.server import Server, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = getattr(sys, "_base_executable", sys.executable)
@@ -50,7 +50,7 @@ def pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 class PyzServer(Server):
-    """test_cli's Server, but `python3 pichub.pyz serve` with nothing installed."""
+    """tests.support.server.Server, but `python3 pichub.pyz serve` with nothing installed."""
 
     def __init__(self, pyz: Path, workdir: Path) -> None:
         self.data_dir = workdir / "data"
