@@ -8,15 +8,27 @@ the whole blob or no blob. All methods are blocking: call them in a thread.
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
 import re
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{4,64}$")
 _EXT = re.compile(r"^[a-z0-9]{2,5}$")
 TMP_PREFIX = ".tmp-"
+
+
+def sha256_file(path: Path) -> str:
+    """The hex SHA-256 of a file, read in blocks (never whole into memory)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1024 * 1024):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def fsync_dir(path: Path) -> None:
@@ -61,6 +73,31 @@ class BlobStore:
     def put(self, image_id: str, ext: str, data: bytes) -> Path:
         path = self.path(image_id, ext)
         atomic_write(path, data)
+        return path
+
+    def put_file(self, image_id: str, ext: str, source: Path) -> Path:
+        """Move the file at `source` into the store (same guarantees as `put`, no copy in
+        memory): its data is fsynced, then it is renamed into place and the directory
+        fsynced. Across file systems it is copied to a temp name first."""
+        path = self.path(image_id, ext)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(source, "rb") as fh:
+            os.fsync(fh.fileno())
+        try:
+            os.replace(source, path)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            tmp = path.with_name(f"{TMP_PREFIX}{secrets.token_hex(8)}-{path.name}")
+            try:
+                shutil.copyfile(source, tmp)
+                with open(tmp, "rb") as fh:
+                    os.fsync(fh.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+        fsync_dir(path.parent)
         return path
 
     def delete(self, image_id: str, ext: str) -> None:

@@ -129,7 +129,11 @@ def _first_value(headers: Mapping[str, str], name: str) -> str:
 
 def request_client_ip(request: web.Request, trusted: Sequence[Network]) -> str:
     """`client_ip` of an aiohttp request (all `X-Forwarded-For` lines joined in order)."""
-    forwarded = ",".join(request.headers.getall("X-Forwarded-For", []))
+    headers = request.headers
+    # A request aiohttp refused while parsing (bad framing, over-long line) carries a plain
+    # dict of headers, not a multidict; the access log still asks who sent it.
+    lines = headers.getall("X-Forwarded-For", []) if hasattr(headers, "getall") else []
+    forwarded = ",".join(lines)
     return client_ip(request.remote, forwarded or None, trusted)
 
 

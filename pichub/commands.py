@@ -21,7 +21,7 @@ from pichub.db import users as users_db
 from pichub.db.database import Database
 from pichub.errors import NotFound
 from pichub.keys import INFLIGHT, TRUSTED_PROXIES
-from pichub.observe import access_logger
+from pichub.observe import access_logger, quiet_malformed_requests
 
 log = logging.getLogger("pichub")
 
@@ -59,6 +59,7 @@ async def _bootstrap(settings: Settings) -> None:
 def serve(settings: Settings) -> int:
     logging.basicConfig(level=settings.server.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    quiet_malformed_requests()
     asyncio.run(_serve(settings))
     return 0
 

@@ -7,6 +7,8 @@ functions (and the thread pool) can raise them too.
 
 from __future__ import annotations
 
+import errno
+import sqlite3
 from typing import Any
 
 
@@ -92,6 +94,21 @@ class RateLimited(PichubError):
 
 class InsufficientStorage(PichubError):
     status, code, default_message = 507, "INSUFFICIENT_STORAGE", "Insufficient storage"
+
+    @classmethod
+    def disk_full(cls) -> InsufficientStorage:
+        """The disk has no room (or is down to its reserve) for what is being stored."""
+        return cls("Insufficient storage", "The server's free disk space is below its reserve")
+
+
+_DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True for "no space left on device", "disk quota exceeded" and SQLite's SQLITE_FULL."""
+    if isinstance(exc, sqlite3.Error):
+        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+    return isinstance(exc, OSError) and exc.errno in _DISK_FULL_ERRNOS
 
 
 class ServiceUnavailable(PichubError):

@@ -17,13 +17,16 @@ from aiohttp import web
 from pichub.auth import Actor, actor_from_token, bearer
 from pichub.clientip import rate_limit_key, request_client_ip
 from pichub.errors import (
+    InsufficientStorage,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     PichubError,
     Unauthorized,
+    is_disk_full,
 )
 from pichub.keys import ACTOR, DB, LIMITER, RATE, SETTINGS, TRUSTED_PROXIES
+from pichub.ratelimit import user_rate_key
 from pichub.views.common import API_PREFIXES
 from pichub.views.ui_common import JINJA, error_page
 
@@ -92,9 +95,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         error = mapped
     except asyncio.CancelledError:
         raise
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        error = PichubError()
+    except Exception as exc:
+        if is_disk_full(exc):
+            log.error("disk full on %s %s: %s", request.method, request.path, exc)
+            error = InsufficientStorage.disk_full()
+        else:
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            error = PichubError()
     response = error_response(error)
     if wants_html(request):
         response = error_page(request, error, None)
@@ -113,8 +120,10 @@ def is_api(path: str) -> bool:
 
 
 def rate_key(request: web.Request, who: Actor | None) -> str:
-    if who is not None and who.token_id is not None:
-        return f"token:{who.token_id}"
+    """Whose budget a request spends: the user's (every token and the web session of a user
+    share one, so creating tokens buys no extra), else the client IP's."""
+    if who is not None:
+        return user_rate_key(who.user_id)
     return rate_limit_key(request_client_ip(request, request.app[TRUSTED_PROXIES]))
 
 

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from pichub.clientip import Network, request_client_ip
@@ -111,6 +112,23 @@ def observe_middleware(inflight: InFlight, metrics: Metrics) -> Callable[..., Aw
             inflight.leave()
 
     return observe
+
+
+class MalformedRequestFilter(logging.Filter):
+    """Drops aiohttp's traceback for a request it could not parse (bad framing, over-long
+    lines, too many headers): the client's fault, answered 400 and already in the access
+    log, so a flood of them must not become a flood of multi-line error logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, HttpProcessingError)
+
+
+def quiet_malformed_requests() -> None:
+    """Install MalformedRequestFilter on aiohttp's server logger (once per process)."""
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, MalformedRequestFilter) for f in server_log.filters):
+        server_log.addFilter(MalformedRequestFilter())
 
 
 def access_logger(trusted: Sequence[Network]) -> type[AbstractAccessLogger]:

@@ -107,6 +107,11 @@ class Decision:
         return b if (b.remaining, b.reset) < (a.remaining, a.reset) else a
 
 
+def user_rate_key(user_id: int) -> str:
+    """The rate-limit identity of a signed-in user, whatever token or session they use."""
+    return f"user:{user_id}"
+
+
 UNLIMITED = Decision(allowed=True, limit=0, remaining=0, reset=0, unlimited=True)
 
 

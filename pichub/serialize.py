@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from html import escape
 from typing import Any
 
@@ -11,6 +12,17 @@ from pichub.imaging.formats import ext_of, mime_of
 
 def image_url(base_url: str, image_id: str, fmt: str) -> str:
     return f"{base_url}/img/{image_id}.{ext_of(fmt)}"
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\\[\]])")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def markdown_text(text: str) -> str:
+    """`text` as literal Markdown link text: `\\`, `[` and `]` escaped, control characters
+    (newlines included) turned into spaces, so a file name cannot close the image's
+    brackets and point the link somewhere else."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", _CONTROL.sub(" ", text))
 
 
 def image_obj(row: Row, base_url: str) -> dict[str, Any]:
@@ -34,7 +46,7 @@ def image_obj(row: Row, base_url: str) -> dict[str, Any]:
         "links": {
             "url": url,
             "thumbnail": f"{base_url}/img/{row['id']}.webp?w=300",
-            "markdown": f"![{alt}]({url})",
+            "markdown": f"![{markdown_text(alt)}]({url})",
             "html": f'<img src="{url}" alt="{escape(alt)}">',
             "bbcode": f"[img]{url}[/img]",
         },

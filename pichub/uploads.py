@@ -1,8 +1,8 @@
-"""The upload service (SPEC §3): stream parts to disk, validate options, store each file.
+"""The upload service: validate options, then process and store each received file.
 
-Options may arrive after the files (the seed's JS client appends them last), so
-every file part is first streamed to a temp file, never more than the size
-limit per file, and processed once the whole form has been read.
+The web layer (`views.multipart`) has already streamed each file to a temp file;
+here each one is checked and re-encoded in the image pool, written durably,
+and committed with its `image.uploaded` event. Each file stands or falls alone.
 """
 
 from __future__ import annotations
@@ -13,15 +13,12 @@ import re
 import secrets
 import shutil
 import unicodedata
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
-from aiohttp import BodyPartReader, MultipartReader
-
-from pichub.blobs import BlobStore
+from pichub.blobs import BlobStore, sha256_file
 from pichub.config import Settings
 from pichub.db import albums as albums_db
 from pichub.db import events as events_db
@@ -29,22 +26,18 @@ from pichub.db import images as images_db
 from pichub.db import users as users_db
 from pichub.db.database import Database, Row
 from pichub.errors import (
-    BadRequest,
     InsufficientStorage,
     NotFound,
     PayloadTooLarge,
     PichubError,
-    ValidationError,
+    is_disk_full,
 )
 from pichub.imaging.formats import ext_of
 from pichub.imaging.ops import UploadResult, process_upload
 from pichub.serialize import image_obj
-from pichub.validate import Problems, form_bool, form_int
+from pichub.validate import Problems, form_bool, form_int, parse_int
 
-FILE_FIELDS = frozenset({"files[]", "files", "file", "image", "image[]"})
 FORMAT_CHOICES = {"auto": None, "jpeg": "jpeg", "jpg": "jpeg", "png": "png", "webp": "webp"}
-MAX_FIELD_BYTES = 64 * 1024
-CHUNK = 256 * 1024
 MB = 2**20
 
 
@@ -69,27 +62,14 @@ class Received:
     error: PichubError | None = None
 
 
-@dataclass
-class Form:
-    files: list[Received] = field(default_factory=list)
-    fields: dict[str, str] = field(default_factory=dict)
-    complete: bool = True  # False when reading stopped early (connection should close)
-
-    def cleanup(self) -> None:
-        for item in self.files:
-            if item.path is not None:
-                item.path.unlink(missing_ok=True)
-
-
 def parse_options(fields: dict[str, str], settings: Settings) -> UploadOptions:
     """The form's options, every bad one reported in a single 422."""
     problems = Problems()
     album_raw = fields.get("album_id", "").strip()
     album_id = None
     if album_raw:
-        try:
-            album_id = int(album_raw)
-        except ValueError:
+        album_id = parse_int(album_raw)
+        if album_id is None:
             problems.add("album_id", "must be an integer")
     quality = form_int(problems, fields, "quality", settings.images.default_quality, 1, 100)
     fmt_raw = fields.get("format", "auto").strip().lower() or "auto"
@@ -117,95 +97,6 @@ def too_large(limit_mb: int, size: int) -> PayloadTooLarge:
     )
 
 
-async def _drain_part(part: BodyPartReader, budget: int) -> bool:
-    """Discard the rest of a part, reading at most `budget` bytes; True if it ended."""
-    while budget >= 0:
-        chunk = await part.read_chunk(CHUNK)
-        if not chunk:
-            return True
-        budget -= len(chunk)
-    return False
-
-
-async def _stream_file(part: BodyPartReader, dest: Path, limit: int) -> int:
-    """Copy the part into `dest`, stopping as soon as it passes `limit` bytes.
-
-    Returns the size; raises PayloadTooLarge with what was seen so far when over.
-    """
-    size = 0
-    buffer = bytearray()
-    fh = await asyncio.to_thread(open, dest, "wb")
-    try:
-        while chunk := await part.read_chunk(CHUNK):
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge()
-            buffer += chunk
-            if len(buffer) >= 4 * CHUNK:
-                await asyncio.to_thread(fh.write, bytes(buffer))
-                buffer.clear()
-        if buffer:
-            await asyncio.to_thread(fh.write, bytes(buffer))
-    finally:
-        await asyncio.to_thread(fh.close)
-    return size
-
-
-async def _read_field(part: BodyPartReader) -> str:
-    data = bytearray()
-    while chunk := await part.read_chunk(CHUNK):
-        data += chunk
-        if len(data) > MAX_FIELD_BYTES:
-            raise BadRequest(f"Form field {part.name!r} is too long")
-    return data.decode("utf-8", errors="replace")
-
-
-async def receive(reader: MultipartReader, tmp_dir: Path, settings: Settings,
-                  content_length: int | None) -> Form:
-    """Read the whole multipart form: files to temp files (bounded), fields to a dict."""
-    storage = settings.storage
-    limit = storage.max_upload_mb * MB
-    form = Form()
-    try:
-        while (part := await reader.next()) is not None:
-            if not isinstance(part, BodyPartReader):
-                raise BadRequest("Nested multipart bodies are not supported")
-            if part.name in FILE_FIELDS and part.filename is not None:
-                if len(form.files) >= storage.max_files_per_request:
-                    raise ValidationError.field(
-                        "files", f"at most {storage.max_files_per_request} files per request")
-                item = Received(len(form.files), original_name(part.filename))
-                form.files.append(item)
-                item.path = tmp_dir / f"upload-{secrets.token_hex(8)}"
-                try:
-                    await _stream_file(part, item.path, limit)
-                except PayloadTooLarge:
-                    item.path.unlink(missing_ok=True)
-                    item.path = None
-                    known = _declared_length(part) or content_length or limit + 1
-                    item.error = too_large(storage.max_upload_mb, known)
-                    if not await _drain_part(part, limit):
-                        form.complete = False
-                        break
-            elif part.name:
-                form.fields[part.name] = await _read_field(part)
-    except BaseException:
-        form.cleanup()
-        raise
-    return form
-
-
-def original_name(raw: str) -> str:
-    """The uploaded name; aiohttp-based clients percent-encode it, browsers send it raw."""
-    return unquote(raw) if _PERCENT.search(raw) else raw
-
-
-def _declared_length(part: BodyPartReader) -> int | None:
-    raw = part.headers.get("Content-Length")
-    return int(raw) if raw and raw.isdigit() else None
-
-
-_PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -244,18 +135,16 @@ class Uploader:
     def check_free_space(self, extra: int = 0) -> None:
         free = shutil.disk_usage(self.blobs.root).free
         if free - extra < self.settings.storage.min_free_mb * MB:
-            raise InsufficientStorage(
-                "Insufficient storage", "The server's free disk space is below its reserve"
-            )
+            raise InsufficientStorage.disk_full()
 
     async def check_album(self, user_id: int, album_id: int | None) -> None:
         if album_id is not None and await albums_db.get(self.db, user_id, album_id) is None:
             raise NotFound("album")
 
-    async def store_all(self, user_id: int, options: UploadOptions, form: Form,
+    async def store_all(self, user_id: int, options: UploadOptions, files: Sequence[Received],
                         base_url: str) -> Stored:
         stored = Stored([], [])
-        for item in form.files:
+        for item in files:
             try:
                 if item.error is not None:
                     raise item.error
@@ -275,26 +164,39 @@ class Uploader:
             remove_exif=options.remove_exif, max_pixels=storage.max_pixels,
             max_frames=storage.max_frames,
         )
-        data = result.data
-        if data is None:
-            data = await asyncio.to_thread(item.path.read_bytes)
-        self.check_free_space(len(data))
         image_id = secrets.token_urlsafe(9)
         ext = ext_of(result.format)
-        await asyncio.to_thread(self.blobs.put, image_id, ext, data)
+        try:
+            size, digest = await asyncio.to_thread(self._put_blob, image_id, ext, item.path,
+                                                   result.data)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise InsufficientStorage.disk_full() from None
+            raise
         record = images_db.NewImage(
             id=image_id, user_id=user_id, album_id=options.album_id,
             filename=safe_filename(item.original_name, result.format, options.auto_rename),
             original_name=item.original_name[:255], description=options.description,
             format=result.format, width=result.width, height=result.height,
-            frames=result.frames, size=len(data), sha256=hashlib.sha256(data).hexdigest(),
-            is_public=options.is_public,
+            frames=result.frames, size=size, sha256=digest, is_public=options.is_public,
         )
         try:
             return await self._commit(record, base_url)
         except BaseException:
             await asyncio.to_thread(self.blobs.delete, image_id, ext)
             raise
+
+    def _put_blob(self, image_id: str, ext: str, received: Path,
+                  data: bytes | None) -> tuple[int, str]:
+        """Blocking: store the re-encoded `data`, or (None) the received file itself, moved
+        into place without reading it into memory. Returns the stored size and sha256."""
+        if data is None:
+            digest, size = sha256_file(received), received.stat().st_size
+            self.blobs.put_file(image_id, ext, received)
+            return size, digest
+        self.check_free_space(len(data))
+        self.blobs.put(image_id, ext, data)
+        return len(data), hashlib.sha256(data).hexdigest()
 
     async def _commit(self, record: images_db.NewImage, base_url: str) -> Row:
         async with self.db.transaction() as conn:

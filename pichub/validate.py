@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pichub.errors import ValidationError
 
 _TRUE = {"true", "1"}
 _FALSE = {"false", "0"}
+_INTEGER = re.compile(r"[+-]?[0-9]{1,100}", re.ASCII)
+#: The largest id SQLite can store (a bigger one could name no row).
+MAX_ROW_ID = 2**63 - 1
+
+
+def parse_int(raw: str) -> int | None:
+    """The integer written in ASCII digits (optional sign, surrounding spaces), else None.
+
+    Python's `int()` also takes other scripts' digits (`'١٢'` is 12) and `'²'.isdigit()`
+    is true though `int('²')` fails; neither is a number in a URL or a form here.
+    """
+    text = raw.strip()
+    return int(text) if _INTEGER.fullmatch(text) else None
 
 
 class Problems:
@@ -43,9 +57,8 @@ def form_int(problems: Problems, fields: dict[str, str], name: str, default: int
     raw = fields.get(name)
     if raw is None or raw.strip() == "":
         return default
-    try:
-        value = int(raw.strip())
-    except ValueError:
+    value = parse_int(raw)
+    if value is None:
         problems.add(name, "must be an integer")
         return default
     if not low <= value <= high:

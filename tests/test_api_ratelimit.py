@@ -6,7 +6,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pichub.keys import SETTINGS
+from pichub import accounts
+from pichub.keys import DB, SETTINGS
 from tests import samples
 from tests.conftest import Api, ApiFactory, form, make_settings
 
@@ -76,6 +77,21 @@ async def test_tokens_are_isolated(make_api: ApiFactory, tmp_path: Path) -> None
         await get(api, "/api/v1/images", api.headers())
     status, headers, _ = await get(api, "/api/v1/images", api.headers(other))
     assert status == 200 and headers["X-RateLimit-Remaining"] == "4"
+
+
+async def test_a_users_tokens_and_session_share_one_budget(make_api: ApiFactory,
+                                                          tmp_path: Path) -> None:
+    api = await make_api(limited(tmp_path))
+    extra = await api.new_user("bob")
+    second = await accounts.create_token(api.app[DB], "bob", name="second")
+    remaining = []
+    for token in (extra, second, extra, second, extra):
+        status, headers, _ = await get(api, "/api/v1/images", api.headers(token))
+        remaining.append((status, headers["X-RateLimit-Remaining"]))
+    assert remaining == [(200, "4"), (200, "3"), (200, "2"), (200, "1"), (200, "0")]
+    third = await accounts.create_token(api.app[DB], "bob", name="third")
+    status, _, body = await get(api, "/api/v1/images", api.headers(third))
+    assert status == 429 and body["error"]["code"] == "RATE_LIMIT_EXCEEDED"
 
 
 async def test_forged_forwarded_for_ignored_from_untrusted_peer(make_api: ApiFactory,

@@ -366,3 +366,17 @@ async def test_seed_js_client_shape(api: Api) -> None:
                                     quality=85, is_public="0")
     assert status == 201 and len(body["data"]) == 2
     assert all(i["is_public"] is False for i in body["data"])
+
+
+async def test_a_file_name_cannot_rewrite_the_markdown_link(api: Api) -> None:
+    name = "x](https://attacker.invalid/t.png).png"
+    status, body = await api.upload((name, samples.jpeg()))
+    assert status == 201
+    image = body["data"][0]
+    markdown = image["links"]["markdown"]
+    assert markdown == f"![x\\](https://attacker.invalid/t.png).png]({image['url']})"
+    # The only unescaped "](" is the one before PicHub's own URL.
+    unescaped = [i for i in range(len(markdown)) if markdown.startswith("](", i)
+                 and markdown[i - 1] != "\\"]
+    assert unescaped == [markdown.rindex("](")]
+    assert image["original_name"] == name

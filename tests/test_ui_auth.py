@@ -103,13 +103,29 @@ async def test_next_goes_only_to_local_paths(aiohttp_client: Any, tmp_path: Path
     for target, expected in [("/dashboard/albums", "/dashboard/albums"),
                              ("//evil.example/x", "/dashboard"),
                              ("https://evil.example/", "/dashboard"),
-                             ("/\\evil.example", "/dashboard")]:
+                             ("/\\evil.example", "/dashboard"),
+                             ("/\t/evil.example/", "/dashboard"),  # browsers drop the tab
+                             ("/\n/evil.example/", "/dashboard"),
+                             ("/x\r\nSet-Cookie: a=b", "/dashboard"),  # no header injection
+                             ("/dashboard?album_id=2", "/dashboard?album_id=2")]:
         html = (await ui.text("/login?next=" + target.replace("/", "%2F")))[1]
         data = {"username": "alice", "password": PASSWORD, "csrf_token": csrf_from(html),
                 "next": target}
         async with ui.client.post("/login", data=data, allow_redirects=False) as resp:
             assert resp.headers["Location"] == expected
         ui.client.session.cookie_jar.clear()
+
+
+async def test_signed_in_login_page_redirects_only_to_local_paths(aiohttp_client: Any,
+                                                                 tmp_path: Path) -> None:
+    ui = await form_client(aiohttp_client, tmp_path)
+    await ui.login("alice")
+    for query, expected in [("%2F%09%2Fevil.example%2F", "/dashboard"),
+                            ("%2F%0D%0A%2Fevil", "/dashboard"),
+                            ("%2Fdashboard%2Falbums", "/dashboard/albums")]:
+        async with ui.client.get("/login?next=" + query, allow_redirects=False) as resp:
+            assert resp.status == 303
+            assert resp.headers["Location"] == expected
 
 
 async def test_a_failed_attempt_keeps_where_to_go_next(aiohttp_client: Any,

@@ -6,6 +6,7 @@ from typing import Any
 
 from pichub.db.database import Conn, Database, Row
 from pichub.timeutil import iso
+from pichub.validate import MAX_ROW_ID
 
 _SELECT = (
     "SELECT a.*, (SELECT COUNT(*) FROM images i WHERE i.album_id = a.id) AS image_count,"
@@ -26,7 +27,14 @@ async def create(conn: Conn, user_id: int, name: str, description: str, is_publi
     return cur.lastrowid
 
 
+def _storable(album_id: int) -> bool:
+    """Ids from clients may be any integer; one SQLite cannot hold names no album."""
+    return 1 <= album_id <= MAX_ROW_ID
+
+
 async def get(db: Database | Conn, user_id: int, album_id: int) -> Row | None:
+    if not _storable(album_id):
+        return None
     sql = f"{_SELECT} WHERE a.id = ? AND a.user_id = ?"
     if isinstance(db, Database):
         return await db.fetchone(sql, (album_id, user_id))
@@ -36,6 +44,8 @@ async def get(db: Database | Conn, user_id: int, album_id: int) -> Row | None:
 
 
 async def exists(conn: Conn, user_id: int, album_id: int) -> bool:
+    if not _storable(album_id):
+        return False
     async with conn.execute(
         "SELECT 1 FROM albums WHERE id = ? AND user_id = ?", (album_id, user_id)
     ) as cur:

@@ -11,14 +11,8 @@ from pichub.errors import NotFound, ValidationError
 from pichub.keys import DB, GALLERY
 from pichub.serialize import album_obj
 from pichub.validate import Problems, json_bool, json_text
-from pichub.views.common import actor, base_url, json_body, meta, ok, pagination
-
-
-def _album_id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["id"])
-    except ValueError:
-        raise NotFound("album") from None
+from pichub.views.common import actor, base_url, json_body, ok
+from pichub.views.params import meta, pagination, path_id
 
 
 def _fields(body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
@@ -46,7 +40,7 @@ async def create_album(request: web.Request) -> web.Response:
 
 async def list_albums(request: web.Request) -> web.Response:
     who = actor(request, "read")
-    page, per_page = pagination(request)
+    page, per_page = pagination(request.query)
     rows, total = await albums_db.page(request.app[DB], who.user_id, per_page,
                                        (page - 1) * per_page)
     base = base_url(request)
@@ -55,7 +49,7 @@ async def list_albums(request: web.Request) -> web.Response:
 
 async def get_album(request: web.Request) -> web.Response:
     who = actor(request, "read")
-    row = await albums_db.get(request.app[DB], who.user_id, _album_id(request))
+    row = await albums_db.get(request.app[DB], who.user_id, path_id(request, "album"))
     if row is None:
         raise NotFound("album")
     return ok(album_obj(row, base_url(request)))
@@ -63,7 +57,7 @@ async def get_album(request: web.Request) -> web.Response:
 
 async def patch_album(request: web.Request) -> web.Response:
     who = actor(request, "write")
-    album_id = _album_id(request)
+    album_id = path_id(request, "album")
     fields = _fields(await json_body(request), creating=False)
     if not fields:
         raise ValidationError.field("body", "send name, description or is_public")
@@ -74,7 +68,7 @@ async def patch_album(request: web.Request) -> web.Response:
 
 async def delete_album(request: web.Request) -> web.Response:
     who = actor(request, "write")
-    album_id = _album_id(request)
+    album_id = path_id(request, "album")
     await request.app[GALLERY].delete_album(who.user_id, album_id, base_url(request))
     return ok({"id": album_id, "deleted": True})
 

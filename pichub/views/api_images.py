@@ -9,13 +9,14 @@ from pichub.errors import NotFound
 from pichub.keys import DB, GALLERY
 from pichub.serialize import image_obj
 from pichub.validate import Problems, json_bool, json_int, json_text
-from pichub.views.common import actor, base_url, json_body, meta, ok, optional_int, pagination
+from pichub.views.common import actor, base_url, json_body, ok
+from pichub.views.params import meta, pagination, query_id
 
 
 async def list_images(request: web.Request) -> web.Response:
     who = actor(request, "read")
-    page, per_page = pagination(request)
-    album_id = optional_int("album_id", request.query.get("album_id"))
+    page, per_page = pagination(request.query)
+    album_id = query_id(request.query, "album_id", "album")
     gallery = request.app[GALLERY]
     if album_id is not None:
         await gallery.require_album(who.user_id, album_id)
@@ -28,7 +29,7 @@ async def list_images(request: web.Request) -> web.Response:
 
 
 async def square(request: web.Request) -> web.Response:
-    page, per_page = pagination(request)
+    page, per_page = pagination(request.query)
     rows, total = await images_db.page(
         request.app[DB], user_id=None, album_id=None, public_only=True,
         limit=per_page, offset=(page - 1) * per_page,

@@ -4,27 +4,24 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from pichub.errors import BadRequest, PichubError, ValidationError
+from pichub.errors import PichubError, ValidationError
 from pichub.keys import METRICS, SETTINGS, UPLOAD_TMP, UPLOADER
-from pichub.uploads import parse_options, receive
+from pichub.uploads import parse_options
 from pichub.views.common import actor, base_url, ok
+from pichub.views.multipart import read_upload
 
 
 async def upload(request: web.Request) -> web.Response:
     who = actor(request, "write")
     uploader = request.app[UPLOADER]
-    uploader.check_free_space()
-    if not request.content_type.startswith("multipart/"):
-        raise BadRequest("Upload must be multipart/form-data")
-    reader = await request.multipart()
-    form = await receive(reader, request.app[UPLOAD_TMP], request.app[SETTINGS],
-                         request.content_length)
+    uploader.check_free_space(request.content_length or 0)
+    form = await read_upload(request, request.app[UPLOAD_TMP], request.app[SETTINGS].storage)
     try:
         if not form.files:
             raise ValidationError.field("files[]", "at least one file is required")
         options = parse_options(form.fields, request.app[SETTINGS])
         await uploader.check_album(who.user_id, options.album_id)
-        stored = await uploader.store_all(who.user_id, options, form, base_url(request))
+        stored = await uploader.store_all(who.user_id, options, form.files, base_url(request))
     finally:
         form.cleanup()
     if not stored.images:

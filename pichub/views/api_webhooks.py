@@ -9,16 +9,10 @@ from aiohttp import web
 from pichub.db import webhooks as webhooks_db
 from pichub.errors import NotFound
 from pichub.keys import DB, SETTINGS, WEBHOOKS
-from pichub.views.common import actor, json_body, meta, ok, pagination
+from pichub.views.common import actor, json_body, ok
+from pichub.views.params import meta, pagination, path_id
 from pichub.webhooks import signing, ssrf
 from pichub.webhooks.serialize import delivery_obj, validate_webhook_input, webhook_obj
-
-
-def _webhook_id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["id"])
-    except ValueError:
-        raise NotFound("webhook") from None
 
 
 async def _fields(request: web.Request, *, partial: bool) -> dict[str, Any]:
@@ -50,7 +44,7 @@ async def list_webhooks(request: web.Request) -> web.Response:
 
 async def get_webhook(request: web.Request) -> web.Response:
     who = actor(request, "read")
-    row = await webhooks_db.get(request.app[DB], who.user_id, _webhook_id(request))
+    row = await webhooks_db.get(request.app[DB], who.user_id, path_id(request, "webhook"))
     if row is None:
         raise NotFound("webhook")
     return ok(webhook_obj(row))
@@ -58,7 +52,7 @@ async def get_webhook(request: web.Request) -> web.Response:
 
 async def patch_webhook(request: web.Request) -> web.Response:
     who = actor(request, "write")
-    webhook_id = _webhook_id(request)
+    webhook_id = path_id(request, "webhook")
     fields = await _fields(request, partial=True)
     async with request.app[DB].transaction() as conn:
         if not await webhooks_db.update(conn, who.user_id, webhook_id, fields):
@@ -71,7 +65,7 @@ async def patch_webhook(request: web.Request) -> web.Response:
 
 async def delete_webhook(request: web.Request) -> web.Response:
     who = actor(request, "write")
-    webhook_id = _webhook_id(request)
+    webhook_id = path_id(request, "webhook")
     async with request.app[DB].transaction() as conn:
         if not await webhooks_db.delete(conn, who.user_id, webhook_id):
             raise NotFound("webhook")
@@ -80,8 +74,8 @@ async def delete_webhook(request: web.Request) -> web.Response:
 
 async def list_deliveries(request: web.Request) -> web.Response:
     who = actor(request, "read")
-    webhook_id = _webhook_id(request)
-    page, per_page = pagination(request)
+    webhook_id = path_id(request, "webhook")
+    page, per_page = pagination(request.query)
     db = request.app[DB]
     if await webhooks_db.get(db, who.user_id, webhook_id) is None:
         raise NotFound("webhook")
@@ -93,7 +87,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
 async def test_webhook(request: web.Request) -> web.Response:
     who = actor(request, "write")
     async with request.app[DB].transaction() as conn:
-        delivery = await webhooks_db.create_ping(conn, who.user_id, _webhook_id(request))
+        delivery = await webhooks_db.create_ping(conn, who.user_id, path_id(request, "webhook"))
     if delivery is None:
         raise NotFound("webhook")
     request.app[WEBHOOKS].wake()

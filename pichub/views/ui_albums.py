@@ -7,18 +7,17 @@ from typing import Any
 from aiohttp import web
 
 from pichub.db import albums as albums_db
-from pichub.errors import NotFound
 from pichub.keys import DB, GALLERY
 from pichub.serialize import album_obj
 from pichub.sessions import Session
 from pichub.validate import Problems, json_text
 from pichub.views.common import base_url
+from pichub.views.params import page_number, path_id
 from pichub.views.ui_common import (
     Form,
     action,
     flash,
     page,
-    page_number,
     pager,
     redirect,
     render,
@@ -27,13 +26,6 @@ from pichub.views.ui_common import (
 
 PER_PAGE = 50
 BACK = "/dashboard/albums"
-
-
-def _album_id(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    if not raw.isdigit():
-        raise NotFound("album")
-    return int(raw)
 
 
 def _fields(form: Form, *, with_visibility: bool) -> dict[str, Any]:
@@ -52,7 +44,7 @@ def _fields(form: Form, *, with_visibility: bool) -> dict[str, Any]:
 
 @page
 async def albums_page(request: web.Request, session: Session) -> web.StreamResponse:
-    number = page_number(request)
+    number = page_number(request.query)
     rows, total = await albums_db.page(request.app[DB], session.user_id, PER_PAGE,
                                        (number - 1) * PER_PAGE)
     base = base_url(request)
@@ -79,7 +71,7 @@ async def create_album(request: web.Request, session: Session, form: Form) -> we
 @action(BACK)
 async def update_album(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
     fields = _fields(form, with_visibility=False)
-    await request.app[GALLERY].update_album(session.user_id, _album_id(request), fields,
+    await request.app[GALLERY].update_album(session.user_id, path_id(request, "album"), fields,
                                             base_url(request))
     return _done("Album saved.")
 
@@ -89,13 +81,13 @@ async def set_visibility(request: web.Request, session: Session,
                          form: Form) -> web.StreamResponse:
     is_public = 0 if text_field(form, "is_public") == "0" else 1
     row = await request.app[GALLERY].update_album(
-        session.user_id, _album_id(request), {"is_public": is_public}, base_url(request))
+        session.user_id, path_id(request, "album"), {"is_public": is_public}, base_url(request))
     return _done(f"“{row['name']}” is now {'public' if is_public else 'private'}.")
 
 
 @action(BACK)
 async def delete_album(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
-    await request.app[GALLERY].delete_album(session.user_id, _album_id(request),
+    await request.app[GALLERY].delete_album(session.user_id, path_id(request, "album"),
                                             base_url(request))
     return _done("Album deleted; its images are kept.")
 

@@ -17,6 +17,7 @@ could not run.
 from __future__ import annotations
 
 import json
+import re
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -42,6 +43,7 @@ JINJA = web.AppKey("ui_jinja", jinja2.Environment)
 ASSETS = web.AppKey("ui_assets", Assets)
 
 FLASH_COOKIE = "pichub_flash"
+_SAFE_PATH = re.compile(r"/[!-\[\]-~]*", re.ASCII)  # printable ASCII, no space or backslash
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
        "img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
        "form-action 'self'; frame-ancestors 'none'")
@@ -140,10 +142,17 @@ def redirect(location: str) -> web.Response:
 
 
 def safe_next(value: object, default: str) -> str:
-    """A same-site path to go to next; anything else (other hosts, `//x`, `/\\x`) → default."""
-    if isinstance(value, str) and value.startswith("/") and not value.startswith(("//", "/\\")):
-        return value
-    return default
+    """A same-site path to go to next; anything else → `default`.
+
+    Browsers drop tabs and newlines inside URLs and read `\\` as `/`, so
+    `/\t/evil.example` or `/\\evil.example` would become `//evil.example`, another
+    site: only a plain path made of printable ASCII without backslashes passes.
+    """
+    if not isinstance(value, str) or not _SAFE_PATH.fullmatch(value):
+        return default
+    if value.startswith("//") or urllib.parse.urlsplit(value).netloc:
+        return default
+    return value
 
 
 def flash(response: web.StreamResponse, text: str, kind: str = "ok") -> None:
@@ -249,12 +258,6 @@ def xhr(view: PageView) -> Handler:
 def text_field(form: Form, name: str, default: str = "") -> str:
     value = form.get(name, default)
     return value if isinstance(value, str) else default
-
-
-def page_number(request: web.Request) -> int:
-    """`?page=` for HTML lists: anything that is not a positive integer is page 1."""
-    raw = request.query.get("page", "1")
-    return int(raw) if raw.isdigit() and 0 < int(raw) < 10**9 else 1
 
 
 def pager(request: web.Request, page_no: int, per_page: int, total: int) -> dict[str, Any]:

@@ -21,17 +21,19 @@ from pichub.db import images as images_db
 from pichub.db.database import Database
 from pichub.errors import NotFound, ValidationError
 from pichub.keys import ACTOR, DB, GALLERY, LIMITER, SETTINGS
+from pichub.ratelimit import user_rate_key
 from pichub.serialize import image_obj
 from pichub.sessions import Session
+from pichub.validate import parse_int
 from pichub.views.api_upload import upload as api_upload
 from pichub.views.common import base_url
+from pichub.views.params import page_number, row_id
 from pichub.views.ui_common import (
     JINJA,
     Form,
     action,
     flash,
     page,
-    page_number,
     pager,
     redirect,
     render,
@@ -51,8 +53,9 @@ async def album_choices(db: Database, user_id: int) -> list[dict[str, Any]]:
 
 
 def _album_filter(request: web.Request) -> int | None:
+    """`?album_id=`: ignored unless it is an integer; one no album can have is a 404."""
     raw = request.query.get("album_id", "")
-    return int(raw) if raw.isdigit() else None
+    return row_id(raw, "album") if parse_int(raw) is not None else None
 
 
 @page
@@ -63,7 +66,7 @@ async def dashboard(request: web.Request, session: Session) -> web.StreamRespons
     current = next((a for a in albums if a["id"] == album_id), None)
     if album_id is not None and current is None:
         raise NotFound("album")
-    number = page_number(request)
+    number = page_number(request.query)
     rows, total = await images_db.page(
         db, user_id=session.user_id, album_id=album_id, public_only=False,
         limit=PER_PAGE, offset=(number - 1) * PER_PAGE)
@@ -80,7 +83,7 @@ async def dashboard(request: web.Request, session: Session) -> web.StreamRespons
 
 @xhr
 async def upload(request: web.Request, session: Session) -> web.StreamResponse:
-    decision = await request.app[LIMITER].check("upload", f"user:{session.user_id}")
+    decision = await request.app[LIMITER].check("upload", user_rate_key(session.user_id))
     if not decision.allowed:
         raise decision.error()
     request[ACTOR] = session.actor()
@@ -99,12 +102,12 @@ async def upload(request: web.Request, session: Session) -> web.StreamResponse:
 
 def _image_changes(form: Form) -> dict[str, Any]:
     album_raw = text_field(form, "album_id").strip()
-    if album_raw and not album_raw.isdigit():
+    if album_raw and parse_int(album_raw) is None:
         raise ValidationError.field("album_id", "must be an album")
     description = text_field(form, "description")
     if len(description) > 1000:
         raise ValidationError.field("description", "must be at most 1000 characters")
-    return {"album_id": int(album_raw) if album_raw else None,
+    return {"album_id": row_id(album_raw, "album") if album_raw else None,
             "is_public": 0 if text_field(form, "is_public", "1") == "0" else 1,
             "description": description}
 

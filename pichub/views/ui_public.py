@@ -12,7 +12,8 @@ from pichub.keys import DB, SETTINGS
 from pichub.openapi import build_openapi
 from pichub.serialize import image_obj
 from pichub.views.common import API_PREFIXES, base_url
-from pichub.views.ui_common import current_session, error_page, page_number, pager, render
+from pichub.views.params import page_number
+from pichub.views.ui_common import current_session, error_page, pager, render
 
 SQUARE_PER_PAGE = 30
 OPENAPI_PATH = "/openapi.json"
@@ -20,7 +21,7 @@ OPENAPI_PATH = "/openapi.json"
 
 async def square(request: web.Request) -> web.StreamResponse:
     session = await current_session(request)
-    number = page_number(request)
+    number = page_number(request.query)
     rows, total = await images_db.page(
         request.app[DB], user_id=None, album_id=None, public_only=True,
         limit=SQUARE_PER_PAGE, offset=(number - 1) * SQUARE_PER_PAGE)

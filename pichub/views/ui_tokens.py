@@ -16,6 +16,7 @@ from pichub.db import users as users_db
 from pichub.errors import NotFound, ValidationError
 from pichub.keys import DB
 from pichub.sessions import Session
+from pichub.views.params import path_id
 from pichub.views.ui_common import Form, action, flash, page, redirect, render, text_field
 
 BACK = "/dashboard/tokens"
@@ -47,15 +48,13 @@ async def create_token(request: web.Request, session: Session, form: Form) -> we
 
 @action(BACK)
 async def revoke_token(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
-    raw = request.match_info["id"]
-    if not raw.isdigit():
-        raise NotFound("token")
+    token_id = path_id(request, "token")
     async with request.app[DB].transaction() as conn:
-        revoked = await users_db.revoke_token(conn, int(raw), session.user_id)
+        revoked = await users_db.revoke_token(conn, token_id, session.user_id)
     if not revoked:
         raise NotFound("token")
     response = redirect(BACK)
-    flash(response, f"Token {raw} revoked.")
+    flash(response, f"Token {token_id} revoked.")
     return response
 
 

@@ -15,12 +15,12 @@ from pichub.db import webhooks as webhooks_db
 from pichub.errors import NotFound
 from pichub.keys import DB, GALLERY, SETTINGS
 from pichub.sessions import Session
+from pichub.views.params import page_number, path_id
 from pichub.views.ui_common import (
     Form,
     action,
     flash,
     page,
-    page_number,
     pager,
     redirect,
     render,
@@ -31,13 +31,6 @@ from pichub.webhooks.serialize import EVENT_TYPES, delivery_obj, validate_webhoo
 
 BACK = "/dashboard/webhooks"
 PER_PAGE = 50
-
-
-def _webhook_id(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    if not raw.isdigit():
-        raise NotFound("webhook")
-    return int(raw)
 
 
 async def _render_list(request: web.Request, session: Session, **extra: Any) -> web.Response:
@@ -79,11 +72,11 @@ async def create_webhook(request: web.Request, session: Session,
 
 @page
 async def webhook_page(request: web.Request, session: Session) -> web.StreamResponse:
-    db, webhook_id = request.app[DB], _webhook_id(request)
+    db, webhook_id = request.app[DB], path_id(request, "webhook")
     row = await webhooks_db.get(db, session.user_id, webhook_id)
     if row is None:
         raise NotFound("webhook")
-    number = page_number(request)
+    number = page_number(request.query)
     deliveries, total = await webhooks_db.deliveries_page(
         db, session.user_id, webhook_id, PER_PAGE, (number - 1) * PER_PAGE)
     return render(request, "webhook.html", {
@@ -99,7 +92,7 @@ def _back_to(webhook_id: int, text: str) -> web.Response:
 
 @action(BACK)
 async def send_test(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
-    webhook_id = _webhook_id(request)
+    webhook_id = path_id(request, "webhook")
     async with request.app[DB].transaction() as conn:
         delivery = await webhooks_db.create_ping(conn, session.user_id, webhook_id)
     if delivery is None:
@@ -110,7 +103,7 @@ async def send_test(request: web.Request, session: Session, form: Form) -> web.S
 
 @action(BACK)
 async def set_active(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
-    webhook_id = _webhook_id(request)
+    webhook_id = path_id(request, "webhook")
     active = text_field(form, "is_active") != "0"
     async with request.app[DB].transaction() as conn:
         found = await webhooks_db.update(conn, session.user_id, webhook_id,
@@ -124,7 +117,7 @@ async def set_active(request: web.Request, session: Session, form: Form) -> web.
 async def delete_webhook(request: web.Request, session: Session,
                          form: Form) -> web.StreamResponse:
     async with request.app[DB].transaction() as conn:
-        found = await webhooks_db.delete(conn, session.user_id, _webhook_id(request))
+        found = await webhooks_db.delete(conn, session.user_id, path_id(request, "webhook"))
     if not found:
         raise NotFound("webhook")
     response = redirect(BACK)

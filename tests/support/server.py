@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -60,3 +61,17 @@ class Server:
         self.proc.wait(timeout=30)
         if self.proc.stdout:
             self.proc.stdout.close()
+
+    @property
+    def token(self) -> str:
+        """The admin's API token printed at first start."""
+        found = re.search(r"API token: (\S+)", self.output)
+        assert found, self.output
+        return found.group(1)
+
+    def peak_rss_mb(self) -> float:
+        """The server process's peak resident memory so far (VmHWM), in MiB."""
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+        assert found, status
+        return int(found.group(1)) / 1024
