@@ -20,6 +20,7 @@ from pichub.db.database import Database
 from pichub.gallery import Gallery
 from pichub.imaging.cache import DiskCache
 from pichub.imaging.pipeline import Pipeline
+from pichub.imaging.pool import Priority
 from pichub.keys import (
     BLOBS,
     DB,
@@ -75,8 +76,8 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     await pipeline.start()
 
     async def run(fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """Blocking upload work in the image pool (not counted against transforms)."""
-        return await pipeline.run_in_pool(functools.partial(fn, *args, **kwargs))
+        """Blocking upload work in the image pool, after any variant waiting for a thread."""
+        return await pipeline.run(Priority.UPLOAD, functools.partial(fn, *args, **kwargs))
 
     async def cache_size() -> None:
         app[METRICS].cache_bytes.set(cache.total_bytes)

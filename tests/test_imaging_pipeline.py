@@ -17,6 +17,7 @@ from PIL import UnidentifiedImageError
 from pichub.errors import ServiceUnavailable
 from pichub.imaging.cache import DiskCache
 from pichub.imaging.pipeline import TOUCH_BATCH, Pipeline
+from pichub.imaging.pool import Priority
 from pichub.imaging.spec import TransformSpec
 from pichub.imaging.transform import Encoded, transform
 from tests import imaging_samples as samples
@@ -224,9 +225,9 @@ async def test_start_indexes_what_is_already_on_disk(tmp_path: Path, source: Pat
     assert again == made and after.transforms_run == 0 and after.cache_hits == 1
 
 
-async def test_run_in_pool_runs_blocking_work(pipeline: Pipeline) -> None:
-    assert await pipeline.run_in_pool(sum, [1, 2, 3]) == 6
-    name = await pipeline.run_in_pool(lambda: threading.current_thread().name)
+async def test_run_runs_blocking_work(pipeline: Pipeline) -> None:
+    assert await pipeline.run(Priority.UPLOAD, sum, [1, 2, 3]) == 6
+    name = await pipeline.run(Priority.UPLOAD, lambda: threading.current_thread().name)
     assert name.startswith("pichub-img")
 
 

@@ -5,7 +5,9 @@ touching the pool. A miss joins the single flight for its cache key; the
 leader is admitted only while fewer than `workers + queue_size` transforms are
 admitted (running or waiting for a thread), else it fails fast with 503 and
 `Retry-After`, so a burst of distinct URLs can never queue unbounded work or
-memory. The transform and the cache write run together in the pool; an
+memory. In the pool (`pool.PriorityPool`) variants run ahead of upload
+work, so a burst of uploads delays a cold variant by at most the jobs already
+running. The transform and the cache write run together in the pool; an
 eviction pass is scheduled in the background whenever a put leaves the cache
 over its budget (or enough hits wait to have their recency written to disk).
 
@@ -23,7 +25,6 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +33,7 @@ from typing import Any, Protocol, TypeVar
 from pichub.errors import ServiceUnavailable
 from pichub.imaging.cache import CacheHit, DiskCache
 from pichub.imaging.formats import ext_of, mime_of
+from pichub.imaging.pool import Priority, PriorityPool
 from pichub.imaging.spec import TransformSpec
 from pichub.imaging.transform import Encoded, transform
 from pichub.singleflight import SingleFlight
@@ -106,7 +108,7 @@ class Pipeline:
         self.default_quality = default_quality
         self.max_dimension = max_dimension
         self._transform = transform_fn
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pichub-img")
+        self._pool = PriorityPool(workers)
         self._capacity = workers + queue_size
         self._admitted = 0
         self._flights: SingleFlight[str, CacheHit] = SingleFlight()
@@ -122,7 +124,7 @@ class Pipeline:
 
     async def start(self) -> None:
         """Rebuild the cache index from disk (in the pool), then trim it to budget."""
-        found = await self.run_in_pool(self.cache.scan)
+        found = await self.run(Priority.VARIANT, self.cache.scan)
         log.info("variant cache: %d files, %d bytes", found, self.cache.total_bytes)
         self._maybe_evict()
 
@@ -187,11 +189,16 @@ class Pipeline:
         """Forget `image_id` and delete every cached variant of it (after the image is deleted)."""
         self._generation += 1
         self._sources.pop(image_id, None)
-        return await self.run_in_pool(self.cache.purge_image, image_id)
+        return await self.run(Priority.VARIANT, self.cache.purge_image, image_id)
 
-    def run_in_pool(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
-        """Run other blocking work (file I/O, Pillow) in this pool; not admission-bounded."""
-        return asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+    def run(self, priority: Priority, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Run blocking work (file I/O, Pillow) in this pool at `priority`.
+
+        Not admission-bounded: uploads use it after their bodies are on disk (they
+        wait, bounded by connections and rate limits, rather than fail); variants
+        go through `variant`, which is.
+        """
+        return self._pool.submit(priority, functools.partial(fn, *args))
 
     async def drain(self) -> None:
         """Wait for background work (eviction) scheduled so far."""
@@ -200,7 +207,7 @@ class Pipeline:
 
     def close(self) -> None:
         """Shut the pool down: queued jobs are cancelled, running ones finish (blocking)."""
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._pool.shutdown()
 
     async def aclose(self) -> None:
         """Let background eviction finish, then shut the pool down (for cleanup_ctx)."""
@@ -221,7 +228,8 @@ class Pipeline:
         self._admitted += 1
         self.transforms_run += 1
         try:
-            hit, seconds = await self.run_in_pool(self._make, key, ext, source, source_format, spec)
+            hit, seconds = await self.run(Priority.VARIANT, self._make, key, ext, source,
+                                          source_format, spec)
         finally:
             self._admitted -= 1
         self.transform_seconds += seconds
@@ -256,7 +264,7 @@ class Pipeline:
 
     async def _evict(self) -> None:
         try:
-            removed = await self.run_in_pool(self.cache.evict)
+            removed = await self.run(Priority.BACKGROUND, self.cache.evict)
             log.debug("variant cache: evicted %d files", len(removed))
         except Exception:
             log.exception("variant cache eviction failed")
