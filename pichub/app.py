@@ -17,18 +17,17 @@ from pichub.clientip import parse_trusted
 from pichub.config import Settings
 from pichub.db import images as images_db
 from pichub.db.database import Database
-from pichub.gallery import Gallery
 from pichub.imaging.cache import DiskCache
 from pichub.imaging.pipeline import Pipeline
 from pichub.imaging.pool import Priority
 from pichub.keys import (
     BLOBS,
     DB,
-    GALLERY,
     INFLIGHT,
     LIMITER,
     METRICS,
     PIPELINE,
+    SERVICES,
     SETTINGS,
     TRUSTED_PROXIES,
     UPLOAD_TMP,
@@ -38,6 +37,10 @@ from pichub.keys import (
 from pichub.middleware import api_middleware, error_middleware, security_headers
 from pichub.observe import InFlight, Metrics, observe_middleware
 from pichub.ratelimit import RateLimiter
+from pichub.services import Services
+from pichub.services.albums import Albums
+from pichub.services.images import Images
+from pichub.services.webhooks import Webhooks
 from pichub.uploads import Uploader
 from pichub.views import api_albums, api_images, api_webhooks, health, img
 from pichub.views.api_upload import upload
@@ -102,8 +105,12 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         reported_failures = worker.failures_total
 
     app[METRICS].refreshers.append(queue_depth)
-    app[GALLERY] = Gallery(db, blobs, purge_variants=pipeline.purge, on_change=worker.wake)
-    app[UPLOADER] = Uploader(db, blobs, settings, run, on_change=app[GALLERY].on_change)
+    app[SERVICES] = Services(
+        images=Images(db, blobs, purge_variants=pipeline.purge, on_change=worker.wake),
+        albums=Albums(db, on_change=worker.wake),
+        webhooks=Webhooks(db, settings.webhooks, wake=worker.wake),
+    )
+    app[UPLOADER] = Uploader(db, blobs, settings, run, on_change=worker.wake)
     worker.start()
     try:
         yield

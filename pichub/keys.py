@@ -7,15 +7,15 @@ from pathlib import Path
 
 from aiohttp import web
 
-from pichub.auth import Actor
 from pichub.blobs import BlobStore
 from pichub.clientip import Network
 from pichub.config import Settings
 from pichub.db.database import Database
-from pichub.gallery import Gallery
 from pichub.imaging.pipeline import Pipeline
 from pichub.observe import InFlight, Metrics
 from pichub.ratelimit import Decision, RateLimiter
+from pichub.services import Services
+from pichub.services.accounts import Actor
 from pichub.uploads import Uploader
 from pichub.webhooks.worker import WebhookWorker
 
@@ -29,7 +29,7 @@ METRICS = web.AppKey("metrics", Metrics)
 INFLIGHT = web.AppKey("inflight", InFlight)
 WEBHOOKS = web.AppKey("webhooks", WebhookWorker)
 LIMITER = web.AppKey("limiter", RateLimiter)
-GALLERY = web.AppKey("gallery", Gallery)
+SERVICES = web.AppKey("services", Services)
 UPLOADER = web.AppKey("uploader", Uploader)
 
 # Request-scoped values, set by the middleware: the caller (or None when anonymous).

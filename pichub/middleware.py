@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from pichub.auth import Actor, actor_from_token, bearer
 from pichub.clientip import rate_limit_key, request_client_ip
 from pichub.errors import (
     InsufficientStorage,
@@ -27,6 +26,7 @@ from pichub.errors import (
 )
 from pichub.keys import ACTOR, DB, LIMITER, RATE, SETTINGS, TRUSTED_PROXIES
 from pichub.ratelimit import user_rate_key
+from pichub.services.accounts import Actor, actor_from_token
 from pichub.views.common import API_PREFIXES
 from pichub.views.ui_common import JINJA, error_page
 
@@ -113,6 +113,16 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     if not await drain_body(request, budget):
         response.force_close()
     return response
+
+
+def bearer(header: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header (scheme in any case)."""
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
 
 
 def is_api(path: str) -> bool:

@@ -214,7 +214,7 @@ class Uploader:
                         f"{max(1, round(record.size / MB))}MB",
                     )
             await images_db.insert(conn, record)
-            row = await images_db.fetch(conn, record.id)
+            row = await images_db.get(conn, record.id)
             assert row is not None
             await events_db.record(conn, record.user_id, "image.uploaded",
                                    image_obj(row, base_url))

@@ -26,9 +26,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from conftest import make_settings
 
-from pichub import accounts
 from pichub.app import create_app
 from pichub.keys import DB
+from pichub.services import accounts
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page

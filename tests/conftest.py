@@ -11,10 +11,10 @@ import pytest
 from aiohttp import FormData
 from aiohttp.test_utils import TestClient
 
-from pichub import accounts
 from pichub.app import create_app
 from pichub.config import Settings
 from pichub.keys import DB
+from pichub.services import accounts
 
 
 def make_settings(tmp_path: Path, **sections: dict[str, Any]) -> Settings:

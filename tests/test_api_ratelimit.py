@@ -6,8 +6,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pichub import accounts
 from pichub.keys import DB, SETTINGS
+from pichub.services import accounts
 from tests import samples
 from tests.conftest import Api, ApiFactory, form, make_settings
 

@@ -12,11 +12,12 @@ from conftest import Api, make_settings
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
-from pichub import accounts, errors
+from pichub import errors
 from pichub.app import create_app
 from pichub.config import Settings
 from pichub.keys import DB, SETTINGS
 from pichub.openapi import build_openapi
+from pichub.services import accounts
 from pichub.views.common import API_PREFIXES
 
 JSON = "application/json"

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from browser import form_client
 
-from pichub.validate import MAX_ROW_ID, parse_int
+from pichub.models.base import MAX_ROW_ID, parse_int
 from pichub.views.params import MAX_PAGE, page_number, pagination, row_id
 from tests import samples
 from tests.conftest import Api

@@ -8,8 +8,8 @@ from typing import Any
 
 from browser import PASSWORD, FormClient, csrf_from, form_client
 
-from pichub import sessions
 from pichub.keys import DB
+from pichub.services import sessions
 from pichub.views.common import API_PREFIXES
 
 

@@ -14,8 +14,8 @@ from aiohttp import FormData
 from browser import FormClient, form_client
 
 from pichub.keys import DB
+from pichub.models.webhooks import EVENT_TYPES
 from pichub.views.ui_assets import hashed_name
-from pichub.webhooks.serialize import EVENT_TYPES
 
 XSS = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
 

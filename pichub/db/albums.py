@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from pichub.db.database import Conn, Database, Row
+from pichub.db.database import Conn, Database, Row, fetch_one, set_clause
+from pichub.models.base import MAX_ROW_ID
 from pichub.timeutil import iso
-from pichub.validate import MAX_ROW_ID
 
 _SELECT = (
     "SELECT a.*, (SELECT COUNT(*) FROM images i WHERE i.album_id = a.id) AS image_count,"
@@ -14,6 +12,12 @@ _SELECT = (
     "  ORDER BY i.created_at DESC, i.seq DESC LIMIT 1) AS cover"
     " FROM albums a"
 )
+_UPDATABLE = frozenset({"name", "description", "is_public"})
+
+
+def _storable(album_id: int) -> bool:
+    """Ids from clients may be any integer; one SQLite cannot hold names no album."""
+    return 1 <= album_id <= MAX_ROW_ID
 
 
 async def create(conn: Conn, user_id: int, name: str, description: str, is_public: bool) -> int:
@@ -27,29 +31,19 @@ async def create(conn: Conn, user_id: int, name: str, description: str, is_publi
     return cur.lastrowid
 
 
-def _storable(album_id: int) -> bool:
-    """Ids from clients may be any integer; one SQLite cannot hold names no album."""
-    return 1 <= album_id <= MAX_ROW_ID
-
-
 async def get(db: Database | Conn, user_id: int, album_id: int) -> Row | None:
     if not _storable(album_id):
         return None
-    sql = f"{_SELECT} WHERE a.id = ? AND a.user_id = ?"
-    if isinstance(db, Database):
-        return await db.fetchone(sql, (album_id, user_id))
-    async with db.execute(sql, (album_id, user_id)) as cur:
-        row: Row | None = await cur.fetchone()
-        return row
+    return await fetch_one(db, f"{_SELECT} WHERE a.id = ? AND a.user_id = ?",
+                           (album_id, user_id))
 
 
-async def exists(conn: Conn, user_id: int, album_id: int) -> bool:
+async def exists(db: Database | Conn, user_id: int, album_id: int) -> bool:
     if not _storable(album_id):
         return False
-    async with conn.execute(
-        "SELECT 1 FROM albums WHERE id = ? AND user_id = ?", (album_id, user_id)
-    ) as cur:
-        return await cur.fetchone() is not None
+    found = await fetch_one(db, "SELECT 1 FROM albums WHERE id = ? AND user_id = ?",
+                            (album_id, user_id))
+    return found is not None
 
 
 async def page(db: Database, user_id: int, limit: int, offset: int) -> tuple[list[Row], int]:
@@ -61,13 +55,20 @@ async def page(db: Database, user_id: int, limit: int, offset: int) -> tuple[lis
     return rows, int(total)
 
 
-async def update(conn: Conn, user_id: int, album_id: int, changes: dict[str, Any]) -> bool:
+async def update(conn: Conn, user_id: int, album_id: int, *, name: str | None = None,
+                 description: str | None = None, is_public: bool | None = None) -> bool:
+    """Change the given fields (None = unchanged); False when the user has no such album."""
+    changes = {k: v for k, v in (("name", name), ("description", description),
+                                 ("is_public", None if is_public is None else int(is_public)))
+               if v is not None}
+    if not _storable(album_id):
+        return False
     if not changes:
         return await exists(conn, user_id, album_id)
-    columns = ", ".join(f"{name} = ?" for name in changes)
+    columns, values = set_clause(changes, _UPDATABLE)
     cur = await conn.execute(
         f"UPDATE albums SET {columns}, updated_at = ? WHERE id = ? AND user_id = ?",
-        (*changes.values(), iso(), album_id, user_id),
+        (*values, iso(), album_id, user_id),
     )
     return cur.rowcount > 0
 

@@ -120,10 +120,20 @@ class Database:
         row = await self.fetchone(sql, params)
         return None if row is None else row[0]
 
-    async def backup_to(self, dest: Path) -> None:
-        """Online, consistent copy with SQLite's backup API."""
-        target = await aiosqlite.connect(dest)
-        try:
-            await self._reader.backup(target)
-        finally:
-            await target.close()
+
+
+async def fetch_one(source: Database | Conn, sql: str, params: Iterable[Any] = ()) -> Row | None:
+    """One row, read through the reader (`Database`) or inside a transaction (`Conn`)."""
+    if isinstance(source, Database):
+        return await source.fetchone(sql, params)
+    async with source.execute(sql, tuple(params)) as cur:
+        row: Row | None = await cur.fetchone()
+        return row
+
+
+def set_clause(changes: dict[str, Any], columns: frozenset[str]) -> tuple[str, list[Any]]:
+    """`a = ?, b = ?` and its values for an UPDATE; a key outside `columns` is a bug."""
+    unknown = changes.keys() - columns
+    if unknown:
+        raise ValueError(f"not updatable: {sorted(unknown)}")
+    return ", ".join(f"{name} = ?" for name in changes), list(changes.values())

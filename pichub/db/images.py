@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pichub.db.database import Conn, Database, Row
+from pichub.db.database import Conn, Database, Row, fetch_one, set_clause
 from pichub.timeutil import iso
 
 _ORDER = "ORDER BY created_at DESC, seq DESC"
@@ -41,19 +41,12 @@ async def insert(conn: Conn, image: NewImage) -> None:
     )
 
 
-async def fetch(conn: Conn, image_id: str) -> Row | None:
-    async with conn.execute("SELECT * FROM images WHERE id = ?", (image_id,)) as cur:
-        row: Row | None = await cur.fetchone()
-        return row
-
-
-async def get(db: Database, image_id: str, user_id: int | None = None) -> Row | None:
+async def get(db: Database | Conn, image_id: str, user_id: int | None = None) -> Row | None:
     """One image; with `user_id`, only if that user owns it."""
     if user_id is None:
-        return await db.fetchone("SELECT * FROM images WHERE id = ?", (image_id,))
-    return await db.fetchone(
-        "SELECT * FROM images WHERE id = ? AND user_id = ?", (image_id, user_id)
-    )
+        return await fetch_one(db, "SELECT * FROM images WHERE id = ?", (image_id,))
+    return await fetch_one(db, "SELECT * FROM images WHERE id = ? AND user_id = ?",
+                           (image_id, user_id))
 
 
 async def page(
@@ -77,14 +70,24 @@ async def page(
     return rows, int(total)
 
 
-async def update(conn: Conn, image_id: str, user_id: int, changes: dict[str, Any]) -> bool:
+_UNSET: Any = object()
+_UPDATABLE = frozenset({"album_id", "is_public", "description"})
+
+
+async def update(conn: Conn, image_id: str, user_id: int, *, album_id: int | None = _UNSET,
+                 is_public: bool | None = None, description: str | None = None) -> bool:
+    """Change the given fields (`album_id` None = out of any album; the others None =
+    unchanged); False when the user has no such image."""
+    changes: dict[str, Any] = {} if album_id is _UNSET else {"album_id": album_id}
+    if is_public is not None:
+        changes["is_public"] = int(is_public)
+    if description is not None:
+        changes["description"] = description
     if not changes:
-        return True
-    columns = ", ".join(f"{name} = ?" for name in changes)
-    cur = await conn.execute(
-        f"UPDATE images SET {columns} WHERE id = ? AND user_id = ?",
-        (*changes.values(), image_id, user_id),
-    )
+        return await get(conn, image_id, user_id) is not None
+    columns, values = set_clause(changes, _UPDATABLE)
+    cur = await conn.execute(f"UPDATE images SET {columns} WHERE id = ? AND user_id = ?",
+                             (*values, image_id, user_id))
     return cur.rowcount > 0
 
 

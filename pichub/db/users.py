@@ -1,8 +1,9 @@
-"""SQL for users, API tokens and web sessions."""
+"""SQL for users and their API tokens."""
 
 from __future__ import annotations
 
 from pichub.db.database import Conn, Database, Row
+from pichub.models.base import MAX_ROW_ID
 from pichub.timeutil import iso
 
 
@@ -82,6 +83,8 @@ async def list_tokens(db: Database, user_id: int) -> list[Row]:
 
 async def revoke_token(conn: Conn, token_id: int, user_id: int | None = None) -> bool:
     """Revoke a live token (of `user_id` when given); False when there was none."""
+    if not 1 <= token_id <= MAX_ROW_ID:
+        return False
     sql = "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"
     params: tuple[object, ...] = (iso(), token_id)
     if user_id is not None:

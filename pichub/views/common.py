@@ -6,23 +6,52 @@ import json
 from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel
 
-from pichub.auth import Actor
 from pichub.clientip import request_base_url
 from pichub.errors import BadRequest, Unauthorized
 from pichub.keys import ACTOR, SETTINGS, TRUSTED_PROXIES
+from pichub.models.base import M, validate
+from pichub.models.common import Deleted, Meta
+from pichub.services.accounts import Actor
+from pichub.services.common import Page
 
 API_PREFIXES = ("/api/v1", "/v1")
 
 
-def ok(data: Any, *, status: int = 200, meta: dict[str, int] | None = None,
+def dump(value: Any) -> Any:
+    """Models (and lists of them) as JSON-ready data; anything else as it is."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list):
+        return [dump(item) for item in value]
+    return value
+
+
+def ok(data: Any, *, status: int = 200, meta: Meta | None = None,
        extra: dict[str, Any] | None = None) -> web.Response:
-    body: dict[str, Any] = {"success": True, "data": data}
+    """The success envelope `{"success": true, "data", "meta"?}` (+ `extra` keys)."""
+    body: dict[str, Any] = {"success": True, "data": dump(data)}
     if meta is not None:
-        body["meta"] = meta
+        body["meta"] = dump(meta)
     if extra:
-        body.update(extra)
+        body.update(dump(extra))
     return web.json_response(body, status=status)
+
+
+def ok_page(page: Page[Any]) -> web.Response:
+    """A page of a list: its items in `data`, its place in `meta`."""
+    return ok(page.items, meta=page.meta)
+
+
+def deleted(resource_id: int | str) -> web.Response:
+    """The answer to every DELETE."""
+    return ok(Deleted(id=resource_id, deleted=True))
+
+
+async def body_as(request: web.Request, model: type[M]) -> M:
+    """The JSON body validated as `model`: 400 when not a JSON object, 422 per bad field."""
+    return validate(model, await json_body(request))
 
 
 def actor(request: web.Request, scope: str = "read") -> Actor:

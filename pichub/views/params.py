@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from aiohttp import web
 
 from pichub.errors import NotFound, ValidationError
-from pichub.validate import MAX_ROW_ID, parse_int
+from pichub.models.base import MAX_ROW_ID, parse_int
 
 #: The highest page number accepted: offsets stay far inside SQLite's 64-bit integers.
 MAX_PAGE = 1_000_000_000

@@ -2,56 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
-from pichub.db import albums as albums_db
-from pichub.keys import DB, GALLERY
-from pichub.serialize import album_obj
-from pichub.sessions import Session
-from pichub.validate import Problems, json_text
+from pichub.keys import SERVICES
+from pichub.models.albums import AlbumCreate, AlbumUpdate
+from pichub.models.base import validate
+from pichub.services.sessions import Session
 from pichub.views.common import base_url
 from pichub.views.params import page_number, path_id
-from pichub.views.ui_common import (
-    Form,
-    action,
-    flash,
-    page,
-    pager,
-    redirect,
-    render,
-    text_field,
-)
+from pichub.views.ui_common import Form, action, flash, page, pager, redirect, render, text_field
 
 PER_PAGE = 50
 BACK = "/dashboard/albums"
 
 
-def _fields(form: Form, *, with_visibility: bool) -> dict[str, Any]:
-    """Name (1–100 chars) and description (≤ 1000), validated like the API's JSON body."""
-    body = {"name": text_field(form, "name"), "description": text_field(form, "description")}
-    problems = Problems()
-    fields: dict[str, Any] = {
-        "name": json_text(problems, body, "name", low=1, high=100),
-        "description": json_text(problems, body, "description", low=0, high=1000),
-    }
-    problems.raise_if_any()
-    if with_visibility:
-        fields["is_public"] = 0 if text_field(form, "is_public", "1") == "0" else 1
-    return fields
-
-
 @page
 async def albums_page(request: web.Request, session: Session) -> web.StreamResponse:
     number = page_number(request.query)
-    rows, total = await albums_db.page(request.app[DB], session.user_id, PER_PAGE,
-                                       (number - 1) * PER_PAGE)
-    base = base_url(request)
-    albums = [{**album_obj(row, base), "cover_id": row["cover"].split(".", 1)[0]
-               if row["cover"] else None} for row in rows]
+    listed = await request.app[SERVICES].albums.page(session.user_id, base_url(request),
+                                                     number, PER_PAGE)
     return render(request, "albums.html", {
-        "albums": albums, "pager": pager(request, number, PER_PAGE, total),
+        "albums": listed.items, "pager": pager(request, number, PER_PAGE, listed.meta.total),
     }, session=session)
 
 
@@ -61,34 +32,41 @@ def _done(text: str) -> web.Response:
     return response
 
 
+def _visibility(form: Form) -> bool:
+    return text_field(form, "is_public", "1") != "0"
+
+
 @action(BACK)
 async def create_album(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
-    fields = _fields(form, with_visibility=True)
-    await request.app[GALLERY].create_album(session.user_id, fields, base_url(request))
-    return _done(f"Album “{fields['name']}” created.")
+    body = validate(AlbumCreate, {"name": text_field(form, "name"),
+                                  "description": text_field(form, "description"),
+                                  "is_public": _visibility(form)})
+    await request.app[SERVICES].albums.create(session.user_id, body, base_url(request))
+    return _done(f"Album “{body.name}” created.")
 
 
 @action(BACK)
 async def update_album(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
-    fields = _fields(form, with_visibility=False)
-    await request.app[GALLERY].update_album(session.user_id, path_id(request, "album"), fields,
-                                            base_url(request))
+    body = validate(AlbumUpdate, {"name": text_field(form, "name"),
+                                  "description": text_field(form, "description")})
+    await request.app[SERVICES].albums.update(session.user_id, path_id(request, "album"), body,
+                                              base_url(request))
     return _done("Album saved.")
 
 
 @action(BACK)
 async def set_visibility(request: web.Request, session: Session,
                          form: Form) -> web.StreamResponse:
-    is_public = 0 if text_field(form, "is_public") == "0" else 1
-    row = await request.app[GALLERY].update_album(
-        session.user_id, path_id(request, "album"), {"is_public": is_public}, base_url(request))
-    return _done(f"“{row['name']}” is now {'public' if is_public else 'private'}.")
+    body = AlbumUpdate(is_public=_visibility(form))
+    album = await request.app[SERVICES].albums.update(
+        session.user_id, path_id(request, "album"), body, base_url(request))
+    return _done(f"“{album.name}” is now {'public' if album.is_public else 'private'}.")
 
 
 @action(BACK)
 async def delete_album(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
-    await request.app[GALLERY].delete_album(session.user_id, path_id(request, "album"),
-                                            base_url(request))
+    await request.app[SERVICES].albums.delete(session.user_id, path_id(request, "album"),
+                                              base_url(request))
     return _done("Album deleted; its images are kept.")
 
 

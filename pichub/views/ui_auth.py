@@ -12,9 +12,10 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from pichub import sessions
 from pichub.clientip import rate_limit_key, request_client_ip
+from pichub.hashing import same_secret
 from pichub.keys import DB, LIMITER, SETTINGS, TRUSTED_PROXIES
+from pichub.services import sessions
 from pichub.views.ui_common import (
     current_session,
     redirect,
@@ -49,7 +50,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     cookie_token = request.cookies.get(sessions.CSRF_COOKIE)
     given = text_field(form, sessions.CSRF_FIELD)
-    if not sessions.csrf_matches(cookie_token, given):
+    if not same_secret(cookie_token, given):
         fresh = sessions.new_csrf_token()
         return _login_form(request, fresh, status=403,
                            error="The sign-in form had expired. Please try again.")
@@ -95,7 +96,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     if session is None:
         return redirect("/")  # nothing to sign out of
-    if not sessions.csrf_matches(session.csrf_token, text_field(form, sessions.CSRF_FIELD)):
+    if not same_secret(session.csrf_token, text_field(form, sessions.CSRF_FIELD)):
         return render(request, "error.html", {"status": 403, "message":
                       "Sign-out needs the form's CSRF token; use the Sign out button."},
                       session=session, status=403)

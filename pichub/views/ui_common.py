@@ -29,13 +29,14 @@ import jinja2
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from pichub import sessions
 from pichub.clientip import forwarded_base_url
 from pichub.config import Settings
 from pichub.errors import Forbidden, PichubError, Unauthorized
+from pichub.hashing import same_secret
 from pichub.imaging.spec import sign
 from pichub.keys import DB, TRUSTED_PROXIES
-from pichub.sessions import Session
+from pichub.services import sessions
+from pichub.services.sessions import Session
 from pichub.timeutil import parse_iso
 from pichub.views.ui_assets import Assets
 
@@ -224,7 +225,7 @@ def action(default_back: str) -> Callable[[ActionView], Handler]:
             session = await current_session(request)
             form = await request.post()
             given = form.get(sessions.CSRF_FIELD)
-            if session is None or not sessions.csrf_matches(
+            if session is None or not same_secret(
                     session.csrf_token, given if isinstance(given, str) else None):
                 return _forbidden(request, session)
             try:
@@ -247,7 +248,7 @@ def xhr(view: PageView) -> Handler:
         session = await current_session(request)
         if session is None:
             raise Unauthorized("Not signed in", "Sign in again to continue")
-        if not sessions.csrf_matches(session.csrf_token,
+        if not same_secret(session.csrf_token,
                                      request.headers.get(sessions.CSRF_HEADER)):
             raise Forbidden("Missing or invalid CSRF token")
         return await view(request, session)

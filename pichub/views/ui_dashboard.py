@@ -16,15 +16,12 @@ from typing import Any
 from aiohttp import web
 from markupsafe import Markup
 
-from pichub.db import albums as albums_db
-from pichub.db import images as images_db
-from pichub.db.database import Database
-from pichub.errors import NotFound, ValidationError
-from pichub.keys import ACTOR, DB, GALLERY, LIMITER, SETTINGS
+from pichub.errors import ValidationError
+from pichub.keys import ACTOR, LIMITER, SERVICES, SETTINGS
+from pichub.models.base import parse_int, validate
+from pichub.models.images import ImageUpdate
 from pichub.ratelimit import user_rate_key
-from pichub.serialize import image_obj
-from pichub.sessions import Session
-from pichub.validate import parse_int
+from pichub.services.sessions import Session
 from pichub.views.api_upload import upload as api_upload
 from pichub.views.common import base_url
 from pichub.views.params import page_number, row_id
@@ -43,13 +40,12 @@ from pichub.views.ui_common import (
 )
 
 PER_PAGE = 24
-MAX_ALBUM_CHOICES = 500
 
 
-async def album_choices(db: Database, user_id: int) -> list[dict[str, Any]]:
+async def album_choices(request: web.Request, user_id: int) -> list[dict[str, Any]]:
     """The user's albums (newest first) for the album pickers."""
-    rows, _ = await albums_db.page(db, user_id, MAX_ALBUM_CHOICES, 0)
-    return [{"id": row["id"], "name": row["name"]} for row in rows]
+    choices = await request.app[SERVICES].albums.choices(user_id)
+    return [{"id": album_id, "name": name} for album_id, name in choices]
 
 
 def _album_filter(request: web.Request) -> int | None:
@@ -60,22 +56,17 @@ def _album_filter(request: web.Request) -> int | None:
 
 @page
 async def dashboard(request: web.Request, session: Session) -> web.StreamResponse:
-    db = request.app[DB]
     album_id = _album_filter(request)
-    albums = await album_choices(db, session.user_id)
+    albums = await album_choices(request, session.user_id)
     current = next((a for a in albums if a["id"] == album_id), None)
-    if album_id is not None and current is None:
-        raise NotFound("album")
     number = page_number(request.query)
-    rows, total = await images_db.page(
-        db, user_id=session.user_id, album_id=album_id, public_only=False,
-        limit=PER_PAGE, offset=(number - 1) * PER_PAGE)
-    base = base_url(request)
+    listed = await request.app[SERVICES].images.page(session.user_id, base_url(request), number,
+                                                     PER_PAGE, album_id)
     settings = request.app[SETTINGS]
     return render(request, "dashboard.html", {
-        "images": [image_obj(row, base) for row in rows], "albums": albums,
-        "album_id": album_id, "current_album": current, "next": request.path_qs,
-        "pager": pager(request, number, PER_PAGE, total),
+        "images": listed.items, "albums": albums, "album_id": album_id,
+        "current_album": current, "next": request.path_qs,
+        "pager": pager(request, number, PER_PAGE, listed.meta.total),
         "default_quality": settings.images.default_quality,
         "max_upload_mb": settings.storage.max_upload_mb,
     }, session=session)
@@ -90,7 +81,7 @@ async def upload(request: web.Request, session: Session) -> web.StreamResponse:
     response = await api_upload(request)
     assert isinstance(response, web.Response) and isinstance(response.body, bytes)
     body = json.loads(response.body)
-    albums = await album_choices(request.app[DB], session.user_id)
+    albums = await album_choices(request, session.user_id)
     macros = request.app[JINJA].get_template("_macros.html").module
     cards = [macros.owner_card(image, albums, session.csrf_token, "/dashboard")  # type: ignore[attr-defined]
              for image in body["data"]]
@@ -100,22 +91,21 @@ async def upload(request: web.Request, session: Session) -> web.StreamResponse:
     return out
 
 
-def _image_changes(form: Form) -> dict[str, Any]:
+def _image_changes(form: Form) -> ImageUpdate:
+    """The edit form as the API's PATCH body: album (or none), visibility, description."""
     album_raw = text_field(form, "album_id").strip()
     if album_raw and parse_int(album_raw) is None:
         raise ValidationError.field("album_id", "must be an album")
-    description = text_field(form, "description")
-    if len(description) > 1000:
-        raise ValidationError.field("description", "must be at most 1000 characters")
-    return {"album_id": row_id(album_raw, "album") if album_raw else None,
-            "is_public": 0 if text_field(form, "is_public", "1") == "0" else 1,
-            "description": description}
+    return validate(ImageUpdate, {
+        "album_id": row_id(album_raw, "album") if album_raw else None,
+        "is_public": text_field(form, "is_public", "1") != "0",
+        "description": text_field(form, "description")})
 
 
 @action("/dashboard")
 async def edit_image(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
-    changes = _image_changes(form)
-    await request.app[GALLERY].update_image(session.user_id, request.match_info["id"], changes)
+    await request.app[SERVICES].images.update(session.user_id, request.match_info["id"],
+                                              _image_changes(form), base_url(request))
     response = redirect(safe_next(form.get("next"), "/dashboard"))
     flash(response, "Image saved.")
     return response
@@ -123,8 +113,8 @@ async def edit_image(request: web.Request, session: Session, form: Form) -> web.
 
 @action("/dashboard")
 async def delete_image(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
-    await request.app[GALLERY].delete_image(session.user_id, request.match_info["id"],
-                                            base_url(request))
+    await request.app[SERVICES].images.delete(session.user_id, request.match_info["id"],
+                                              base_url(request))
     response = redirect(safe_next(form.get("next"), "/dashboard"))
     flash(response, "Image deleted.")
     return response

@@ -10,12 +10,9 @@ from typing import Any
 
 from aiohttp import web
 
-from pichub import accounts
-from pichub.auth import SCOPES
-from pichub.db import users as users_db
-from pichub.errors import NotFound, ValidationError
 from pichub.keys import DB
-from pichub.sessions import Session
+from pichub.services import accounts
+from pichub.services.sessions import Session
 from pichub.views.params import path_id
 from pichub.views.ui_common import Form, action, flash, page, redirect, render, text_field
 
@@ -23,7 +20,7 @@ BACK = "/dashboard/tokens"
 
 
 async def _render(request: web.Request, session: Session, **extra: Any) -> web.Response:
-    tokens = await users_db.list_tokens(request.app[DB], session.user_id)
+    tokens = await accounts.list_tokens(request.app[DB], session.username)
     context = {"tokens": [dict(row) for row in tokens], "new_token": None, **extra}
     return render(request, "tokens.html", context, session=session)
 
@@ -37,10 +34,6 @@ async def tokens_page(request: web.Request, session: Session) -> web.StreamRespo
 async def create_token(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
     name = text_field(form, "name").strip()
     scope = text_field(form, "scope", "write")
-    if len(name) > 100:
-        raise ValidationError.field("name", "must be at most 100 characters")
-    if scope not in SCOPES:
-        raise ValidationError.field("scope", "must be read or write")
     token = await accounts.create_token(request.app[DB], session.username, name, scope)
     return await _render(request, session, new_token=token, new_token_name=name,
                          new_token_scope=scope)
@@ -49,10 +42,7 @@ async def create_token(request: web.Request, session: Session, form: Form) -> we
 @action(BACK)
 async def revoke_token(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
     token_id = path_id(request, "token")
-    async with request.app[DB].transaction() as conn:
-        revoked = await users_db.revoke_token(conn, token_id, session.user_id)
-    if not revoked:
-        raise NotFound("token")
+    await accounts.revoke_token(request.app[DB], token_id, session.user_id)
     response = redirect(BACK)
     flash(response, f"Token {token_id} revoked.")
     return response

@@ -28,7 +28,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver
 
 from pichub.config import WebhookSettings
-from pichub.db import webhooks as webhooks_db
+from pichub.db import deliveries as deliveries_db
 from pichub.db.database import Database, Row
 from pichub.errors import PichubError
 from pichub.webhooks import signing, ssrf
@@ -132,7 +132,7 @@ class WebhookWorker:
             abandoned = list(self._claimed.values())
             if abandoned:
                 async with self.db.transaction() as conn:
-                    await webhooks_db.release(conn, abandoned, _now())
+                    await deliveries_db.release(conn, abandoned, _now())
         finally:
             self._loop_task = None
             self._inflight.clear()
@@ -148,7 +148,7 @@ class WebhookWorker:
         self._wakeup.set()
 
     async def queue_depth(self) -> int:
-        return await webhooks_db.pending_count(self.db)
+        return await deliveries_db.pending_count(self.db)
 
     # --- the loop ----------------------------------------------------------------------------
 
@@ -165,9 +165,9 @@ class WebhookWorker:
                 await asyncio.wait_for(self._wakeup.wait(), delay)
 
     async def _tick(self) -> None:
-        if await webhooks_db.has_undispatched(self.db):
+        if await deliveries_db.has_undispatched(self.db):
             async with self.db.transaction() as conn:
-                await webhooks_db.dispatch_pending(conn, self.global_endpoint)
+                await deliveries_db.dispatch_pending(conn, self.global_endpoint)
         await self._claim_and_start()
         if time.monotonic() >= self._next_prune:
             await self.prune()
@@ -177,7 +177,7 @@ class WebhookWorker:
         """Sleep until the next sendable delivery is due, at most `poll_s`."""
         if len(self._inflight) >= self.settings.concurrency:
             return self.poll_s  # a finishing attempt wakes the loop
-        due = await webhooks_db.next_due(self.db, self._busy(), self.global_endpoint)
+        due = await deliveries_db.next_due(self.db, self._busy(), self.global_endpoint)
         if due is None:
             return self.poll_s
         return min(self.poll_s, max(0.005, (due - _now()).total_seconds()))
@@ -190,12 +190,12 @@ class WebhookWorker:
         if free <= 0 or self._stopping:
             return
         now = _now()
-        due = await webhooks_db.next_due(self.db, self._busy(), self.global_endpoint)
+        due = await deliveries_db.next_due(self.db, self._busy(), self.global_endpoint)
         if due is None or due > now:
             return  # nothing to claim: no write transaction
         lease = now + timedelta(seconds=self.settings.timeout_s + LEASE_MARGIN_S)
         async with self.db.transaction() as conn:
-            rows = await webhooks_db.claim_due(conn, now, lease, free, self._busy(),
+            rows = await deliveries_db.claim_due(conn, now, lease, free, self._busy(),
                                                self.global_endpoint)
         for row in rows:
             endpoint = int(row["endpoint"])
@@ -209,7 +209,7 @@ class WebhookWorker:
         """Delete finished deliveries and dispatched events older than `retention_days`."""
         before = _now() - timedelta(days=self.settings.retention_days)
         async with self.db.transaction() as conn:
-            return await webhooks_db.prune(conn, before)
+            return await deliveries_db.prune(conn, before)
 
     # --- one attempt -------------------------------------------------------------------------
 
@@ -262,11 +262,11 @@ class WebhookWorker:
         async with self.db.transaction() as conn:
             if outcome.error is None:
                 assert outcome.response_status is not None
-                await webhooks_db.record_delivered(conn, row["id"], attempt,
+                await deliveries_db.record_delivered(conn, row["id"], attempt,
                                                    outcome.response_status)
             else:
                 retry_at = self._retry_at(attempt)
-                await webhooks_db.record_failure(conn, row["id"], attempt,
+                await deliveries_db.record_failure(conn, row["id"], attempt,
                                                  outcome.response_status, outcome.error, retry_at)
         self._count(outcome, attempt)
 

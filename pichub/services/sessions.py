@@ -5,8 +5,8 @@ SHA-256 (like API tokens), so a copy of the database hands out no live
 session. Each session carries its own CSRF token (synchroniser token): every
 state-changing form posts it as `csrf_token`, every XHR sends it as
 `X-CSRF-Token`. Before sign-in there is no session, so the login form uses a
-double-submit cookie (`pichub_csrf`) instead. Tokens are compared with
-`hmac.compare_digest`.
+double-submit cookie (`pichub_csrf`) instead. Tokens are compared in constant
+time (`hashing.same_secret`).
 
 Sessions are a UI matter only: the JSON API accepts bearer tokens and nothing
 else, so a session cookie never authorises an API call.
@@ -15,30 +15,21 @@ else, so a session cookie never authorises an API call.
 from __future__ import annotations
 
 import asyncio
-import functools
-import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from pichub.auth import Actor, hash_password, verify_password
 from pichub.db import sessions as sessions_db
 from pichub.db import users as users_db
 from pichub.db.database import Database, Row
+from pichub.hashing import hash_secret, verify_password
+from pichub.services.accounts import Actor
 from pichub.timeutil import iso, now
 
 COOKIE = "pichub_session"
 CSRF_COOKIE = "pichub_csrf"  # double-submit token of the login form (no session yet)
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
-
-
-
-@functools.cache
-def _dummy_hash() -> str:
-    """Checked when the user does not exist, so a wrong name costs what a wrong password does."""
-    return hash_password(secrets.token_urlsafe(16))
 
 
 @dataclass(frozen=True)
@@ -53,34 +44,19 @@ class Session:
     expires_at: str
 
     def actor(self) -> Actor:
-        """The caller as the upload service sees it (a session may do what a write token may)."""
+        """The caller as the services see it (a session may do what a write token may)."""
         return Actor(self.user_id, self.username, "write", self.is_admin)
-
-
-def _verify(password: str, stored: str | None) -> bool:
-    return verify_password(password, stored if stored is not None else _dummy_hash())
 
 
 def new_csrf_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-def csrf_matches(expected: str | None, given: str | None) -> bool:
-    """Constant-time comparison; missing or empty values never match."""
-    if not expected or not given:
-        return False
-    return hmac.compare_digest(expected.encode(), given.encode())
-
-
-def _hash(cookie: str) -> str:
-    return hashlib.sha256(cookie.encode()).hexdigest()
-
-
 async def authenticate(db: Database, username: str, password: str) -> Row | None:
     """The user row when the password is right, else None (same cost either way)."""
     user = await users_db.get_user_by_name(db, username)
     stored = user["password_hash"] if user is not None else None
-    good = await asyncio.to_thread(_verify, password, stored)
+    good = await asyncio.to_thread(verify_password, password, stored)
     return user if good and user is not None else None
 
 
@@ -95,16 +71,16 @@ async def start(db: Database, user_id: int, lifetime: timedelta) -> tuple[str, S
         raise LookupError(f"no user {user_id}")
     async with db.transaction() as conn:
         await sessions_db.delete_expired(conn, created)
-        await sessions_db.create(conn, _hash(cookie), user_id, csrf, created, expires)
-    return cookie, Session(_hash(cookie), user_id, user["username"], bool(user["is_admin"]),
-                           csrf, expires)
+        await sessions_db.create(conn, hash_secret(cookie), user_id, csrf, created, expires)
+    return cookie, Session(hash_secret(cookie), user_id, user["username"],
+                           bool(user["is_admin"]), csrf, expires)
 
 
 async def lookup(db: Database, cookie: str | None) -> Session | None:
     """The live session of a cookie value, or None (unknown, expired or absent)."""
     if not cookie:
         return None
-    row = await sessions_db.find(db, _hash(cookie), iso())
+    row = await sessions_db.find(db, hash_secret(cookie), iso())
     if row is None:
         return None
     return Session(row["id_hash"], row["user_id"], row["username"], bool(row["is_admin"]),
@@ -116,4 +92,4 @@ async def end(db: Database, cookie: str | None) -> None:
     if not cookie:
         return
     async with db.transaction() as conn:
-        await sessions_db.delete(conn, _hash(cookie))
+        await sessions_db.delete(conn, hash_secret(cookie))

@@ -1,0 +1,60 @@
+"""Albums: the object the API answers with, and the POST and PATCH bodies."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from pichub.db.database import Row
+from pichub.models.base import BOOLEAN, TIMESTAMP_EXAMPLE, Model, Text
+from pichub.models.images import image_url
+
+
+class Album(Model):
+    """An album as the API shows it."""
+
+    id: int
+    name: str = Field(description="1-100 characters.")
+    description: str = Field(description="Up to 1000 characters.")
+    is_public: bool
+    image_count: int
+    cover_url: str | None = Field(description="The newest image's URL.")
+    created_at: str = Field(description="Creation time (ISO 8601 UTC, `Z`).",
+                            examples=[TIMESTAMP_EXAMPLE])
+    updated_at: str = Field(description="Last change (ISO 8601 UTC, `Z`).",
+                            examples=[TIMESTAMP_EXAMPLE])
+
+    @property
+    def cover_id(self) -> str | None:
+        """The id of the cover image (the album's newest), for thumbnails."""
+        if self.cover_url is None:
+            return None
+        return self.cover_url.rsplit("/img/", 1)[1].split(".", 1)[0]
+
+    @classmethod
+    def from_row(cls, row: Row, base_url: str) -> Album:
+        cover = None
+        if row["cover"]:  # "<id>.<format>" of the album's newest image
+            cover_id, cover_format = row["cover"].split(".", 1)
+            cover = image_url(base_url, cover_id, cover_format)
+        return cls.model_construct(
+            id=row["id"], name=row["name"], description=row["description"],
+            is_public=bool(row["is_public"]), image_count=row["image_count"], cover_url=cover,
+            created_at=row["created_at"], updated_at=row["updated_at"])
+
+
+class AlbumCreate(Model):
+    """`POST /albums`."""
+
+    name: Annotated[str, Text(1, 100, strip=True)]
+    description: Annotated[str, Text(0, 1000, nullable=True)] = ""
+    is_public: Annotated[bool, BOOLEAN] = True
+
+
+class AlbumUpdate(Model):
+    """`PATCH /albums/{id}`: at least one field."""
+
+    name: Annotated[str | None, Text(1, 100, strip=True)] = None
+    description: Annotated[str | None, Text(0, 1000, nullable=True)] = None
+    is_public: Annotated[bool | None, BOOLEAN] = None

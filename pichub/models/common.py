@@ -1,0 +1,56 @@
+"""Shapes shared by every route: list metadata, deletion answers, errors, upload failures."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from pichub.models.base import Model
+
+
+class Meta(Model):
+    """Pagination of a list answer."""
+
+    page: int
+    per_page: int
+    total: int
+    total_pages: int
+
+    @classmethod
+    def of(cls, page: int, per_page: int, total: int) -> Meta:
+        return cls.model_construct(page=page, per_page=per_page, total=total,
+                                   total_pages=(total + per_page - 1) // per_page)
+
+
+class Deleted(Model):
+    """The answer to every `DELETE`."""
+
+    id: int | str
+    deleted: Literal[True]
+
+
+class ErrorInfo(Model):
+    code: str
+    message: str
+    details: Any = Field(description="null, a string, an object, or (422) a list of "
+                                     "`{field, message}`.")
+
+
+class ErrorBody(Model):
+    """Every error answer: the top-level `message` repeats `error.message` (the seed's
+    clients read it)."""
+
+    success: Literal[False]
+    message: str
+    error: ErrorInfo
+
+
+class UploadFailure(Model):
+    """One file of a batch that was not stored (the others were)."""
+
+    index: int = Field(description="0-based position in the request.")
+    filename: str
+    code: str = Field(examples=["UNSUPPORTED_MEDIA_TYPE"])
+    message: str
+    details: Any = None

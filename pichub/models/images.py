@@ -1,0 +1,90 @@
+"""Images: the object the API answers with, and the PATCH body."""
+
+from __future__ import annotations
+
+import re
+from html import escape
+from typing import Annotated, Final, Literal
+
+from pydantic import Field
+
+from pichub.db.database import Row
+from pichub.imaging.formats import ext_of, mime_of
+from pichub.models.base import BOOLEAN, ID_OR_NULL, TIMESTAMP_EXAMPLE, Model, Text
+
+IMAGE_ID_EXAMPLE: Final = "Xb3kQ9vTz1Lm"
+THUMBNAIL_WIDTH: Final = 300
+Format = Literal["jpeg", "png", "webp", "gif", "avif"]
+_MARKDOWN_SPECIAL = re.compile(r"([\\\[\]])")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def markdown_text(text: str) -> str:
+    """`text` as literal Markdown link text: `\\`, `[` and `]` escaped, control characters
+    (newlines included) turned into spaces, so a file name cannot close the image's
+    brackets and point the link somewhere else."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", _CONTROL.sub(" ", text))
+
+
+def image_url(base_url: str, image_id: str, fmt: str) -> str:
+    """`{base}/img/{id}.{ext}`: the stored bytes."""
+    return f"{base_url}/img/{image_id}.{ext_of(fmt)}"
+
+
+class ImageLinks(Model):
+    """Ready-to-paste forms of the image's URL."""
+
+    url: str = Field(description="Same as the image's `url`.")
+    thumbnail: str = Field(description=f"A {THUMBNAIL_WIDTH} px wide WebP variant.")
+    markdown: str = Field(description="`![original_name](url)`, the name escaped.")
+    html: str = Field(description="`<img src alt>`, the name escaped.")
+    bbcode: str = Field(description="`[img]url[/img]`")
+
+
+class Image(Model):
+    """A stored image as the API shows it."""
+
+    id: str = Field(description="Short, random, URL-safe (72 bits: unguessable).",
+                    examples=[IMAGE_ID_EXAMPLE])
+    url: str = Field(description="Absolute: `{public_url}/img/{id}.{ext}`.")
+    filename: str = Field(description="Sanitised original name (random with `auto_rename`), "
+                                      "with the stored format's extension.")
+    original_name: str = Field(description="The name as uploaded.")
+    description: str = Field(description="Up to 1000 characters.")
+    format: Format
+    mime: str = Field(examples=["image/webp"])
+    width: int
+    height: int
+    size: int = Field(description="Bytes of the stored file that `url` serves.")
+    sha256: str = Field(description="Hex SHA-256 of the stored bytes.")
+    album_id: int | None
+    is_public: bool = Field(description="Listed in the public square. Images that are not "
+                                        "are still served to anyone who has the URL.")
+    created_at: str = Field(description="Upload time (ISO 8601 UTC, `Z`).",
+                            examples=[TIMESTAMP_EXAMPLE])
+    links: ImageLinks
+
+    @classmethod
+    def from_row(cls, row: Row, base_url: str) -> Image:
+        url = image_url(base_url, row["id"], row["format"])
+        name = row["original_name"]
+        links = ImageLinks(
+            url=url, thumbnail=f"{base_url}/img/{row['id']}.webp?w={THUMBNAIL_WIDTH}",
+            markdown=f"![{markdown_text(name)}]({url})",
+            html=f'<img src="{url}" alt="{escape(name)}">', bbcode=f"[img]{url}[/img]")
+        return cls.model_construct(
+            id=row["id"], url=url, filename=row["filename"], original_name=name,
+            description=row["description"], format=row["format"], mime=mime_of(row["format"]),
+            width=row["width"], height=row["height"], size=row["size"], sha256=row["sha256"],
+            album_id=row["album_id"], is_public=bool(row["is_public"]),
+            created_at=row["created_at"], links=links)
+
+
+class ImageUpdate(Model):
+    """`PATCH /images/{id}`: any of the fields; `album_id: null` takes the image out of its
+    album. At least one field."""
+
+    album_id: Annotated[int | None, ID_OR_NULL, Field(
+        description="An album of yours (else 404); null = none.")] = None
+    is_public: Annotated[bool | None, BOOLEAN] = None
+    description: Annotated[str | None, Text(0, 1000, nullable=True)] = None

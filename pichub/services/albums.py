@@ -1,0 +1,84 @@
+"""Albums of a user: create, list, read, change, delete; each change with its outbox event.
+
+Every query is scoped by owner, so another user's album does not exist (404,
+never 403). `require_album` is the one ownership check the other services use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pichub.db import albums as albums_db
+from pichub.db import events as events_db
+from pichub.db.database import Conn, Database
+from pichub.errors import NotFound, ValidationError
+from pichub.models.albums import Album, AlbumCreate, AlbumUpdate
+from pichub.models.common import Meta
+from pichub.services.common import Page
+
+#: The most albums an album picker of the web UI lists.
+MAX_CHOICES = 500
+
+
+async def require_album(db: Database | Conn, user_id: int, album_id: int | None) -> None:
+    """Nothing when `album_id` is None or one of the user's albums; else 404 album."""
+    if album_id is not None and not await albums_db.exists(db, user_id, album_id):
+        raise NotFound("album")
+
+
+class Albums:
+    """Album rules; `on_change` wakes the webhook worker after a commit with an event."""
+
+    def __init__(self, db: Database, on_change: Callable[[], None]) -> None:
+        self.db = db
+        self.on_change = on_change
+
+    async def create(self, user_id: int, body: AlbumCreate, base_url: str) -> Album:
+        async with self.db.transaction() as conn:
+            album_id = await albums_db.create(conn, user_id, body.name, body.description,
+                                              body.is_public)
+            album = await self._read(conn, user_id, album_id, base_url)
+            await events_db.record(conn, user_id, "album.created", album.model_dump())
+        self.on_change()
+        return album
+
+    async def page(self, user_id: int, base_url: str, page: int, per_page: int) -> Page[Album]:
+        rows, total = await albums_db.page(self.db, user_id, per_page, (page - 1) * per_page)
+        return Page([Album.from_row(row, base_url) for row in rows],
+                    Meta.of(page, per_page, total))
+
+    async def get(self, user_id: int, album_id: int, base_url: str) -> Album:
+        return await self._read(self.db, user_id, album_id, base_url)
+
+    async def choices(self, user_id: int) -> list[tuple[int, str]]:
+        """(id, name) of the user's newest albums, for pickers."""
+        rows, _ = await albums_db.page(self.db, user_id, MAX_CHOICES, 0)
+        return [(row["id"], row["name"]) for row in rows]
+
+    async def update(self, user_id: int, album_id: int, body: AlbumUpdate,
+                     base_url: str) -> Album:
+        changes = body.model_dump(exclude_unset=True)
+        if not changes:
+            raise ValidationError.field("body", "send name, description or is_public")
+        async with self.db.transaction() as conn:
+            if not await albums_db.update(conn, user_id, album_id, **changes):
+                raise NotFound("album")
+            album = await self._read(conn, user_id, album_id, base_url)
+            await events_db.record(conn, user_id, "album.updated", album.model_dump())
+        self.on_change()
+        return album
+
+    async def delete(self, user_id: int, album_id: int, base_url: str) -> None:
+        """Its images stay, out of any album."""
+        async with self.db.transaction() as conn:
+            album = await self._read(conn, user_id, album_id, base_url)
+            await albums_db.delete(conn, user_id, album_id)
+            await events_db.record(conn, user_id, "album.deleted", album.model_dump())
+        self.on_change()
+
+    @staticmethod
+    async def _read(db: Database | Conn, user_id: int, album_id: int, base_url: str) -> Album:
+        row = await albums_db.get(db, user_id, album_id)
+        if row is None:
+            raise NotFound("album")
+        return Album.from_row(row, base_url)

@@ -1,0 +1,97 @@
+"""Images of a user, and the public square: list, read, change, delete.
+
+Deleting commits the row and its `image.deleted` event first (the commit
+point), then removes the cached variants and the blob; a crash in between
+leaves an orphan blob that the start-up sweep removes, never a row without
+its bytes. Changing an image records no event (the event list has no
+`image.updated`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from pichub.blobs import BlobStore
+from pichub.db import events as events_db
+from pichub.db import images as images_db
+from pichub.db.database import Database, Row
+from pichub.errors import NotFound, ValidationError
+from pichub.imaging.formats import ext_of
+from pichub.models.common import Meta
+from pichub.models.images import Image, ImageUpdate
+from pichub.services.albums import require_album
+from pichub.services.common import Page
+
+Purge = Callable[[str], Awaitable[object]]
+
+
+class Images:
+    """Image rules; `purge_variants` drops an image's cached variants, `on_change` wakes the
+    webhook worker after a commit with an event."""
+
+    def __init__(self, db: Database, blobs: BlobStore, purge_variants: Purge,
+                 on_change: Callable[[], None]) -> None:
+        self.db = db
+        self.blobs = blobs
+        self.purge_variants = purge_variants
+        self.on_change = on_change
+
+    async def page(self, user_id: int, base_url: str, page: int, per_page: int,
+                   album_id: int | None = None) -> Page[Image]:
+        """The user's images (in `album_id`, one of theirs, when given), newest first."""
+        await require_album(self.db, user_id, album_id)
+        return await self._page(base_url, page, per_page, user_id=user_id, album_id=album_id)
+
+    async def square(self, base_url: str, page: int, per_page: int) -> Page[Image]:
+        """Everyone's public images, newest first."""
+        return await self._page(base_url, page, per_page, public_only=True)
+
+    async def get(self, user_id: int, image_id: str, base_url: str) -> Image:
+        row = await images_db.get(self.db, image_id, user_id)
+        if row is None:
+            raise NotFound("image")
+        return Image.from_row(row, base_url)
+
+    async def find(self, image_id: str) -> Row | None:
+        """Any user's image by its (unguessable) id, as stored."""
+        return await images_db.get(self.db, image_id)
+
+    async def update(self, user_id: int, image_id: str, body: ImageUpdate,
+                     base_url: str) -> Image:
+        changes = body.model_dump(exclude_unset=True)
+        if not changes:
+            raise ValidationError.field("body", "send album_id, is_public or description")
+        async with self.db.transaction() as conn:
+            if await images_db.get(conn, image_id, user_id) is None:
+                raise NotFound("image")
+            if "album_id" in changes:
+                await require_album(conn, user_id, changes["album_id"])
+            await images_db.update(conn, image_id, user_id, **changes)
+            row = await images_db.get(conn, image_id, user_id)
+        assert row is not None
+        return Image.from_row(row, base_url)
+
+    async def delete(self, user_id: int, image_id: str, base_url: str) -> None:
+        """Row and event first (the commit point), then the variants and the blob."""
+        async with self.db.transaction() as conn:
+            row = await images_db.get(conn, image_id, user_id)
+            if row is None:
+                raise NotFound("image")
+            await images_db.delete(conn, image_id)
+            await events_db.record(conn, user_id, "image.deleted",
+                                   Image.from_row(row, base_url).model_dump())
+        self.on_change()
+        try:  # variants first: the pipeline also forgets what it remembered of the image
+            await self.purge_variants(image_id)
+        finally:
+            await asyncio.to_thread(self.blobs.delete, image_id, ext_of(row["format"]))
+
+    async def _page(self, base_url: str, page: int, per_page: int, *,
+                    user_id: int | None = None, album_id: int | None = None,
+                    public_only: bool = False) -> Page[Image]:
+        rows, total = await images_db.page(self.db, user_id=user_id, album_id=album_id,
+                                           public_only=public_only, limit=per_page,
+                                           offset=(page - 1) * per_page)
+        return Page([Image.from_row(row, base_url) for row in rows],
+                    Meta.of(page, per_page, total))
