@@ -42,9 +42,8 @@ from pichub.services.albums import Albums
 from pichub.services.images import Images
 from pichub.services.webhooks import Webhooks
 from pichub.uploads import Uploader
-from pichub.views import api_albums, api_images, api_webhooks, health, img
-from pichub.views.api_upload import upload
-from pichub.views.common import API_PREFIXES, routes
+from pichub.views import api, health, img
+from pichub.views.routes import register
 from pichub.views.ui import setup_ui
 from pichub.webhooks.worker import WebhookWorker
 
@@ -131,13 +130,7 @@ def create_app(settings: Settings) -> web.Application:
     app[INFLIGHT] = inflight
     app[TRUSTED_PROXIES] = parse_trusted(settings.server.trusted_proxies)
     app.cleanup_ctx.append(_storage)
-    api: list[tuple[str, str, Any]] = [
-        ("POST", "/upload", upload),
-        *api_images.ROUTES,
-        *api_albums.ROUTES,
-        *api_webhooks.ROUTES,
-    ]
-    app.add_routes(routes(API_PREFIXES, api))
+    register(app, api.ROUTES)
     app.add_routes(health.ROUTES)
     app.add_routes(img.ROUTES)
     setup_ui(app)  # pages, /docs, static files and the OpenAPI document

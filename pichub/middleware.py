@@ -27,7 +27,7 @@ from pichub.errors import (
 from pichub.keys import ACTOR, DB, LIMITER, RATE, SETTINGS, TRUSTED_PROXIES
 from pichub.ratelimit import user_rate_key
 from pichub.services.accounts import Actor, actor_from_token
-from pichub.views.common import API_PREFIXES
+from pichub.views.routes import API_PREFIXES
 from pichub.views.ui_common import JINJA, error_page
 
 log = logging.getLogger("pichub")

@@ -16,9 +16,13 @@ from pichub import errors
 from pichub.app import create_app
 from pichub.config import Settings
 from pichub.keys import DB, SETTINGS
-from pichub.openapi import build_openapi
+from pichub.models.albums import AlbumCreate
+from pichub.models.base import SchemaGenerator
+from pichub.models.base import validate as validate_model
 from pichub.services import accounts
-from pichub.views.common import API_PREFIXES
+from pichub.views import api as api_routes
+from pichub.views.openapi import REF, build_openapi
+from pichub.views.routes import API_PREFIXES
 
 JSON = "application/json"
 WEBHOOK_ROUTES = {
@@ -37,9 +41,13 @@ async def api(aiohttp_client: Any, tmp_path: Path) -> Api:
     return Api(client, await accounts.create_token(app[DB], "alice"))
 
 
+def document(settings: Settings) -> dict[str, Any]:
+    return build_openapi(settings, api_routes.ROUTES)
+
+
 @pytest.fixture
 def doc() -> dict[str, Any]:
-    return build_openapi(Settings())
+    return document(Settings())
 
 
 def _operations(doc: dict[str, Any]) -> set[tuple[str, str]]:
@@ -73,7 +81,7 @@ async def test_served_without_auth_under_both_prefixes(api: Api) -> None:
         async with api.client.get(prefix + "/openapi.json") as resp:
             assert resp.status == 200 and resp.content_type == JSON
             bodies.append(await resp.json())
-    assert bodies[0] == bodies[1] == build_openapi(api.app[SETTINGS])
+    assert bodies[0] == bodies[1] == document(api.app[SETTINGS])
 
 
 async def test_every_api_route_is_documented(api: Api, doc: dict[str, Any]) -> None:
@@ -81,16 +89,17 @@ async def test_every_api_route_is_documented(api: Api, doc: dict[str, Any]) -> N
     documented = _operations(doc)
     assert ("post", "/upload") in registered and len(registered) >= 11
     assert registered <= documented, registered - documented
-    # Nothing documented that the server lacks, except the webhook routes being wired.
-    assert documented - registered - WEBHOOK_ROUTES == {("get", "/img/{id}.{ext}")}
-    assert WEBHOOK_ROUTES <= documented
+    # Nothing documented that the server lacks; /img is served at the site root.
+    assert documented - registered == {("get", "/img/{id}.{ext}")}
+    assert WEBHOOK_ROUTES <= registered
 
 
 def test_upload_fields_and_defaults_come_from_the_settings() -> None:
     settings = Settings(images={"default_quality": 77},
                         storage={"max_files_per_request": 7, "max_upload_mb": 9})
-    doc = build_openapi(settings)
-    form = doc["components"]["schemas"]["UploadForm"]["properties"]
+    doc = document(settings)
+    body = doc["paths"]["/upload"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    form = body["schema"]["properties"]
     assert set(form) == {"files[]", "album_id", "quality", "format", "remove_exif",
                          "convertToWebP", "auto_rename", "is_public", "description"}
     assert form["quality"]["default"] == 77 and form["files[]"]["maxItems"] == 7
@@ -112,7 +121,7 @@ def _error_classes() -> list[type[errors.PichubError]]:
 
 def test_every_error_code_has_a_documented_envelope(doc: dict[str, Any]) -> None:
     responses = doc["components"]["responses"]
-    envelope = _validator(doc, {"$ref": "#/components/schemas/Error"})
+    envelope = _validator(doc, {"$ref": "#/components/schemas/ErrorBody"})
     for cls in _error_classes():
         documented = responses[cls.code]
         assert documented["description"].startswith(f"{cls.status} {cls.code}")
@@ -186,7 +195,7 @@ async def test_real_responses_match_the_documented_schemas(api: Api) -> None:
         status, body = await api.call("GET", path)
         assert status == 200
         _validator(doc, _success_schema(doc, route, "get", "200")).validate(body)
-    error = _validator(doc, {"$ref": "#/components/schemas/Error"})
+    error = _validator(doc, {"$ref": "#/components/schemas/ErrorBody"})
     for method, path, kwargs in [("GET", "/api/v1/images", {"token": "bad"}),
                                  ("GET", "/api/v1/images?per_page=0", {}),
                                  ("GET", "/api/v1/nothing", {}),
@@ -200,3 +209,42 @@ def test_paths_use_the_servers_prefix(doc: dict[str, Any]) -> None:
     for path in doc["paths"]:
         assert not path.startswith(API_PREFIXES), path
         assert re.fullmatch(r"(/[a-z{}.]+)+|/openapi\.json", path), path
+
+
+def test_every_request_body_is_documented_by_the_model_that_validates_it(
+        doc: dict[str, Any]) -> None:
+    schemas = doc["components"]["schemas"]
+    checked = 0
+    for route in api_routes.ROUTES:
+        op = doc["paths"][route.path][route.method.lower()]
+        if route.body is not None:
+            assert op["requestBody"]["content"][JSON]["schema"] == {
+                "$ref": REF.format(model=route.body.__name__)}
+            own = route.body.model_json_schema(ref_template=REF, mode="validation",
+                                               schema_generator=SchemaGenerator)
+            assert schemas[route.body.__name__] == {k: v for k, v in own.items()
+                                                    if k != "$defs"}
+            examples = schemas[route.body.__name__].get("examples", [])
+            assert examples, route.operation_id
+            for example in examples:  # the documented examples pass the real validation
+                validate_model(route.body, example)
+            checked += 1
+        if route.form is not None:
+            form = op["requestBody"]["content"]["multipart/form-data"]["schema"]
+            own = route.form.model_json_schema(ref_template=REF, mode="validation",
+                                               schema_generator=SchemaGenerator)
+            for name, rule in own["properties"].items():
+                documented = form["properties"][name]
+                assert {k: v for k, v in documented.items() if k != "default"} == {
+                    k: v for k, v in rule.items() if k != "default"}, name
+            checked += 1
+    assert checked == 6  # upload, image PATCH, album POST/PATCH, webhook POST/PATCH
+
+
+def test_a_documented_body_is_refused_the_way_the_schema_says(doc: dict[str, Any]) -> None:
+    album = doc["components"]["schemas"]["AlbumCreate"]
+    assert album["required"] == ["name"]
+    assert album["properties"]["name"]["maxLength"] == 100
+    with pytest.raises(errors.ValidationError) as info:
+        validate_model(AlbumCreate, {"name": "x" * 101})
+    assert info.value.details == [{"field": "name", "message": "must be 1-100 characters"}]

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from pichub.db.database import Row
 from pichub.models.base import BOOLEAN, TIMESTAMP_EXAMPLE, Model, Text
-from pichub.models.images import image_url
+from pichub.models.images import IMAGE_EXAMPLE, image_url
 
 
 class Album(Model):
     """An album as the API shows it."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": 3, "name": "我的相册", "description": "这是一个示例相册", "is_public": True,
+        "image_count": 12, "cover_url": IMAGE_EXAMPLE["url"], "created_at": TIMESTAMP_EXAMPLE,
+        "updated_at": TIMESTAMP_EXAMPLE}]})
 
     id: int
     name: str = Field(description="1-100 characters.")
@@ -47,6 +52,9 @@ class Album(Model):
 class AlbumCreate(Model):
     """`POST /albums`."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"name": "我的相册", "description": "这是一个示例相册", "is_public": True}]})
+
     name: Annotated[str, Text(1, 100, strip=True)]
     description: Annotated[str, Text(0, 1000, nullable=True)] = ""
     is_public: Annotated[bool, BOOLEAN] = True
@@ -54,6 +62,8 @@ class AlbumCreate(Model):
 
 class AlbumUpdate(Model):
     """`PATCH /albums/{id}`: at least one field."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "Holidays 2026"}]})
 
     name: Annotated[str | None, Text(1, 100, strip=True)] = None
     description: Annotated[str | None, Text(0, 1000, nullable=True)] = None

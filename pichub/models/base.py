@@ -16,7 +16,7 @@ from typing import Any, Final, TypeVar
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler, GetJsonSchemaHandler
-from pydantic.json_schema import JsonSchemaValue
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 from pichub.errors import ValidationError
@@ -26,6 +26,20 @@ _INTEGER = re.compile(r"[+-]?[0-9]{1,100}", re.ASCII)
 #: The largest id SQLite can store (a bigger one could name no row).
 MAX_ROW_ID: Final = 2**63 - 1
 TIMESTAMP_EXAMPLE: Final = "2026-11-27T06:50:33Z"
+
+
+class SchemaGenerator(GenerateJsonSchema):
+    """JSON Schema as the API documents it: no `default: null` on fields that may simply
+    be left out (a null there would be refused), no per-field titles."""
+
+    def default_schema(self, schema: core_schema.WithDefaultSchema) -> JsonSchemaValue:
+        json_schema = super().default_schema(schema)
+        if "default" in json_schema and json_schema["default"] is None:
+            del json_schema["default"]
+        return json_schema
+
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        return False
 
 
 class Model(BaseModel):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from html import escape
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from pichub.db.database import Row
 from pichub.imaging.formats import ext_of, mime_of
@@ -41,8 +41,24 @@ class ImageLinks(Model):
     bbcode: str = Field(description="`[img]url[/img]`")
 
 
+_EXAMPLE_URL: Final = f"https://pichub.example.com/img/{IMAGE_ID_EXAMPLE}.webp"
+IMAGE_EXAMPLE: Final[dict[str, Any]] = {
+    "id": IMAGE_ID_EXAMPLE, "url": _EXAMPLE_URL, "filename": "holiday_photo.webp",
+    "original_name": "holiday photo.jpg", "description": "", "format": "webp",
+    "mime": "image/webp", "width": 1600, "height": 1200, "size": 214873,
+    "sha256": "9f2c4d0e8b7a6f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a0f9e8d7c",
+    "album_id": 3, "is_public": True, "created_at": TIMESTAMP_EXAMPLE,
+    "links": {"url": _EXAMPLE_URL, "thumbnail": f"{_EXAMPLE_URL}?w={THUMBNAIL_WIDTH}",
+              "markdown": f"![holiday photo.jpg]({_EXAMPLE_URL})",
+              "html": f'<img src="{_EXAMPLE_URL}" alt="holiday photo.jpg">',
+              "bbcode": f"[img]{_EXAMPLE_URL}[/img]"},
+}
+
+
 class Image(Model):
     """A stored image as the API shows it."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [IMAGE_EXAMPLE]})
 
     id: str = Field(description="Short, random, URL-safe (72 bits: unguessable).",
                     examples=[IMAGE_ID_EXAMPLE])
@@ -83,6 +99,9 @@ class Image(Model):
 class ImageUpdate(Model):
     """`PATCH /images/{id}`: any of the fields; `album_id: null` takes the image out of its
     album. At least one field."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"album_id": 3, "is_public": False}]})
 
     album_id: Annotated[int | None, ID_OR_NULL, Field(
         description="An album of yours (else 404); null = none.")] = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from pichub.db.database import Row
 from pichub.models.base import BOOLEAN, TIMESTAMP_EXAMPLE, Checked, Model, Text, problem
@@ -51,8 +51,16 @@ EVENTS = Checked(_events, (("type", ["array", "null"]), ("minItems", 1),
                                            "types added later.")), replace=True)
 
 
+_WEBHOOK_EXAMPLE: Final[dict[str, Any]] = {
+    "id": 7, "url": "https://example.com/hooks/pichub", "events": ["image.uploaded"],
+    "description": "", "is_active": True, "created_at": TIMESTAMP_EXAMPLE,
+    "updated_at": TIMESTAMP_EXAMPLE}
+
+
 class Webhook(Model):
     """A webhook endpoint of the caller's."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_WEBHOOK_EXAMPLE]})
 
     id: int
     url: str
@@ -69,6 +77,9 @@ class Webhook(Model):
 
 class WebhookCreated(Webhook):
     """The answer to `POST /webhooks`: the endpoint and its signing secret, shown only here."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {**_WEBHOOK_EXAMPLE, "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}]})
 
     secret: str = Field(description="`whsec_<base64>`: the Standard Webhooks signing secret.")
 
@@ -91,6 +102,12 @@ def _seconds(stamp: str | None) -> str | None:
 
 class Delivery(Model):
     """One event on its way to one endpoint, with the outcome of its latest attempt."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": 41, "event_id": "evt_Q2h1Y2sgTm9ycmlzIQ", "type": "image.uploaded", "attempt": 1,
+        "status": "delivered", "response_status": 200, "error": None,
+        "created_at": TIMESTAMP_EXAMPLE, "next_attempt_at": None,
+        "delivered_at": TIMESTAMP_EXAMPLE}]})
 
     id: int
     event_id: str = Field(description="`evt_…`: also the `webhook-id` header.")
@@ -117,6 +134,9 @@ class Delivery(Model):
 class WebhookCreate(Model):
     """`POST /webhooks`."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"url": "https://example.com/hooks/pichub", "events": ["image.uploaded"]}]})
+
     url: Annotated[str, URL]
     events: Annotated[list[EventType] | None, EVENTS] = None
     description: Annotated[str, Text(0, 1000, nullable=True)] = ""
@@ -125,6 +145,8 @@ class WebhookCreate(Model):
 
 class WebhookUpdate(Model):
     """`PATCH /webhooks/{id}`: at least one field."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"is_active": False}]})
 
     url: Annotated[str | None, URL] = None
     events: Annotated[list[EventType] | None, EVENTS] = None

@@ -5,9 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from pichub.keys import SERVICES
-from pichub.models.albums import AlbumCreate, AlbumUpdate
+from pichub.models.albums import Album, AlbumCreate, AlbumUpdate
+from pichub.models.common import Deleted
 from pichub.views.common import actor, base_url, body_as, deleted, ok, ok_page
 from pichub.views.params import pagination, path_id
+from pichub.views.routes import ApiRoute
 
 
 async def create_album(request: web.Request) -> web.Response:
@@ -46,9 +48,19 @@ async def delete_album(request: web.Request) -> web.Response:
 
 
 ROUTES = [
-    ("POST", "/albums", create_album),
-    ("GET", "/albums", list_albums),
-    ("GET", "/albums/{id}", get_album),
-    ("PATCH", "/albums/{id}", patch_album),
-    ("DELETE", "/albums/{id}", delete_album),
+    ApiRoute("POST", "/albums", create_album, "createAlbum", "Albums", "Create an album",
+             "Fires `album.created`.", scope="write", body=AlbumCreate, data=Album,
+             status=201, errors=(400, 422)),
+    ApiRoute("GET", "/albums", list_albums, "listAlbums", "Albums", "List my albums",
+             "Newest first.", data=Album, many=True, listed=True, errors=(422,),
+             query=("page", "per_page")),
+    ApiRoute("GET", "/albums/{id}", get_album, "getAlbum", "Albums", "Get an album",
+             data=Album, errors=(404,)),
+    ApiRoute("PATCH", "/albums/{id}", patch_album, "updateAlbum", "Albums",
+             "Rename, describe or toggle public", "Send at least one field. Fires "
+             "`album.updated`.", scope="write", body=AlbumUpdate, data=Album,
+             errors=(400, 404, 422)),
+    ApiRoute("DELETE", "/albums/{id}", delete_album, "deleteAlbum", "Albums", "Delete an album",
+             "Its images are kept, with `album_id` set to null. Fires `album.deleted`.",
+             scope="write", data=Deleted, errors=(404,)),
 ]

@@ -5,9 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from pichub.keys import SERVICES
-from pichub.models.images import ImageUpdate
+from pichub.models.common import Deleted
+from pichub.models.images import Image, ImageUpdate
 from pichub.views.common import actor, base_url, body_as, deleted, ok, ok_page
 from pichub.views.params import pagination, query_id
+from pichub.views.routes import ApiRoute
 
 
 async def list_images(request: web.Request) -> web.Response:
@@ -45,9 +47,20 @@ async def delete_image(request: web.Request) -> web.Response:
 
 
 ROUTES = [
-    ("GET", "/images", list_images),
-    ("GET", "/images/{id}", get_image),
-    ("PATCH", "/images/{id}", patch_image),
-    ("DELETE", "/images/{id}", delete_image),
-    ("GET", "/square", square),
+    ApiRoute("GET", "/images", list_images, "listImages", "Images", "List my images",
+             "Your images, newest first (ties in the same second keep upload order).",
+             data=Image, many=True, listed=True, errors=(404, 422),
+             query=("page", "per_page", "album_id")),
+    ApiRoute("GET", "/images/{id}", get_image, "getImage", "Images", "Get one of my images",
+             data=Image, errors=(404,)),
+    ApiRoute("PATCH", "/images/{id}", patch_image, "updateImage", "Images",
+             "Change album, visibility or description", "Send any of the fields; "
+             "`album_id: null` takes the image out of its album. Fires no webhook event.",
+             scope="write", body=ImageUpdate, data=Image, errors=(400, 404, 422)),
+    ApiRoute("DELETE", "/images/{id}", delete_image, "deleteImage", "Images", "Delete an image",
+             "Removes the row, the stored file and every cached variant; fires "
+             "`image.deleted`. Irreversible.", scope="write", data=Deleted, errors=(404,)),
+    ApiRoute("GET", "/square", square, "square", "Images", "Public square",
+             "Public images of all users, newest first. No authentication.", scope=None,
+             data=Image, many=True, listed=True, errors=(422,), query=("page", "per_page")),
 ]

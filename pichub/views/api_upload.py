@@ -6,9 +6,13 @@ from aiohttp import web
 
 from pichub.errors import PichubError, ValidationError
 from pichub.keys import METRICS, SETTINGS, UPLOAD_TMP, UPLOADER
+from pichub.models.common import UploadFailure
+from pichub.models.images import Image
+from pichub.models.uploads import UploadForm
 from pichub.uploads import parse_options
 from pichub.views.common import actor, base_url, ok
 from pichub.views.multipart import read_upload
+from pichub.views.routes import ApiRoute
 
 
 async def upload(request: web.Request) -> web.Response:
@@ -43,3 +47,20 @@ async def upload(request: web.Request) -> web.Response:
     if not form.complete:
         response.force_close()
     return response
+
+
+ROUTES = [
+    ApiRoute(
+        "POST", "/upload", upload, "upload", "Upload", "Upload images",
+        "Upload one or more images (multipart/form-data; the fields `files[]`, `files`, "
+        "`file` and `image` all take files). The type is sniffed from the bytes (JPEG, PNG, "
+        "WebP, GIF, AVIF), never from the name or Content-Type. Each file stands or falls "
+        "alone: when some fail, the others are stored and the answer is 201 with a top-level "
+        "`errors` list (0-based `index`); when all fail, the first file's error is returned. "
+        "Output format: `format` other than `auto` wins, else `convertToWebP` gives WebP "
+        "(animated GIF → animated WebP), else the source format. EXIF orientation is applied "
+        "to the pixels.", scope="write", form=UploadForm, data=Image, many=True, status=201,
+        errors=(400, 404, 413, 415, 422, 507),
+        extra_lists=(("errors", UploadFailure,
+                      "Only when some files failed and others were stored."),)),
+]

@@ -5,9 +5,17 @@ from __future__ import annotations
 from aiohttp import web
 
 from pichub.keys import SERVICES
-from pichub.models.webhooks import WebhookCreate, WebhookUpdate
+from pichub.models.common import Deleted
+from pichub.models.webhooks import (
+    Delivery,
+    Webhook,
+    WebhookCreate,
+    WebhookCreated,
+    WebhookUpdate,
+)
 from pichub.views.common import actor, body_as, deleted, ok, ok_page
 from pichub.views.params import pagination, path_id
+from pichub.views.routes import ApiRoute
 
 
 async def create_webhook(request: web.Request) -> web.Response:
@@ -56,11 +64,28 @@ async def test_webhook(request: web.Request) -> web.Response:
 
 
 ROUTES = [
-    ("POST", "/webhooks", create_webhook),
-    ("GET", "/webhooks", list_webhooks),
-    ("GET", "/webhooks/{id}", get_webhook),
-    ("PATCH", "/webhooks/{id}", patch_webhook),
-    ("DELETE", "/webhooks/{id}", delete_webhook),
-    ("GET", "/webhooks/{id}/deliveries", list_deliveries),
-    ("POST", "/webhooks/{id}/test", test_webhook),
+    ApiRoute("POST", "/webhooks", create_webhook, "createWebhook", "Webhooks",
+             "Add a webhook endpoint", "Targets resolving to loopback, private, link-local or "
+             "reserved addresses are refused with 422 unless `webhooks.allow_private_networks` "
+             "is set. The answer carries the signing `secret`, shown only here.",
+             scope="write", body=WebhookCreate, data=WebhookCreated, status=201,
+             errors=(400, 422)),
+    ApiRoute("GET", "/webhooks", list_webhooks, "listWebhooks", "Webhooks", "List my webhooks",
+             data=Webhook, many=True),
+    ApiRoute("GET", "/webhooks/{id}", get_webhook, "getWebhook", "Webhooks", "Get a webhook",
+             data=Webhook, errors=(404,)),
+    ApiRoute("PATCH", "/webhooks/{id}", patch_webhook, "updateWebhook", "Webhooks",
+             "Change a webhook", "Send at least one field. Resuming (`is_active: true`) sends "
+             "the deliveries that waited.", scope="write", body=WebhookUpdate, data=Webhook,
+             errors=(400, 404, 422)),
+    ApiRoute("DELETE", "/webhooks/{id}", delete_webhook, "deleteWebhook", "Webhooks",
+             "Delete a webhook", "Its delivery log goes with it.", scope="write", data=Deleted,
+             errors=(404,)),
+    ApiRoute("GET", "/webhooks/{id}/deliveries", list_deliveries, "listDeliveries", "Webhooks",
+             "Delivery log", "Attempts for this endpoint, newest first.", data=Delivery,
+             many=True, listed=True, errors=(404, 422), query=("page", "per_page")),
+    ApiRoute("POST", "/webhooks/{id}/test", test_webhook, "testWebhook", "Webhooks",
+             "Send a test event", "Queues a `ping` event for this endpoint only (even a "
+             "paused one); the answer is the queued delivery.", scope="write", data=Delivery,
+             status=202, errors=(404,)),
 ]

@@ -16,8 +16,6 @@ from pichub.models.common import Deleted, Meta
 from pichub.services.accounts import Actor
 from pichub.services.common import Page
 
-API_PREFIXES = ("/api/v1", "/v1")
-
 
 def dump(value: Any) -> Any:
     """Models (and lists of them) as JSON-ready data; anything else as it is."""
@@ -78,9 +76,3 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequest("Request body must be a JSON object")
     return body
-
-
-def routes(prefixes: tuple[str, ...], table: list[tuple[str, str, Any]]) -> list[web.RouteDef]:
-    """The same (method, path, handler) table under each API prefix."""
-    return [web.route(method, prefix + path, handler) for prefix in prefixes
-            for method, path, handler in table]

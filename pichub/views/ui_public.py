@@ -5,11 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from pichub.errors import NotFound
-from pichub.keys import SERVICES, SETTINGS
+from pichub.keys import SERVICES
 from pichub.models.images import Image
-from pichub.openapi import build_openapi
-from pichub.views.common import API_PREFIXES, base_url
+from pichub.views.common import base_url
 from pichub.views.params import page_number
+from pichub.views.routes import API_PREFIXES
 from pichub.views.ui_common import current_session, error_page, pager, render
 
 SQUARE_PER_PAGE = 30
@@ -52,16 +52,8 @@ async def docs(request: web.Request) -> web.StreamResponse:
                   session=session)
 
 
-async def openapi_json(request: web.Request) -> web.Response:
-    """The OpenAPI 3.1 document; no auth (the API middleware still rate limits it)."""
-    document = build_openapi(request.app[SETTINGS])
-    return web.json_response(document, headers={"Cache-Control": "no-cache",
-                                                "Access-Control-Allow-Origin": "*"})
-
-
 ROUTES = [
     web.get("/", square),
     web.get("/i/{id}", image_page),
     web.get("/docs", docs),
-    *(web.get(prefix + OPENAPI_PATH, openapi_json) for prefix in API_PREFIXES),
 ]

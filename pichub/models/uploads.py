@@ -1,0 +1,46 @@
+"""The options of `POST /upload`: multipart form fields besides the files.
+
+Names, values and defaults are the seed API's: booleans as `true/false/1/0`,
+`quality` 1-100 (the server's `images.default_quality` when absent), `format`
+auto/jpeg/jpg/png/webp. Options may come before or after the files.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Final
+
+from pydantic import Field
+
+from pichub.models.base import FormBool, FormChoice, FormInt, Model, Text
+
+FILE_FIELDS: Final = ("files[]", "files", "file", "image", "image[]")
+FORMAT_CHOICES: Final[dict[str, str | None]] = {
+    "auto": None, "jpeg": "jpeg", "jpg": "jpeg", "png": "png", "webp": "webp"}
+
+
+class UploadForm(Model):
+    """Every option of an upload; a bad one fails the whole request with one 422."""
+
+    album_id: Annotated[int | None, FormInt(), Field(
+        description="Add the images to this album of yours (not an integer → 422; not "
+                    "yours → 404).")] = None
+    quality: Annotated[int | None, FormInt(1, 100), Field(
+        description="Encoder quality when PicHub re-encodes; default "
+                    "`images.default_quality`.", json_schema_extra={"default": 85})] = None
+    format: Annotated[str | None, FormChoice(FORMAT_CHOICES, "auto"), Field(
+        description="Output format; anything but `auto` wins over `convertToWebP`.",
+        json_schema_extra={"default": "auto"})] = None
+    remove_exif: Annotated[bool, FormBool(False), Field(
+        description="Strip EXIF, XMP, GPS and comments (the ICC profile is kept).")] = False
+    convertToWebP: Annotated[bool, FormBool(True), Field(  # noqa: N815 - the seed's name
+        description="Store as WebP when `format` is `auto` (animated GIF → animated "
+                    "WebP).")] = True
+    auto_rename: Annotated[bool, FormBool(False), Field(
+        description="A random `filename` instead of the sanitised original name.")] = False
+    is_public: Annotated[bool, FormBool(True), Field(
+        description="List the images in the public square.")] = True
+    description: Annotated[str, Text(0, 1000)] = ""
+
+    def target_format(self) -> str | None:
+        """The stored format asked for; None keeps the source's."""
+        return self.format or ("webp" if self.convertToWebP else None)
