@@ -188,6 +188,13 @@ def test_huge_animation_is_refused(tmp_path: Path) -> None:
         run(source, "gif", {"w": "4000", "h": "4000"})
 
 
+def test_palette_images_shrink_a_lot(tmp_path: Path) -> None:
+    source = samples.bands(tmp_path / "bands.gif", (900, 300), "GIF")
+    result = run(source, "gif", {"w": "30", "fm": "png"})
+    assert (result.width, result.height) == (30, 10)
+    assert close_to(pixel(result.data, (15, 5)), (*samples.GREEN, 255), 30)
+
+
 def test_exif_orientation_6_comes_out_upright(tmp_path: Path) -> None:
     source = samples.oriented_jpeg(tmp_path / "o.jpg", stored=(200, 100), orientation=6)
     result = run(source, "jpeg", {"fm": "png"})

@@ -50,6 +50,8 @@ REDUCING_GAP: Final = 2.0
 #: Output pixels × frames allowed for an animation (RGBA frames live in memory).
 MAX_ANIMATION_PIXELS: Final = 64_000_000
 RESAMPLE: Final = Image.Resampling.LANCZOS
+#: Modes Pillow's `reduce` refuses; the resample after the mode conversion reduces them.
+UNREDUCIBLE: Final = frozenset({"1", "P", "I;16", "I;16L", "I;16B", "I;16N"})
 WHITE: Final = (255, 255, 255)
 CLEAR: Final = (0, 0, 0, 0)
 
@@ -119,7 +121,7 @@ def decode_scaled(
     if fmt == "jpeg":
         im.draft(im.mode, stored_target)
     im.load()
-    factor = _reduce_factor(im.size, stored_target)
+    factor = 1 if im.mode in UNREDUCIBLE else _reduce_factor(im.size, stored_target)
     frame = im.reduce(factor) if factor > 1 else im
     if orientation != 1:
         frame = ImageOps.exif_transpose(frame)
