@@ -36,13 +36,12 @@ from pichub.errors import (
     PichubError,
     ValidationError,
 )
-from pichub.imaging.formats import ext_of
+from pichub.imaging.formats import UPLOAD_FORMATS, canonical, ext_of
 from pichub.imaging.ops import UploadResult, process_upload
 from pichub.serialize import image_obj
 from pichub.validate import Problems, form_bool, form_int
 
 FILE_FIELDS = frozenset({"files[]", "files", "file", "image", "image[]"})
-FORMAT_CHOICES = {"auto": None, "jpeg": "jpeg", "jpg": "jpeg", "png": "png", "webp": "webp"}
 MAX_FIELD_BYTES = 64 * 1024
 CHUNK = 256 * 1024
 MB = 2**20
@@ -93,9 +92,9 @@ def parse_options(fields: dict[str, str], settings: Settings) -> UploadOptions:
             problems.add("album_id", "must be an integer")
     quality = form_int(problems, fields, "quality", settings.images.default_quality, 1, 100)
     fmt_raw = fields.get("format", "auto").strip().lower() or "auto"
-    if fmt_raw not in FORMAT_CHOICES:
+    fmt = None if fmt_raw == "auto" else canonical(fmt_raw)
+    if fmt_raw != "auto" and fmt not in UPLOAD_FORMATS:
         problems.add("format", "must be auto, jpeg, jpg, png or webp")
-        fmt_raw = "auto"
     remove_exif = form_bool(problems, fields, "remove_exif", False)
     to_webp = form_bool(problems, fields, "convertToWebP", True)
     auto_rename = form_bool(problems, fields, "auto_rename", False)
@@ -104,7 +103,7 @@ def parse_options(fields: dict[str, str], settings: Settings) -> UploadOptions:
     if len(description) > 1000:
         problems.add("description", "must be at most 1000 characters")
     problems.raise_if_any()
-    target = FORMAT_CHOICES[fmt_raw] or ("webp" if to_webp else None)
+    target = fmt or ("webp" if to_webp else None)
     assert quality is not None
     return UploadOptions(album_id, quality, target, remove_exif, auto_rename, is_public,
                          description)

@@ -40,7 +40,7 @@ from PIL import Image, ImageOps, ImageSequence
 
 from pichub.errors import BadRequest
 from pichub.imaging import geometry
-from pichub.imaging.formats import ALPHA_FORMATS, ANIMATED_FORMATS, FORMATS, mime_of
+from pichub.imaging.formats import ALPHA_FORMATS, ANIMATED_FORMATS, FORMATS, canonical, mime_of
 from pichub.imaging.spec import TransformSpec, quality_for
 
 ORIENTATION: Final = 0x0112
@@ -77,15 +77,16 @@ def transform(
 ) -> Encoded:
     """Decode `source`, apply `spec` with sharp's geometry, encode. Raises BadRequest
     only for an animation too large at the requested size."""
+    fmt = canonical(source_format) or source_format
     quality = spec.q or quality_for(spec.fm, default_quality)
-    with Image.open(source, formats=[FORMATS[_fmt(source_format)][2]]) as im:
+    with Image.open(source, formats=[FORMATS[fmt][2]]) as im:
         orientation = _orientation(im)
         icc = _rgb_icc(im)
         upright = _upright_size(im.size, orientation)
         p = geometry.plan(upright, spec.w, spec.h, spec.fit, max_dimension)
         if getattr(im, "n_frames", 1) > 1 and spec.fm in ANIMATED_FORMATS:
             return _animation(im, orientation, p, spec.fm, quality, icc)
-        frame = decode_scaled(im, _fmt(source_format), orientation, p.resize)
+        frame = decode_scaled(im, fmt, orientation, p.resize)
         out = _finish(frame, p, spec.fm)
         data = _encode_still(out, spec.fm, quality, icc)
     return Encoded(data, spec.fm, mime_of(spec.fm), out.width, out.height)
@@ -97,10 +98,6 @@ def _rgb_icc(im: Image.Image) -> bytes | None:
     without colour management)."""
     icc = im.info.get("icc_profile")
     return icc if isinstance(icc, bytes) and icc[16:20] == b"RGB " else None
-
-
-def _fmt(name: str) -> str:
-    return "jpeg" if name == "jpg" else name
 
 
 def _orientation(im: Image.Image) -> int:
