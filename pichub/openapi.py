@@ -133,7 +133,13 @@ def _upload_path(s: Settings) -> J:
         "top-level `errors` list (0-based `index`); when all fail, the first file's error is "
         "returned. Output format: `format` other than `auto` wins, else `convertToWebP` gives "
         "WebP (animated GIF → animated WebP), else the source format. EXIF orientation is "
-        "applied to the pixels; `remove_exif` also strips EXIF, XMP and GPS (ICC kept). "
+        "applied to the pixels. Location is stripped by default (EXIF GPS, XMP location) "
+        "unless `keep_location`; `remove_exif` strips EXIF, XMP, GPS and comments (ICC kept). "
+        "When the format stays and nothing needs rotating, the uploaded bytes are stored as "
+        "they are, or with only their metadata rewritten (JPEG, PNG, WebP, GIF: same pixels). "
+        f"Limits, checked before decoding: {s.storage.max_pixels} pixels, "
+        f"{s.storage.max_frames} frames, and a decode budget of {s.storage.max_decode_mb} MB "
+        "(width × height × frames × bytes per pixel; 4 for RGB(A) and animation frames) → 422. "
         f"At most {s.storage.max_files_per_request} files per request, "
         f"{s.storage.max_upload_mb} MB each. Also rate limited by `rate_limits.upload` "
         f"({s.rate_limits.upload}).",
@@ -308,7 +314,11 @@ def _img_paths(s: Settings) -> J:
                           "extension → the stored bytes. Also answered at the CDN-style root "
                           "path `/{id}.{ext}` and without extension at `/img/{id}`. Variants "
                           "are cached on disk; `If-None-Match` → 304. Cache misses are rate "
-                          f"limited per client IP ({s.rate_limits.img_miss}).",
+                          f"limited per client IP ({s.rate_limits.img_miss}). A variant whose "
+                          "decode would pass `storage.max_decode_mb` "
+                          f"({s.storage.max_decode_mb} MB: width × height × frames decoded × "
+                          "bytes per pixel; an animated output decodes every frame, a still "
+                          "output only the first) → 400, before any decoding.",
            "parameters": params,
            "responses": {"200": image, "304": {"description": "Not modified."},
                          **{str(c): ref("responses", ERRORS[c][0])
@@ -420,7 +430,10 @@ def _upload_schemas(s: Settings) -> J:
                     "description": "Encoder quality when PicHub re-encodes."},
         "format": {"enum": ["auto", "jpeg", "jpg", "png", "webp"], "default": "auto",
                    "description": "Output format; anything but `auto` wins over `convertToWebP`."},
-        "remove_exif": flag(False, "Strip EXIF, XMP and GPS (the ICC profile is kept)."),
+        "remove_exif": flag(False, "Strip EXIF, XMP, GPS and comments (the ICC profile is "
+                                   "kept)."),
+        "keep_location": flag(False, "Keep the location (EXIF GPS, XMP location) that is "
+                                     "otherwise removed; no effect with `remove_exif`."),
         "convertToWebP": flag(True, "Store as WebP when `format` is `auto`."),
         "auto_rename": flag(False, "Random `filename` instead of the sanitised original name."),
         "is_public": flag(True, "List in the public square."),

@@ -53,6 +53,7 @@ class UploadOptions:
     quality: int
     target: str | None  # None keeps the source format
     remove_exif: bool
+    keep_location: bool
     auto_rename: bool
     is_public: bool
     description: str
@@ -96,6 +97,7 @@ def parse_options(fields: dict[str, str], settings: Settings) -> UploadOptions:
     if fmt_raw != "auto" and fmt not in UPLOAD_FORMATS:
         problems.add("format", "must be auto, jpeg, jpg, png or webp")
     remove_exif = form_bool(problems, fields, "remove_exif", False)
+    keep_location = form_bool(problems, fields, "keep_location", False)
     to_webp = form_bool(problems, fields, "convertToWebP", True)
     auto_rename = form_bool(problems, fields, "auto_rename", False)
     is_public = form_bool(problems, fields, "is_public", True)
@@ -105,8 +107,8 @@ def parse_options(fields: dict[str, str], settings: Settings) -> UploadOptions:
     problems.raise_if_any()
     target = fmt or ("webp" if to_webp else None)
     assert quality is not None
-    return UploadOptions(album_id, quality, target, remove_exif, auto_rename, is_public,
-                         description)
+    return UploadOptions(album_id, quality, target, remove_exif, keep_location, auto_rename,
+                         is_public, description)
 
 
 def too_large(limit_mb: int, size: int) -> PayloadTooLarge:
@@ -271,8 +273,9 @@ class Uploader:
         assert item.path is not None
         result: UploadResult = await self._run(
             process_upload, item.path, target=options.target, quality=options.quality,
-            remove_exif=options.remove_exif, max_pixels=storage.max_pixels,
-            max_frames=storage.max_frames,
+            remove_exif=options.remove_exif, keep_location=options.keep_location,
+            max_pixels=storage.max_pixels, max_frames=storage.max_frames,
+            max_decode_bytes=storage.max_decode_mb * MB,
         )
         data = result.data
         if data is None:
