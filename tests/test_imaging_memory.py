@@ -39,8 +39,8 @@ Image.open(path).close()
 before = peak_mb()
 """
 UPLOAD = """
-result = process_upload(path, target="webp", quality=85, remove_exif=False, max_pixels=10**8,
-                        max_frames=500, max_decode_bytes=400 * MB)
+result = process_upload(path, target="webp", quality=85, remove_exif=False, keep_location=False,
+                        max_pixels=10**8, max_frames=500, max_decode_bytes=400 * MB)
 assert result.frames == 60, result
 """
 TRANSFORM = """

@@ -18,8 +18,8 @@ from tests.support import bombs
 
 def upload(path: Path, target: str | None = "webp", **options: object) -> UploadResult:
     settings: dict[str, object] = {
-        "quality": 85, "remove_exif": False, "max_pixels": 100_000_000, "max_frames": 500,
-        "max_decode_bytes": 400 * MB, **options,
+        "quality": 85, "remove_exif": False, "keep_location": False, "max_pixels": 100_000_000,
+        "max_frames": 500, "max_decode_bytes": 400 * MB, **options,
     }
     return process_upload(path, target=target, **settings)  # type: ignore[arg-type]
 

@@ -55,10 +55,10 @@ def process_upload(
     target: str | None,
     quality: int,
     remove_exif: bool,
-    keep_location: bool = False,
+    keep_location: bool,
     max_pixels: int,
     max_frames: int,
-    max_decode_bytes: int | None = None,
+    max_decode_bytes: int,
 ) -> UploadResult:
     """Validate the file at `path` and produce what PicHub stores for it.
 
@@ -108,7 +108,7 @@ def _decoding() -> Iterator[None]:
 
 
 def _check_limits(
-    im: Image.Image, fmt: str, max_pixels: int, max_frames: int, max_decode_bytes: int | None
+    im: Image.Image, fmt: str, max_pixels: int, max_frames: int, max_decode_bytes: int
 ) -> int:
     pixels = im.width * im.height
     if pixels > max_pixels:
@@ -122,7 +122,7 @@ def _check_limits(
             "file", f"image has {frames} frames, more than the limit of {max_frames}"
         )
     cost = DecodeCost.of(im.width, im.height, frames, im.mode)
-    if max_decode_bytes is not None and cost.exceeds(max_decode_bytes):
+    if cost.exceeds(max_decode_bytes):
         raise ValidationError.field("file", cost.explain(max_decode_bytes))
     return frames
 
