@@ -41,19 +41,32 @@ def server(tmp_path: Path) -> Iterator[Server]:
     srv.stop()
 
 
+def upload(server: Server, data: bytes) -> requests.Response:
+    found = re.search(r"API token: (\S+)", server.output)
+    assert found is not None
+    return requests.post(server.base + "/api/v1/upload",
+                         headers={"Authorization": f"Bearer {found.group(1)}"},
+                         files={"files[]": ("bomb", data)}, timeout=120)
+
+
 @pytest.mark.parametrize("bomb", [bombs.gif, bombs.webp, bombs.apng], ids=["gif", "webp", "apng"])
 def test_animated_bombs_get_422_and_memory_stays_low(server: Server,
                                                      bomb: Callable[[], bytes]) -> None:
-    found = re.search(r"API token: (\S+)", server.output)
-    assert found is not None
-    resp = requests.post(server.base + "/api/v1/upload",
-                         headers={"Authorization": f"Bearer {found.group(1)}"},
-                         files={"files[]": ("bomb", bomb())}, timeout=120)
+    resp = upload(server, bomb())
     assert resp.status_code == 422
     body = resp.json()
     assert body["success"] is False and body["error"]["code"] == "VALIDATION_ERROR"
     assert body["message"] == REFUSAL
     assert body["error"]["details"] == [{"field": "file", "message": REFUSAL[len("file: "):]}]
+    assert peak_rss_mb(server.proc.pid) < PEAK_LIMIT_MB
+
+
+def test_a_gif_frame_outside_its_canvas_gets_422_and_memory_stays_low(server: Server) -> None:
+    """A 100×100 GIF whose last frame sits at 6000,6000: Pillow would grow the image
+    to 36 MP for it, after the header checks (a 1×1 frame at 65000,65000: 17 GB)."""
+    resp = upload(server, bombs.gif((100, 100), 40, last_at=(6000, 6000)))
+    assert resp.status_code == 422
+    assert resp.json()["message"] == "file: image data is truncated or corrupt"
     assert peak_rss_mb(server.proc.pid) < PEAK_LIMIT_MB
 
 

@@ -68,6 +68,16 @@ def test_decode_errors_never_show_paths(tmp_path: Path, name: str, data: bytes) 
                            "file: image data is truncated or corrupt")
 
 
+@pytest.mark.parametrize("target", ["webp", None])
+def test_a_frame_outside_the_canvas_is_refused_before_it_grows_it(
+    tmp_path: Path, target: str | None
+) -> None:
+    """Pillow would grow the 100×100 image to 6001×6001 for the last frame."""
+    path = tmp_path / "growing.gif"
+    path.write_bytes(bombs.gif((100, 100), 40, last_at=(6000, 6000)))
+    assert refusal(path, target=target) == "file: image data is truncated or corrupt"
+
+
 def test_a_truncated_animation_is_refused_while_streaming(tmp_path: Path) -> None:
     whole = imaging_samples.animated_gif(tmp_path / "a.gif", (120, 80), [100] * 6).read_bytes()
     start = whole.index(b"\x2c", whole.index(b"\x21\xf9", len(whole) // 2))  # a late frame

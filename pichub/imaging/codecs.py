@@ -85,6 +85,22 @@ def frame_count(im: Image.Image, fmt: str) -> int:
     return 1 if fmt == "jpeg" else int(getattr(im, "n_frames", 1))
 
 
+def load_frame(im: Image.Image, index: int, canvas: Size) -> None:
+    """Seek to frame `index` and decode it. DecodeError when it does not decode, or
+    when it lies outside `canvas` (the size the limits were checked on): a GIF frame
+    may, and Pillow then grows the image to hold it (a 1×1 frame at 65000,65000
+    makes it 17 GB), so this is checked after the seek, before the decode."""
+    try:
+        im.seek(index)
+        if im.size != canvas:
+            raise DecodeError(f"frame {index + 1} lies outside the {canvas[0]}×{canvas[1]} canvas")
+        im.load()
+    except DecodeError:
+        raise
+    except DECODE_ERRORS as exc:
+        raise DecodeError(f"frame {index + 1} does not decode") from exc
+
+
 def orientation(im: Image.Image) -> int:
     """The EXIF orientation, 1 when absent or not a valid value."""
     value = im.getexif().get(ORIENTATION, 1)
@@ -175,8 +191,8 @@ class FrameSequence(Image.Image):
     grows as frames are made; both writers read `duration[i]` only after
     seeking to frame i, so this list is what `encode_animation` passes as
     `duration` (the tests check durations survive). A source frame that
-    fails to decode raises DecodeError, never EOFError, which a writer would
-    take for the end of the animation.
+    fails to decode or lies outside the canvas raises DecodeError (load_frame),
+    never EOFError, which a writer would take for the end of the animation.
     """
 
     def __init__(
@@ -188,6 +204,7 @@ class FrameSequence(Image.Image):
     ) -> None:
         super().__init__()
         self._source = source
+        self._canvas = source.size
         self._frames = frames
         self._make = make
         self._mode = mode
@@ -211,11 +228,7 @@ class FrameSequence(Image.Image):
             raise EOFError("no more frames")
         if frame == self._index:
             return
-        try:
-            self._source.seek(frame)
-            self._source.load()
-        except DECODE_ERRORS as exc:
-            raise DecodeError(f"frame {frame + 1} does not decode") from exc
+        load_frame(self._source, frame, self._canvas)
         duration = int(self._source.info.get("duration", DEFAULT_DURATION_MS))
         out = self._make(self._source)
         if out.mode != self.mode:

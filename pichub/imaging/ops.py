@@ -129,10 +129,10 @@ def _check_limits(
 
 def _verify(im: Image.Image, frames: int) -> None:
     """Decode every frame: a truncated or garbage file fails here, not later on /img."""
+    canvas = im.size
     with _decoding():
         for index in range(frames):
-            im.seek(index)
-            im.load()
+            codecs.load_frame(im, index, canvas)
 
 
 def _with_metadata(

@@ -31,13 +31,19 @@ def _lzw_one_pixel(colour: int) -> bytes:
     return bytes((2, 2, bits & 0xFF, bits >> 8, 0))
 
 
-def gif(size: Size = (2000, 2000), frames: int = 40) -> bytes:
-    """An animated GIF of `frames` 1×1 frames on a `size` canvas (≈ 965 bytes for 40)."""
+def gif(size: Size = (2000, 2000), frames: int = 40,
+        last_at: tuple[int, int] | None = None) -> bytes:
+    """An animated GIF of `frames` 1×1 frames on a `size` canvas (≈ 965 bytes for 40).
+
+    `last_at` puts the last frame there, even far outside the canvas: Pillow grows
+    the image to hold it when it gets to that frame, after any header check.
+    """
     out = bytearray(b"GIF89a" + struct.pack("<HHBBB", *size, 0xF1, 0, 0) + PALETTE)
     out += b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"  # loop forever
     for index in range(frames):
+        at = last_at if last_at is not None and index == frames - 1 else _dot(index, size)
         out += b"\x21\xf9\x04\x04\x0a\x00\x00\x00"  # keep the previous frame, 100 ms
-        out += b"\x2c" + struct.pack("<HHHHB", *_dot(index, size), 1, 1, 0)
+        out += b"\x2c" + struct.pack("<HHHHB", *at, 1, 1, 0)
         out += _lzw_one_pixel(2 + index % 2)
     return bytes(out + b"\x3b")
 
