@@ -26,7 +26,7 @@ from typing import Any, Final
 
 from PIL import Image, PngImagePlugin
 
-from pichub.imaging.formats import ALPHA_FORMATS, FORMATS
+from pichub.imaging.formats import ALPHA_FORMATS, FORMATS, LOSSY_FORMATS
 
 ORIENTATION: Final = 0x0112
 #: EXIF orientation → the transpose that makes the pixels upright.
@@ -54,7 +54,6 @@ ENCODER: Final[dict[str, dict[str, Any]]] = {
     "png": {"compress_level": 6},
     "gif": {},
 }
-LOSSY: Final = frozenset({"jpeg", "webp", "avif"})
 #: The ICC colour space a profile must have to describe pixels of a mode.
 ICC_SPACES: Final = {"RGB": b"RGB ", "RGBA": b"RGB ", "L": b"GRAY", "LA": b"GRAY"}
 DEFAULT_DURATION_MS: Final = 100
@@ -149,7 +148,7 @@ def save_options(fmt: str, quality: int, meta: Metadata, mode: str) -> dict[str,
     """Pillow's save options for `fmt`: encoder settings, quality, and `meta`
     where the format can carry it (GIF carries none)."""
     options = dict(ENCODER[fmt])
-    if fmt in LOSSY:
+    if fmt in LOSSY_FORMATS:
         options["quality"] = quality
     if fmt == "gif":
         return options

@@ -14,6 +14,8 @@ FORMATS: Final[dict[str, tuple[str, str, str]]] = {
 }
 ALPHA_FORMATS: Final = frozenset({"png", "webp", "gif", "avif"})
 ANIMATED_FORMATS: Final = frozenset({"gif", "webp"})
+#: Formats whose encoders take a quality.
+LOSSY_FORMATS: Final = frozenset({"jpeg", "webp", "avif"})
 #: What uploads may be converted to (the form's `format`).
 UPLOAD_FORMATS: Final = frozenset({"jpeg", "png", "webp"})
 #: Every name a URL extension, `fm` or the upload form may use → the canonical format name.

@@ -20,11 +20,10 @@ from typing import Any, Final
 from urllib.parse import urlencode
 
 from pichub.errors import BadRequest
-from pichub.imaging.formats import canonical
+from pichub.imaging.formats import LOSSY_FORMATS, canonical
 
 FITS: Final = ("cover", "contain", "fill", "inside", "outside")
 FIT_ALIASES: Final = {"crop": "cover"}
-LOSSY_FORMATS: Final = frozenset({"jpeg", "webp", "avif"})
 SIGNATURE_PARAM: Final = "s"
 _INT = re.compile(r"[0-9]{1,9}")
 
