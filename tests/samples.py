@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 
 from PIL import Image, ImageCms, PngImagePlugin
@@ -62,6 +63,7 @@ def _textured(size: tuple[int, int], mode: str = "RGB") -> Image.Image:
     return Image.merge(mode, channels)
 
 
+@functools.cache
 def srgb_icc() -> bytes:
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 

@@ -6,7 +6,7 @@ import io
 import zlib
 
 import pytest
-from PIL import Image, PngImagePlugin
+from PIL import Image, IptcImagePlugin, PngImagePlugin
 
 from pichub.imaging.containers import XMP_APP, XMP_TRAILER, rewrite
 from pichub.imaging.metadata import MetadataPolicy
@@ -147,3 +147,43 @@ def test_avif_has_no_rewriter_and_garbage_is_refused() -> None:
         rewrite(garbage, "jpeg", DEFAULT)
     with pytest.raises(ValueError):
         rewrite(b"\x89PNG\r\n\x1a\n" + zlib.compress(b"junk"), "png", DEFAULT)
+
+
+def iim(record: int, dataset: int, value: bytes) -> bytes:
+    return bytes((0x1C, record, dataset)) + len(value).to_bytes(2, "big") + value
+
+
+def resource(rid: int, data: bytes) -> bytes:
+    return b"8BIM" + rid.to_bytes(2, "big") + b"\x00\x00" + len(data).to_bytes(4, "big") + (
+        data + b"\x00" * (len(data) % 2))
+
+
+def jpeg_with_iptc() -> bytes:
+    """A JPEG whose APP13 holds IPTC-IIM: keyword, caption, city, country, and a digest."""
+    datasets = (iim(2, 0, b"\x00\x04") + iim(2, 25, b"holiday") + iim(2, 90, b"Paris")
+                + iim(2, 120, b"at night") + iim(2, 101, b"France"))
+    body = b"Photoshop 3.0\x00" + resource(0x0404, datasets) + resource(0x0425, b"\x01" * 16)
+    segment = b"\xff\xed" + (len(body) + 2).to_bytes(2, "big") + body
+    plain = samples.photo_with_location("JPEG", gps=False)
+    return plain[:2] + segment + plain[2:]
+
+
+def iptc_of(data: bytes) -> dict[tuple[int, int], object]:
+    with Image.open(io.BytesIO(data)) as im:
+        return IptcImagePlugin.getiptcinfo(im) or {}
+
+
+def test_iptc_place_names_go_the_rest_stays() -> None:
+    original = jpeg_with_iptc()
+    assert iptc_of(original)[(2, 90)] == b"Paris"
+    edited = rewrite(original, "jpeg", DEFAULT)
+    assert edited is not None
+    found = iptc_of(edited)
+    assert found[(2, 25)] == b"holiday" and found[(2, 120)] == b"at night"
+    assert (2, 90) not in found and (2, 101) not in found
+    assert b"Paris" not in edited and b"France" not in edited
+    assert b"8BIM\x04\x25" not in edited  # the digest of the old IPTC block goes with it
+    assert frames(edited) == frames(original)
+    assert rewrite(original, "jpeg", MetadataPolicy(keep_location=True)) is original
+    removed = rewrite(original, "jpeg", REMOVE)
+    assert removed is not None and b"Photoshop" not in removed and b"holiday" not in removed

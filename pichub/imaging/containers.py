@@ -3,15 +3,15 @@
 When an upload keeps its format and needs no rotation, only its metadata may
 have to change (location stripped, or everything with `remove_exif`).
 `rewrite` walks the container — JPEG segments, PNG chunks, WebP RIFF chunks,
-GIF blocks — and rebuilds it with the EXIF and XMP that the MetadataPolicy
-returns: the pixels are the very bytes uploaded, so there is no generation
+GIF blocks — and rebuilds it with the EXIF, XMP and (JPEG) IPTC that the
+MetadataPolicy returns: the pixels are the very bytes uploaded, so there is no generation
 loss, and animated PNG/WebP/GIF stay animated. Blocks that are not metadata
 are copied unchanged.
 
 With `remove_exif` only what rendering needs survives (ICC profile,
 colour/transparency/animation chunks); everything else (EXIF, XMP, comments,
-IPTC, maker blocks) goes. Without it, EXIF and XMP are edited and the rest
-stays, except data after the end of the image (a second MPO picture, a
+IPTC, maker blocks) goes. Without it, EXIF, XMP and IPTC are edited and the
+rest stays, except data after the end of the image (a second MPO picture, a
 motion-photo video), which may carry its own location: it is kept only with
 `keep_location`.
 
@@ -62,10 +62,11 @@ def _tail(view: memoryview, pos: int, policy: MetadataPolicy) -> Parts:
 # --- JPEG: segments -------------------------------------------------------------------------
 
 EOI, SOS, COM = 0xD9, 0xDA, 0xFE
-APP0, APP1, APP2, APP14 = 0xE0, 0xE1, 0xE2, 0xEE
+APP0, APP1, APP2, APP13, APP14 = 0xE0, 0xE1, 0xE2, 0xED, 0xEE
 XMP_HEADER: Final = b"http://ns.adobe.com/xap/1.0/\x00"
 ICC_HEADER: Final = b"ICC_PROFILE\x00"
 MPF_HEADER: Final = b"MPF\x00"
+PHOTOSHOP_HEADER: Final = b"Photoshop 3.0\x00"
 MAX_SEGMENT: Final = 65533
 #: Markers without a length: TEM and the restart markers.
 STANDALONE: Final = frozenset({0x01, *range(0xD0, 0xD8)})
@@ -116,6 +117,8 @@ def _jpeg_segment(
         return _jpeg_edited(marker, EXIF_HEADER, payload, policy.exif, whole)
     if marker == APP1 and _starts(payload, XMP_HEADER):
         return _jpeg_edited(marker, XMP_HEADER, payload, policy.xmp, whole)
+    if marker == APP13 and _starts(payload, PHOTOSHOP_HEADER):
+        return _jpeg_edited(marker, PHOTOSHOP_HEADER, payload, policy.iptc, whole)
     if marker == APP2 and _starts(payload, MPF_HEADER):
         return [whole] if policy.keeps_everything else []  # it indexes the dropped tail
     if policy.remove_all and not _jpeg_renders(marker, payload):

@@ -3,10 +3,11 @@
 `MetadataPolicy` decides from the upload options: `remove_exif` drops EXIF,
 XMP, comments and every other non-rendering block (the ICC profile is always
 kept); otherwise EXIF and XMP stay, minus the location unless `keep_location`:
-the EXIF GPS IFD and the XMP location properties (LOCATION_PROPERTIES).
-Whatever cannot be parsed, and so cannot be checked for a location, is dropped.
+the EXIF GPS IFD, the XMP location properties (LOCATION_PROPERTIES) and the
+IPTC-IIM place names of JPEG's Photoshop block (iptc.py). Whatever cannot be
+parsed, and so cannot be checked for a location, is dropped.
 
-Both `exif` and `xmp` return their input object itself when nothing has to
+`exif`, `xmp` and `iptc` return their input object itself when nothing has to
 change, so the container rewriters (containers.py) can keep the original
 bytes, and an upload with nothing to remove is stored byte for byte.
 """
@@ -20,6 +21,7 @@ from xml.parsers.expat import ExpatError
 
 from PIL import Image
 
+from pichub.imaging import iptc
 from pichub.imaging.codecs import EXIF_HEADER, ORIENTATION
 
 GPS_IFD: Final = 0x8825
@@ -78,6 +80,19 @@ class MetadataPolicy:
         try:
             return _edit_exif(tiff, not self.keep_location, self.upright)
         except Exception:  # any failure to parse untrusted bytes: what cannot be checked goes
+            return None
+
+    def iptc(self, resources: bytes) -> bytes | None:
+        """Photoshop image resources (JPEG APP13) to keep, None to drop them: the
+        IPTC-IIM place names go unless `keep_location`. Returns `resources` itself
+        when it needs no change; what does not parse is dropped."""
+        if self.remove_all:
+            return None
+        if self.keep_location:
+            return resources
+        try:
+            return iptc.strip_location(resources)
+        except (ValueError, IndexError):
             return None
 
     def xmp(self, packet: bytes) -> bytes | None:
