@@ -3,8 +3,9 @@
 Pillow is imported only in this package: `ops.py` (uploads) and `transform.py`
 (variants) hold the pure synchronous image code, on top of `codecs.py` (the
 encoders and pixel preparation they share), `metadata.py` (which EXIF/XMP an
-upload keeps) and `containers.py` (metadata rewritten without re-encoding);
-`budget.py` prices a decode from the header alone. The rest never touches pixels.
+upload keeps, with `iptc.py`) and `containers.py` (metadata rewritten without
+re-encoding); `budget.py` prices a decode from the header alone. The rest never
+touches pixels.
 
 PicHub enforces its own limits (`storage.max_pixels`, `storage.max_frames` and
 the decode budget `storage.max_decode_mb`) before decoding, so Pillow's global
