@@ -74,7 +74,8 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     images = settings.images
     cache = DiskCache(paths["cache"], images.cache_max_mb * 2**20)
     pipeline = Pipeline(cache, images.workers, images.queue_size, images.default_quality,
-                        max_dimension=images.max_dimension)
+                        max_dimension=images.max_dimension,
+                        max_decode_bytes=settings.storage.max_decode_mb * 2**20)
     await pipeline.start()
 
     async def run(fn: Any, *args: Any, **kwargs: Any) -> Any:

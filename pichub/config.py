@@ -68,6 +68,7 @@ class StorageSettings(_Section):
     max_upload_mb: int = Field(50, ge=1)
     max_pixels: int = Field(100_000_000, ge=1)
     max_frames: int = Field(500, ge=1)
+    max_decode_mb: int = Field(400, ge=1)
     min_free_mb: int = Field(512, ge=0)
     max_files_per_request: int = Field(20, ge=1)
 

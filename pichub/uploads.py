@@ -32,12 +32,11 @@ from pichub.errors import (
     PichubError,
     is_disk_full,
 )
-from pichub.imaging.formats import ext_of
+from pichub.imaging.formats import UPLOAD_FORMATS, canonical, ext_of
 from pichub.imaging.ops import UploadResult, process_upload
 from pichub.serialize import image_obj
 from pichub.validate import Problems, form_bool, form_int, parse_int
 
-FORMAT_CHOICES = {"auto": None, "jpeg": "jpeg", "jpg": "jpeg", "png": "png", "webp": "webp"}
 MB = 2**20
 
 
@@ -47,6 +46,7 @@ class UploadOptions:
     quality: int
     target: str | None  # None keeps the source format
     remove_exif: bool
+    keep_location: bool
     auto_rename: bool
     is_public: bool
     description: str
@@ -73,10 +73,11 @@ def parse_options(fields: dict[str, str], settings: Settings) -> UploadOptions:
             problems.add("album_id", "must be an integer")
     quality = form_int(problems, fields, "quality", settings.images.default_quality, 1, 100)
     fmt_raw = fields.get("format", "auto").strip().lower() or "auto"
-    if fmt_raw not in FORMAT_CHOICES:
+    fmt = None if fmt_raw == "auto" else canonical(fmt_raw)
+    if fmt_raw != "auto" and fmt not in UPLOAD_FORMATS:
         problems.add("format", "must be auto, jpeg, jpg, png or webp")
-        fmt_raw = "auto"
     remove_exif = form_bool(problems, fields, "remove_exif", False)
+    keep_location = form_bool(problems, fields, "keep_location", False)
     to_webp = form_bool(problems, fields, "convertToWebP", True)
     auto_rename = form_bool(problems, fields, "auto_rename", False)
     is_public = form_bool(problems, fields, "is_public", True)
@@ -84,10 +85,10 @@ def parse_options(fields: dict[str, str], settings: Settings) -> UploadOptions:
     if len(description) > 1000:
         problems.add("description", "must be at most 1000 characters")
     problems.raise_if_any()
-    target = FORMAT_CHOICES[fmt_raw] or ("webp" if to_webp else None)
+    target = fmt or ("webp" if to_webp else None)
     assert quality is not None
-    return UploadOptions(album_id, quality, target, remove_exif, auto_rename, is_public,
-                         description)
+    return UploadOptions(album_id, quality, target, remove_exif, keep_location, auto_rename,
+                         is_public, description)
 
 
 def too_large(limit_mb: int, size: int) -> PayloadTooLarge:
@@ -161,8 +162,9 @@ class Uploader:
         assert item.path is not None
         result: UploadResult = await self._run(
             process_upload, item.path, target=options.target, quality=options.quality,
-            remove_exif=options.remove_exif, max_pixels=storage.max_pixels,
-            max_frames=storage.max_frames,
+            remove_exif=options.remove_exif, keep_location=options.keep_location,
+            max_pixels=storage.max_pixels, max_frames=storage.max_frames,
+            max_decode_bytes=storage.max_decode_mb * MB,
         )
         image_id = secrets.token_urlsafe(9)
         ext = ext_of(result.format)

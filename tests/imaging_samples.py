@@ -4,6 +4,7 @@ reusable by upload/view tests)."""
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +29,7 @@ def textured(size: tuple[int, int]) -> Image.Image:
     return Image.blend(fractal, noise, 0.3).resize(size, Image.Resampling.BILINEAR)
 
 
+@functools.cache
 def srgb_icc() -> bytes:
     """A real ICC profile (Pillow's built-in sRGB)."""
     profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))

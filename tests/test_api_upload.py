@@ -147,7 +147,7 @@ async def test_animated_gif_becomes_animated_webp(api: Api) -> None:
 
 async def test_exif_orientation_applied_and_metadata_kept(api: Api) -> None:
     status, body = await api.upload(("rot.jpg", samples.jpeg_exif((60, 40))), format="jpeg",
-                                    quality="95")
+                                    quality="95", keep_location="true")
     assert status == 201
     image = body["data"][0]
     assert (image["width"], image["height"]) == (40, 60)
@@ -226,6 +226,16 @@ async def test_bad_files(api: Api, name: str, data: bytes, status: int, code: st
     assert got == status, body
     assert_envelope(body, code)
     assert_nothing_left(api)
+
+
+async def test_decode_errors_name_no_server_path(api: Api) -> None:
+    garbage = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4
+    for fields in ({}, {"convertToWebP": "false"}):
+        status, body = await api.upload(("photo.jpg", garbage), **fields)
+        assert status == 422
+        assert_envelope(body, "VALIDATION_ERROR")
+        assert body["message"] == "file: cannot decode image: not a valid JPEG file"
+        assert str(data_dir(api)) not in json.dumps(body) and "upload-" not in json.dumps(body)
 
 
 async def test_no_file_is_422_and_not_multipart_is_400(api: Api) -> None:

@@ -21,7 +21,7 @@ def test_defaults_match_the_contract(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     assert s.server.trusted_proxies == [] and s.server.shutdown_timeout_s == 30
     assert s.storage.data_dir == Path("./pichub-data")
     assert (s.storage.max_upload_mb, s.storage.max_pixels, s.storage.max_frames,
-            s.storage.min_free_mb) == (50, 100_000_000, 500, 512)
+            s.storage.min_free_mb, s.storage.max_decode_mb) == (50, 100_000_000, 500, 512, 400)
     assert (s.images.default_quality, s.images.max_dimension, s.images.cache_max_mb) == (
         85, 4096, 1024)
     assert s.images.signing_key is None and s.images.workers >= 1

@@ -39,6 +39,7 @@ class Gate:
         *,
         default_quality: int = 80,
         max_dimension: int | None = None,
+        max_decode_bytes: int | None = None,
     ) -> Encoded:
         self.calls += 1
         self.started.set()
@@ -50,6 +51,7 @@ class Gate:
             spec,
             default_quality=default_quality,
             max_dimension=max_dimension,
+            max_decode_bytes=max_decode_bytes,
         )
 
 

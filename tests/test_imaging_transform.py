@@ -10,9 +10,11 @@ import pytest
 from PIL import Image
 
 from pichub.errors import BadRequest
+from pichub.imaging.budget import MB
 from pichub.imaging.spec import TransformSpec
 from pichub.imaging.transform import Encoded, decode_scaled, transform
 from tests import imaging_samples as samples
+from tests.support import bombs
 
 
 def run(source: Path, fmt: str, query: dict[str, str], ext: str | None = None) -> Encoded:
@@ -186,6 +188,35 @@ def test_huge_animation_is_refused(tmp_path: Path) -> None:
     source = samples.animated_gif(tmp_path / "anim.gif", (40, 40), [50] * 10)
     with pytest.raises(BadRequest):
         run(source, "gif", {"w": "4000", "h": "4000"})
+
+
+def test_even_two_huge_frames_are_refused(tmp_path: Path) -> None:
+    """libwebp holds about eight output canvases whatever the frame count."""
+    source = samples.animated_gif(tmp_path / "anim.gif", (40, 40), [50, 50])
+    with pytest.raises(BadRequest):
+        run(source, "gif", {"w": "3000", "h": "3000", "fm": "webp"})
+    assert run(source, "gif", {"w": "2000", "h": "2000", "fm": "webp"}).width == 2000
+
+
+def test_a_source_over_the_decode_budget_is_refused_for_animated_outputs(tmp_path: Path) -> None:
+    source = tmp_path / "bomb.gif"
+    source.write_bytes(bombs.gif((2000, 2000), 40))
+    spec = TransformSpec.parse({"w": "16"}, None, "gif", 4096)
+    with pytest.raises(BadRequest) as refused:
+        transform(source, "gif", spec, max_decode_bytes=400 * MB)
+    assert refused.value.message == (
+        "Image is too large to transform: decoding needs 611 MB (2000×2000 pixels × 40 frames"
+        " × 4 bytes), more than the limit of 400 MB")
+    still = TransformSpec.parse({"w": "16", "fm": "png"}, None, "gif", 4096)
+    result = transform(source, "gif", still, max_decode_bytes=400 * MB)  # frame 1 alone
+    assert (result.width, result.height) == (16, 16)
+
+
+def test_palette_images_shrink_a_lot(tmp_path: Path) -> None:
+    source = samples.bands(tmp_path / "bands.gif", (900, 300), "GIF")
+    result = run(source, "gif", {"w": "30", "fm": "png"})
+    assert (result.width, result.height) == (30, 10)
+    assert close_to(pixel(result.data, (15, 5)), (*samples.GREEN, 255), 30)
 
 
 def test_exif_orientation_6_comes_out_upright(tmp_path: Path) -> None:

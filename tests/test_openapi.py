@@ -96,18 +96,21 @@ async def test_every_api_route_is_documented(api: Api, doc: dict[str, Any]) -> N
 
 def test_upload_fields_and_defaults_come_from_the_settings() -> None:
     settings = Settings(images={"default_quality": 77},
-                        storage={"max_files_per_request": 7, "max_upload_mb": 9})
+                        storage={"max_files_per_request": 7, "max_upload_mb": 9,
+                                 "max_decode_mb": 123})
     doc = document(settings)
     body = doc["paths"]["/upload"]["post"]["requestBody"]["content"]["multipart/form-data"]
     form = body["schema"]["properties"]
     assert set(form) == {"files[]", "album_id", "quality", "format", "remove_exif",
-                         "convertToWebP", "auto_rename", "is_public", "description"}
+                         "keep_location", "convertToWebP", "auto_rename", "is_public",
+                         "description"}
     assert form["quality"]["default"] == 77 and form["files[]"]["maxItems"] == 7
-    defaults = {name: form[name]["default"] for name in
-                ("format", "remove_exif", "convertToWebP", "auto_rename", "is_public")}
-    assert defaults == {"format": "auto", "remove_exif": False, "convertToWebP": True,
-                        "auto_rename": False, "is_public": True}
-    assert "9 MB each" in doc["paths"]["/upload"]["post"]["description"]
+    defaults = {name: form[name]["default"] for name in ("format", "remove_exif",
+                "keep_location", "convertToWebP", "auto_rename", "is_public")}
+    assert defaults == {"format": "auto", "remove_exif": False, "keep_location": False,
+                        "convertToWebP": True, "auto_rename": False, "is_public": True}
+    description = doc["paths"]["/upload"]["post"]["description"]
+    assert "9 MB each" in description and "decode budget of 123 MB" in description
 
 
 def _error_classes() -> list[type[errors.PichubError]]:

@@ -1,11 +1,16 @@
 """Image work: upload processing (ops), transforms, the variant cache and pipeline.
 
 Pillow is imported only in this package: `ops.py` (uploads) and `transform.py`
-(variants) hold the pure synchronous image code; the rest never touches pixels.
+(variants) hold the pure synchronous image code, on top of `codecs.py` (the
+encoders and pixel preparation they share), `metadata.py` (which EXIF/XMP an
+upload keeps, with `iptc.py`) and `containers.py` (metadata rewritten without
+re-encoding); `budget.py` prices a decode from the header alone. The rest never
+touches pixels.
 
-PicHub enforces its own pixel limit (`storage.max_pixels`) before decoding, so
-Pillow's global decompression-bomb guard (a warning at 89 MP, an error at 178 MP)
-is switched off here, once, for every module of this package.
+PicHub enforces its own limits (`storage.max_pixels`, `storage.max_frames` and
+the decode budget `storage.max_decode_mb`) before decoding, so Pillow's global
+decompression-bomb guard (a warning at 89 MP, an error at 178 MP) is switched
+off here, once, for every module of this package.
 """
 
 from PIL import Image

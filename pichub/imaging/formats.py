@@ -14,8 +14,17 @@ FORMATS: Final[dict[str, tuple[str, str, str]]] = {
 }
 ALPHA_FORMATS: Final = frozenset({"png", "webp", "gif", "avif"})
 ANIMATED_FORMATS: Final = frozenset({"gif", "webp"})
-EXT_TO_FORMAT: Final = {"jpg": "jpeg", "jpeg": "jpeg", "png": "png", "webp": "webp", "gif": "gif",
-                        "avif": "avif"}
+#: Formats whose encoders take a quality.
+LOSSY_FORMATS: Final = frozenset({"jpeg", "webp", "avif"})
+#: What uploads may be converted to (the form's `format`).
+UPLOAD_FORMATS: Final = frozenset({"jpeg", "png", "webp"})
+#: Every name a URL extension, `fm` or the upload form may use → the canonical format name.
+FORMAT_ALIASES: Final = {"jpg": "jpeg", **{name: name for name in FORMATS}}
+
+
+def canonical(name: str) -> str | None:
+    """The canonical format for a name in any case (`JPG` → `jpeg`), None if unknown."""
+    return FORMAT_ALIASES.get(name.lower())
 
 
 def mime_of(fmt: str) -> str:

@@ -1,22 +1,40 @@
-"""Upload processing: sniff, verify, apply orientation, re-encode. Pure and synchronous.
+"""Upload processing: sniff, check the limits, verify, then keep, rewrite or re-encode.
 
-Runs in the thread pool. Raises PichubError subclasses for bad input so that
-the upload service can report each file of a batch on its own.
+Pure and synchronous; runs in the thread pool. Raises PichubError subclasses
+for bad input so that the upload service can report each file of a batch on
+its own. Error messages never carry Pillow's text (it names temp file paths).
+
+What is stored:
+
+- the original bytes, when the format stays, the orientation is upright and
+  the metadata policy removes nothing from this file (no generation loss);
+- the original image data with edited metadata (containers.rewrite: location
+  or, with `remove_exif`, all metadata removed), when only metadata changes;
+- else a re-encode (codecs) from a single decode: the decode that verifies
+  the file is the one encoded from, rotated upright, and the source is freed
+  as soon as a rotated or converted copy replaces it. Animations are
+  encoded frame by frame (codecs.FrameSequence).
+
+Limits, checked from the header before any decode: `max_pixels` per frame,
+`max_frames`, and the decode budget (budget.DecodeCost: pixels × frames ×
+bytes per pixel), which is what stops a tiny file with a huge animated canvas.
 """
 
 from __future__ import annotations
 
-import io
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
-from PIL import Image, ImageOps, ImageSequence
+from PIL import Image
 
 from pichub.errors import UnsupportedMediaType, ValidationError
-from pichub.imaging.formats import ALPHA_FORMATS, ANIMATED_FORMATS, FORMATS, sniff
+from pichub.imaging import codecs, containers
+from pichub.imaging.budget import DecodeCost
+from pichub.imaging.formats import ANIMATED_FORMATS, FORMATS, sniff
+from pichub.imaging.metadata import MetadataPolicy
 
-ORIENTATION = 0x0112
 ACCEPTED = "JPEG, PNG, WebP, GIF, AVIF"
 
 
@@ -31,125 +49,36 @@ class UploadResult:
     frames: int
 
 
-def _open(path: Path, fmt: str) -> Image.Image:
-    try:
-        return Image.open(path, formats=[FORMATS[fmt][2]])
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ValidationError.field("file", f"cannot decode image: {exc}") from None
-
-
-def _check_limits(im: Image.Image, max_pixels: int, max_frames: int) -> int:
-    pixels = im.width * im.height
-    if pixels > max_pixels:
-        raise ValidationError.field(
-            "file", f"image has {pixels} pixels, more than the limit of {max_pixels}"
-        )
-    frames = int(getattr(im, "n_frames", 1))
-    if frames > max_frames:
-        raise ValidationError.field(
-            "file", f"image has {frames} frames, more than the limit of {max_frames}"
-        )
-    return frames
-
-
-def _verify_decodes(im: Image.Image, frames: int) -> None:
-    """Decode every frame: a truncated or garbage file fails here, not later on /img."""
-    try:
-        for index in range(frames):
-            im.seek(index)
-            im.load()
-        im.seek(0)
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ValidationError.field("file", f"image data is truncated or corrupt: {exc}") from None
-
-
-def _flatten(im: Image.Image, fmt: str) -> Image.Image:
-    """A mode the target encoder takes; alpha composited on white where it has none."""
-    has_alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
-    if fmt in ALPHA_FORMATS:
-        if fmt == "gif":
-            return im
-        return im.convert("RGBA" if has_alpha else "RGB") if im.mode not in ("RGB", "RGBA") else im
-    if has_alpha:
-        rgba = im.convert("RGBA")
-        background = Image.new("RGB", rgba.size, (255, 255, 255))
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        return background
-    return im if im.mode in ("RGB", "L") else im.convert("RGB")
-
-
-def _metadata(im: Image.Image, remove_exif: bool) -> dict[str, Any]:
-    """Encoder kwargs: ICC always kept; EXIF (orientation reset to 1) and XMP unless removed."""
-    meta: dict[str, Any] = {}
-    if icc := im.info.get("icc_profile"):
-        meta["icc_profile"] = icc
-    if remove_exif:
-        return meta
-    exif = Image.Exif()  # a copy: the image's own Exif must keep its orientation
-    exif.load(im.getexif().tobytes())
-    if len(exif):
-        if ORIENTATION in exif:
-            exif[ORIENTATION] = 1
-        meta["exif"] = exif.tobytes()
-    if xmp := im.info.get("xmp"):
-        meta["xmp"] = xmp
-    return meta
-
-
-def _save_options(fmt: str, quality: int) -> dict[str, Any]:
-    if fmt == "jpeg":
-        return {"quality": quality}
-    if fmt == "webp":
-        return {"quality": quality, "method": 4}
-    if fmt == "avif":
-        return {"quality": quality, "speed": 8}
-    if fmt == "png":
-        return {"compress_level": 6}
-    return {}
-
-
-def _encode_animation(im: Image.Image, fmt: str, quality: int, meta: dict[str, Any]) -> bytes:
-    frames, durations = [], []
-    for frame in ImageSequence.Iterator(im):
-        durations.append(int(frame.info.get("duration", 100)))
-        frames.append(frame.convert("RGBA"))
-    out = io.BytesIO()
-    options = _save_options(fmt, quality)
-    if fmt == "gif":
-        meta = {}
-    frames[0].save(
-        out, FORMATS[fmt][2], save_all=True, append_images=frames[1:], duration=durations,
-        loop=int(im.info.get("loop", 0)), **options, **meta,
-    )
-    return out.getvalue()
-
-
-def _encode_still(im: Image.Image, fmt: str, quality: int, meta: dict[str, Any]) -> bytes:
-    im.seek(0)
-    upright = ImageOps.exif_transpose(im) or im
-    flat = _flatten(upright, fmt)
-    if fmt == "gif":
-        meta = {}
-    out = io.BytesIO()
-    flat.save(out, FORMATS[fmt][2], **_save_options(fmt, quality), **meta)
-    return out.getvalue()
-
-
 def process_upload(
     path: Path,
     *,
     target: str | None,
     quality: int,
     remove_exif: bool,
+    keep_location: bool,
     max_pixels: int,
     max_frames: int,
+    max_decode_bytes: int,
 ) -> UploadResult:
     """Validate the file at `path` and produce what PicHub stores for it.
 
-    `target` None keeps the source format. The original bytes are kept untouched
-    (no generation loss) when the format stays, nothing needs rotating and the
-    metadata stays; otherwise the image is re-encoded with `quality`.
+    `target` None keeps the source format; `quality` applies only to a re-encode.
     """
+    source = _sniff(path)
+    fmt = target or source
+    policy = MetadataPolicy(remove_all=remove_exif, keep_location=keep_location)
+    with _open(path, source) as im:
+        frames = _check_limits(im, source, max_pixels, max_frames, max_decode_bytes)
+        with _decoding():
+            orientation = codecs.orientation(im)  # PNG keeps EXIF after the pixels: decodes
+        if fmt != source or orientation != 1:
+            return _reencode(im, fmt, frames, orientation, quality, policy)
+        _verify(im, frames)
+        kept = UploadResult(None, fmt, im.width, im.height, frames)
+    return _with_metadata(path, kept, quality, policy)
+
+
+def _sniff(path: Path) -> str:
     with open(path, "rb") as fh:
         source = sniff(fh.read(32))
     if source is None:
@@ -157,18 +86,151 @@ def process_upload(
             "Unsupported file format",
             f"Accepted formats: {ACCEPTED}. The type is read from the bytes.",
         )
-    fmt = target or source
-    with _open(path, source) as im:
-        frames = _check_limits(im, max_pixels, max_frames)
-        _verify_decodes(im, frames)
-        orientation = im.getexif().get(ORIENTATION, 1)
-        if fmt == source and orientation == 1 and not remove_exif:
-            return UploadResult(None, fmt, im.width, im.height, frames)
-        meta = _metadata(im, remove_exif)
-        animated = frames > 1 and fmt in ANIMATED_FORMATS
-        if animated:
-            data = _encode_animation(im, fmt, quality, meta)
-        else:
-            data = _encode_still(im, fmt, quality, meta)
-    with Image.open(io.BytesIO(data)) as out:
-        return UploadResult(data, fmt, out.width, out.height, frames if animated else 1)
+    return source
+
+
+def _open(path: Path, fmt: str) -> Image.Image:
+    name = FORMATS[fmt][2]
+    try:
+        return Image.open(path, formats=[name])
+    except codecs.DECODE_ERRORS:
+        message = f"cannot decode image: not a valid {name} file"
+        raise ValidationError.field("file", message) from None
+
+
+@contextmanager
+def _decoding() -> Iterator[None]:
+    """Pillow's decoding errors → 422 with a plain message (theirs may name the temp file)."""
+    try:
+        yield
+    except codecs.DECODE_ERRORS:
+        raise ValidationError.field("file", "image data is truncated or corrupt") from None
+
+
+def _check_limits(
+    im: Image.Image, fmt: str, max_pixels: int, max_frames: int, max_decode_bytes: int
+) -> int:
+    pixels = im.width * im.height
+    if pixels > max_pixels:
+        raise ValidationError.field(
+            "file", f"image has {pixels} pixels, more than the limit of {max_pixels}"
+        )
+    with _decoding():
+        frames = codecs.frame_count(im, fmt)
+    if frames > max_frames:
+        raise ValidationError.field(
+            "file", f"image has {frames} frames, more than the limit of {max_frames}"
+        )
+    cost = DecodeCost.of(im.width, im.height, frames, im.mode)
+    if cost.exceeds(max_decode_bytes):
+        raise ValidationError.field("file", cost.explain(max_decode_bytes))
+    return frames
+
+
+def _verify(im: Image.Image, frames: int) -> None:
+    """Decode every frame: a truncated or garbage file fails here, not later on /img."""
+    canvas = im.size
+    with _decoding():
+        for index in range(frames):
+            codecs.load_frame(im, index, canvas)
+
+
+def _with_metadata(
+    path: Path, kept: UploadResult, quality: int, policy: MetadataPolicy
+) -> UploadResult:
+    """`kept`, or its bytes with the metadata `policy` removes rewritten in place;
+    re-encoded only when the container has no rewriter (AVIF) or an odd structure."""
+    if policy.keeps_everything:
+        return kept
+    data = path.read_bytes()
+    try:
+        rewritten = containers.rewrite(data, kept.format, policy)
+    except ValueError:
+        rewritten = None
+    if rewritten is data:
+        return kept
+    if rewritten is not None:
+        return replace(kept, data=rewritten)
+    del data
+    with _open(path, kept.format) as im:
+        if not _metadata_changes(im, policy):
+            return kept
+        return _reencode(im, kept.format, kept.frames, 1, quality, policy)
+
+
+def _metadata_changes(im: Image.Image, policy: MetadataPolicy) -> bool:
+    """Whether `policy` changes the EXIF, XMP or comment that Pillow reads from `im`."""
+    tiff = _tiff(im.info.get("exif"))
+    xmp = _as_bytes(im.info.get("xmp"))
+    return (
+        (tiff is not None and policy.exif(tiff) is not tiff)
+        or (xmp is not None and policy.xmp(xmp) is not xmp)
+        or (policy.remove_all and bool(im.info.get("comment")))
+    )
+
+
+def _reencode(
+    im: Image.Image,
+    fmt: str,
+    frames: int,
+    orientation: int,
+    quality: int,
+    policy: MetadataPolicy,
+) -> UploadResult:
+    meta = _metadata(im, replace(policy, upright=orientation != 1))
+    if frames > 1 and fmt in ANIMATED_FORMATS:
+        return _reencode_animation(im, fmt, frames, orientation, quality, meta)
+    with _decoding():
+        im.load()
+    frame = codecs.upright(im, orientation)
+    if frame is not im:
+        im.close()  # free the decoded source: the upright copy replaces it
+    flat = codecs.flatten(frame, fmt)
+    if flat is not frame:
+        frame.close()
+    data = codecs.encode_still(flat, fmt, quality, meta)
+    return UploadResult(data, fmt, flat.width, flat.height, 1)
+
+
+def _reencode_animation(
+    im: Image.Image, fmt: str, frames: int, orientation: int, quality: int, meta: codecs.Metadata
+) -> UploadResult:
+    loop = im.info.get("loop")
+
+    def make(frame: Image.Image) -> Image.Image:
+        return codecs.flatten(codecs.upright(frame.convert("RGBA"), orientation), fmt)
+
+    try:
+        sequence = codecs.FrameSequence(im, frames, make)
+        data = codecs.encode_animation(sequence, fmt, quality, meta, loop)
+    except codecs.DecodeError:
+        raise ValidationError.field("file", "image data is truncated or corrupt") from None
+    width, height = codecs.upright_size(im.size, orientation)
+    return UploadResult(data, fmt, width, height, frames)
+
+
+def _metadata(im: Image.Image, policy: MetadataPolicy) -> codecs.Metadata:
+    """What a re-encode writes: the ICC profile always, EXIF, XMP and the comment as
+    `policy` edits them (the pixels are upright now: orientation 1)."""
+    tiff = _tiff(im.info.get("exif"))
+    xmp = _as_bytes(im.info.get("xmp"))
+    comment = im.info.get("comment")
+    return codecs.Metadata(
+        icc=im.info.get("icc_profile"),
+        exif=None if tiff is None else policy.exif(tiff),
+        xmp=None if xmp is None else policy.xmp(xmp),
+        comment=None if policy.remove_all or not isinstance(comment, bytes) else comment,
+    )
+
+
+def _tiff(exif: object) -> bytes | None:
+    """EXIF as Pillow keeps it in `info` → TIFF bytes without the `Exif\\0\\0` header."""
+    if not isinstance(exif, bytes) or not exif:
+        return None
+    return exif.removeprefix(codecs.EXIF_HEADER)
+
+
+def _as_bytes(value: object) -> bytes | None:
+    if isinstance(value, str):
+        return value.encode()
+    return value if isinstance(value, bytes) and value else None

@@ -58,6 +58,7 @@ class TransformFn(Protocol):
         *,
         default_quality: int = ...,
         max_dimension: int | None = ...,
+        max_decode_bytes: int | None = ...,
     ) -> Encoded: ...
 
 
@@ -102,11 +103,13 @@ class Pipeline:
         default_quality: int,
         *,
         max_dimension: int | None = None,
+        max_decode_bytes: int | None = None,
         transform_fn: TransformFn = transform,
     ) -> None:
         self.cache = cache
         self.default_quality = default_quality
         self.max_dimension = max_dimension
+        self.max_decode_bytes = max_decode_bytes
         self._transform = transform_fn
         self._pool = PriorityPool(workers)
         self._capacity = workers + queue_size
@@ -247,6 +250,7 @@ class Pipeline:
             spec,
             default_quality=self.default_quality,
             max_dimension=self.max_dimension,
+            max_decode_bytes=self.max_decode_bytes,
         )
         path = self.cache.put(key, ext, encoded.data)
         return CacheHit(path, len(encoded.data)), time.perf_counter() - started

@@ -20,18 +20,10 @@ from typing import Any, Final
 from urllib.parse import urlencode
 
 from pichub.errors import BadRequest
+from pichub.imaging.formats import LOSSY_FORMATS, canonical
 
 FITS: Final = ("cover", "contain", "fill", "inside", "outside")
 FIT_ALIASES: Final = {"crop": "cover"}
-FORMAT_ALIASES: Final = {
-    "jpg": "jpeg",
-    "jpeg": "jpeg",
-    "png": "png",
-    "webp": "webp",
-    "avif": "avif",
-    "gif": "gif",
-}
-LOSSY_FORMATS: Final = frozenset({"jpeg", "webp", "avif"})
 SIGNATURE_PARAM: Final = "s"
 _INT = re.compile(r"[0-9]{1,9}")
 
@@ -63,7 +55,7 @@ def _fit_param(query: Mapping[str, str]) -> str | None:
 
 
 def _format(raw: str, param: str) -> str:
-    fmt = FORMAT_ALIASES.get(raw.lower())
+    fmt = canonical(raw)
     if fmt is None:
         raise _bad(param, raw, "one of jpg, jpeg, png, webp, avif, gif")
     return fmt

@@ -1,56 +1,56 @@
 """Make one variant of a stored image: pure, synchronous Pillow, run in the pool.
 
-Order of work, chosen so a big JPEG never costs a full-size decode:
+Order of work, chosen so a big JPEG never costs a full-size decode and a
+small file with a huge canvas never costs a decode at all:
 
-1. open lazily and read the size, EXIF orientation and ICC profile;
-2. plan the geometry (geometry.plan) on the upright size;
+1. open lazily and read the size, mode and frame count from the header;
+   refuse (400) a source whose decode would pass `max_decode_bytes`
+   (budget.DecodeCost: pixels × frames decoded × bytes per pixel);
+2. read the EXIF orientation and ICC profile; plan the geometry
+   (geometry.plan) on the upright size;
 3. shrink on load: JPEG `draft` decodes at 1/2, 1/4 or 1/8 scale (DCT
    scaling) to no less than the resized size, then `reduce` box-averages by
    an integer factor while at least REDUCING_GAP× remains;
-4. rotate upright (ImageOps.exif_transpose) on that small image;
+4. rotate upright on that small image;
 5. one resample (Lanczos) of the crop box straight to the output size
    (geometry.source_box: same pixels as "resize all, then crop");
 6. pad for `contain` (transparent if the format has alpha, else white);
-7. encode with only the ICC profile kept (no EXIF, XMP or comments).
+7. encode (codecs: the encoder settings shared with uploads) with only the
+   ICC profile kept (no EXIF, XMP or comments).
 
 Animated GIF/WebP sources stay animated when the output is GIF or WebP (every
-frame resized the same way, durations and loop kept), otherwise frame 1 is used.
-
-Encoder settings, measured on this 2-core VM (20 MP JPEG → 800×600 cover;
-whole transform: JPEG ≈ 70–85 ms, WebP ≈ 120 ms, AVIF ≈ 110–125 ms, PNG
-≈ 185 ms; a plain full-size decode alone costs 105–190 ms). Encoder alone on
-the 800×600 result: JPEG q85 2 ms (optimize +3 ms for −5 % bytes,
-progressive +10 ms: both off); WebP method 2/4/6 ≈ 35/75/210 ms, sizes within
-a few % of each other (method 4, libwebp's and sharp's default balance);
-AVIF speed 6/8/10 ≈ 190/67/28 ms at equal size (speed 8); PNG level 3/6
-≈ 70/175 ms on a photo but level 3 is 75 % bigger on flat graphics, where PNG
-is the right choice (level 6, zlib's default).
+frame resized the same way, durations and loop kept), otherwise only frame 1
+is decoded. Animation frames are made one at a time as the encoder asks for
+them (codecs.FrameSequence), so memory holds a few frames whatever their
+count; the output is bounded by MAX_ANIMATION_PIXELS pixel-frames.
 """
 
 from __future__ import annotations
 
-import io
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
-from PIL import Image, ImageOps, ImageSequence
+from PIL import Image
 
 from pichub.errors import BadRequest
-from pichub.imaging import geometry
-from pichub.imaging.formats import ALPHA_FORMATS, ANIMATED_FORMATS, FORMATS, mime_of
+from pichub.imaging import codecs, geometry
+from pichub.imaging.budget import ANIMATION_MIN_FRAMES, MB, DecodeCost
+from pichub.imaging.formats import ALPHA_FORMATS, ANIMATED_FORMATS, FORMATS, canonical, mime_of
 from pichub.imaging.spec import TransformSpec, quality_for
 
-ORIENTATION: Final = 0x0112
-SWAPPING_ORIENTATIONS: Final = frozenset({5, 6, 7, 8})
 #: Resample at least this much after shrink-on-load, for the final filter's quality.
 REDUCING_GAP: Final = 2.0
-#: Output pixels × frames allowed for an animation (RGBA frames live in memory).
+#: Output pixels × frames allowed for an animation, counted as at least
+#: ANIMATION_MIN_FRAMES frames: libwebp holds about that many output canvases (so
+#: one frame is at most 8 MP: 256 MB of canvases), Pillow's GIF writer keeps every
+#: output frame (1 byte per pixel) and each pixel-frame costs encoder time (WebP
+#: method 4: about 0.15 s per megapixel-frame here).
 MAX_ANIMATION_PIXELS: Final = 64_000_000
 RESAMPLE: Final = Image.Resampling.LANCZOS
-WHITE: Final = (255, 255, 255)
+#: Modes Pillow's `reduce` refuses; the resample after the mode conversion reduces them.
+UNREDUCIBLE: Final = frozenset({"1", "P", "I;16", "I;16L", "I;16B", "I;16N"})
 CLEAR: Final = (0, 0, 0, 0)
 
 
@@ -72,42 +72,39 @@ def transform(
     *,
     default_quality: int = 80,
     max_dimension: int | None = None,
+    max_decode_bytes: int | None = None,
 ) -> Encoded:
-    """Decode `source`, apply `spec` with sharp's geometry, encode. Raises BadRequest
-    only for an animation too large at the requested size."""
+    """Decode `source`, apply `spec` with sharp's geometry, encode.
+
+    Raises BadRequest, before decoding anything, for a source over
+    `max_decode_bytes` or an animation too large at the requested size.
+    """
+    fmt = canonical(source_format) or source_format
     quality = spec.q or quality_for(spec.fm, default_quality)
-    with Image.open(source, formats=[FORMATS[_fmt(source_format)][2]]) as im:
-        orientation = _orientation(im)
-        icc = _rgb_icc(im)
-        upright = _upright_size(im.size, orientation)
+    with Image.open(source, formats=[FORMATS[fmt][2]]) as im:
+        frames = codecs.frame_count(im, fmt)
+        animated = frames > 1 and spec.fm in ANIMATED_FORMATS
+        _check_budget(im, frames if animated else 1, max_decode_bytes)
+        orientation = codecs.orientation(im)
+        meta = codecs.Metadata(icc=im.info.get("icc_profile"))
+        upright = codecs.upright_size(im.size, orientation)
         p = geometry.plan(upright, spec.w, spec.h, spec.fit, max_dimension)
-        if getattr(im, "n_frames", 1) > 1 and spec.fm in ANIMATED_FORMATS:
-            return _animation(im, orientation, p, spec.fm, quality, icc)
-        frame = decode_scaled(im, _fmt(source_format), orientation, p.resize)
+        if animated:
+            return _animation(im, frames, orientation, p, spec.fm, quality, meta)
+        frame = decode_scaled(im, fmt, orientation, p.resize)
         out = _finish(frame, p, spec.fm)
-        data = _encode_still(out, spec.fm, quality, icc)
+        data = codecs.encode_still(out, spec.fm, quality, meta)
     return Encoded(data, spec.fm, mime_of(spec.fm), out.width, out.height)
 
 
-def _rgb_icc(im: Image.Image) -> bytes | None:
-    """The embedded ICC profile if it describes RGB: output is always RGB(A), and a
-    grey or CMYK profile on RGB pixels would be wrong (such pixels are converted
-    without colour management)."""
-    icc = im.info.get("icc_profile")
-    return icc if isinstance(icc, bytes) and icc[16:20] == b"RGB " else None
-
-
-def _fmt(name: str) -> str:
-    return "jpeg" if name == "jpg" else name
-
-
-def _orientation(im: Image.Image) -> int:
-    value = im.getexif().get(ORIENTATION, 1)
-    return value if isinstance(value, int) and 1 <= value <= 8 else 1
-
-
-def _upright_size(size: geometry.Size, orientation: int) -> geometry.Size:
-    return (size[1], size[0]) if orientation in SWAPPING_ORIENTATIONS else size
+def _check_budget(im: Image.Image, frames: int, limit: int | None) -> None:
+    cost = DecodeCost.of(im.width, im.height, frames, im.mode)
+    if limit is not None and cost.exceeds(limit):
+        raise BadRequest(
+            f"Image is too large to transform: {cost.explain(limit)}",
+            {"width": im.width, "height": im.height, "frames": frames,
+             "decode_mb": math.ceil(cost.bytes / MB), "max_decode_mb": limit // MB},
+        )
 
 
 def decode_scaled(
@@ -115,15 +112,13 @@ def decode_scaled(
 ) -> Image.Image:
     """The loaded, upright first frame, no smaller than `target` (upright) but
     shrunk on load as far as that allows: JPEG draft, then integer `reduce`."""
-    stored_target = _upright_size(target, orientation)
+    stored_target = codecs.upright_size(target, orientation)
     if fmt == "jpeg":
         im.draft(im.mode, stored_target)
     im.load()
-    factor = _reduce_factor(im.size, stored_target)
+    factor = 1 if im.mode in UNREDUCIBLE else _reduce_factor(im.size, stored_target)
     frame = im.reduce(factor) if factor > 1 else im
-    if orientation != 1:
-        frame = ImageOps.exif_transpose(frame)
-    return frame
+    return codecs.upright(frame, orientation)
 
 
 def _reduce_factor(size: geometry.Size, target: geometry.Size) -> int:
@@ -133,8 +128,7 @@ def _reduce_factor(size: geometry.Size, target: geometry.Size) -> int:
 
 def _working_mode(im: Image.Image) -> Image.Image:
     """RGB or RGBA: what resizing, padding and every encoder handle alike."""
-    has_alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
-    mode = "RGBA" if has_alpha else "RGB"
+    mode = "RGBA" if codecs.has_alpha(im) else "RGB"
     return im if im.mode == mode else im.convert(mode)
 
 
@@ -147,76 +141,35 @@ def _finish(frame: Image.Image, p: geometry.Plan, fmt: str) -> Image.Image:
         im = im.resize(size, RESAMPLE, box=box, reducing_gap=REDUCING_GAP)
     alpha_out = fmt in ALPHA_FORMATS
     if p.padded:
-        canvas = Image.new("RGBA" if alpha_out else "RGB", p.canvas, CLEAR if alpha_out else WHITE)
+        canvas = Image.new("RGBA" if alpha_out else "RGB", p.canvas,
+                           CLEAR if alpha_out else codecs.WHITE)
         if im.mode == "RGBA":
             canvas.paste(im, p.offset, im)
         else:
             canvas.paste(im, p.offset)
         im = canvas
-    if im.mode == "RGBA" and not alpha_out:
-        im = _flatten(im)
-    im.info = {}  # nothing from the source may leak into the encoder (EXIF, XMP, comments)
-    return im
-
-
-def _flatten(im: Image.Image) -> Image.Image:
-    background = Image.new("RGB", im.size, WHITE)
-    background.paste(im, (0, 0), im)
-    return background
-
-
-def _save_options(fmt: str, quality: int, icc: bytes | None) -> dict[str, Any]:
-    options: dict[str, Any] = {"icc_profile": icc} if icc and fmt != "gif" else {}
-    if fmt == "jpeg":
-        options |= {"quality": quality, "optimize": False, "progressive": False}
-    elif fmt == "webp":
-        options |= {"quality": quality, "method": 4}
-    elif fmt == "avif":
-        options |= {"quality": quality, "speed": 8}
-    elif fmt == "png":
-        options |= {"compress_level": 6}
-    return options
-
-
-def _encode_still(im: Image.Image, fmt: str, quality: int, icc: bytes | None) -> bytes:
-    out = io.BytesIO()
-    im.save(out, FORMATS[fmt][2], **_save_options(fmt, quality, icc))
-    return out.getvalue()
-
-
-def _frames(
-    im: Image.Image, orientation: int, p: geometry.Plan, fmt: str
-) -> Iterator[tuple[Image.Image, int]]:
-    for frame in ImageSequence.Iterator(im):
-        duration = int(frame.info.get("duration", 100))
-        rgba = frame.convert("RGBA")
-        if orientation != 1:
-            rgba = ImageOps.exif_transpose(rgba)
-        yield _finish(rgba, p, fmt), duration
+    return codecs.flatten(im, fmt)
 
 
 def _animation(
     im: Image.Image,
+    frames: int,
     orientation: int,
     p: geometry.Plan,
     fmt: str,
     quality: int,
-    icc: bytes | None,
+    meta: codecs.Metadata,
 ) -> Encoded:
-    frame_count = int(getattr(im, "n_frames", 1))
-    if frame_count * p.canvas[0] * p.canvas[1] > MAX_ANIMATION_PIXELS:
+    if max(frames, ANIMATION_MIN_FRAMES) * p.canvas[0] * p.canvas[1] > MAX_ANIMATION_PIXELS:
         raise BadRequest(
             "Requested size is too large for an animated image",
-            {"frames": frame_count, "max_pixels": MAX_ANIMATION_PIXELS},
+            {"frames": frames, "max_pixels": MAX_ANIMATION_PIXELS},
         )
     loop = im.info.get("loop")
-    frames, durations = zip(*_frames(im, orientation, p, fmt), strict=True)
-    options = _save_options(fmt, quality, icc)
-    options |= {"save_all": True, "append_images": list(frames[1:]), "duration": list(durations)}
-    if fmt == "gif":
-        options |= {"disposal": 2} | ({} if loop is None else {"loop": loop})
-    else:
-        options["loop"] = 1 if loop is None else loop  # GIF without NETSCAPE loop plays once
-    out = io.BytesIO()
-    frames[0].save(out, FORMATS[fmt][2], **options)
-    return Encoded(out.getvalue(), fmt, mime_of(fmt), p.canvas[0], p.canvas[1])
+
+    def make(frame: Image.Image) -> Image.Image:
+        return _finish(codecs.upright(frame.convert("RGBA"), orientation), p, fmt)
+
+    sequence = codecs.FrameSequence(im, frames, make)
+    data = codecs.encode_animation(sequence, fmt, quality, meta, loop)
+    return Encoded(data, fmt, mime_of(fmt), p.canvas[0], p.canvas[1])

@@ -11,11 +11,13 @@ from typing import Annotated, Final
 
 from pydantic import Field
 
+from pichub.imaging.formats import FORMAT_ALIASES, UPLOAD_FORMATS
 from pichub.models.base import FormBool, FormChoice, FormInt, Model, Text
 
 FILE_FIELDS: Final = ("files[]", "files", "file", "image", "image[]")
-FORMAT_CHOICES: Final[dict[str, str | None]] = {
-    "auto": None, "jpeg": "jpeg", "jpg": "jpeg", "png": "png", "webp": "webp"}
+FORMAT_CHOICES: Final[dict[str, str | None]] = {"auto": None} | {
+    alias: fmt for alias, fmt in sorted(FORMAT_ALIASES.items(), key=lambda item: item[1])
+    if fmt in UPLOAD_FORMATS}
 
 
 class UploadForm(Model):
@@ -32,6 +34,9 @@ class UploadForm(Model):
         json_schema_extra={"default": "auto"})] = None
     remove_exif: Annotated[bool, FormBool(False), Field(
         description="Strip EXIF, XMP, GPS and comments (the ICC profile is kept).")] = False
+    keep_location: Annotated[bool, FormBool(False), Field(
+        description="Keep the location (EXIF GPS, XMP and IPTC location) that is otherwise "
+                    "removed; no effect with `remove_exif`.")] = False
     convertToWebP: Annotated[bool, FormBool(True), Field(  # noqa: N815 - the seed's name
         description="Store as WebP when `format` is `auto` (animated GIF → animated "
                     "WebP).")] = True

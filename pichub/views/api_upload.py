@@ -59,7 +59,11 @@ ROUTES = [
         "`errors` list (0-based `index`); when all fail, the first file's error is returned. "
         "Output format: `format` other than `auto` wins, else `convertToWebP` gives WebP "
         "(animated GIF → animated WebP), else the source format. EXIF orientation is applied "
-        "to the pixels.", scope="write", form=UploadForm, data=Image, many=True, status=201,
+        "to the pixels. Location is stripped by default (EXIF GPS, XMP and IPTC location) "
+        "unless `keep_location`; `remove_exif` strips EXIF, XMP, GPS and comments (ICC kept). "
+        "When the format stays and nothing needs rotating, the uploaded bytes are stored as "
+        "they are, or with only their metadata rewritten (JPEG, PNG, WebP, GIF: same pixels).",
+        scope="write", form=UploadForm, data=Image, many=True, status=201,
         errors=(400, 404, 413, 415, 422, 507),
         extra_lists=(("errors", UploadFailure,
                       "Only when some files failed and others were stored."),)),

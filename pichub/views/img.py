@@ -22,7 +22,7 @@ from aiohttp.helpers import ETAG_ANY
 from pichub.clientip import rate_limit_key, request_client_ip
 from pichub.db import images as images_db
 from pichub.errors import Forbidden, NotFound
-from pichub.imaging.formats import EXT_TO_FORMAT, ext_of, mime_of
+from pichub.imaging.formats import canonical, ext_of, mime_of
 from pichub.imaging.pipeline import Source, Variant
 from pichub.imaging.spec import TransformSpec, verify
 from pichub.keys import BLOBS, DB, LIMITER, METRICS, PIPELINE, SETTINGS, TRUSTED_PROXIES
@@ -188,7 +188,7 @@ async def serve_image(request: web.Request) -> web.StreamResponse:
     app = request.app
     image_id = request.match_info["id"]
     ext = request.match_info.get("ext")
-    if ext is not None and ext.lower() not in EXT_TO_FORMAT:
+    if ext is not None and canonical(ext) is None:
         raise NotFound("image")
     source = await _source(app, image_id)
     stored, modified = source.format, source.modified

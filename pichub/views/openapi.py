@@ -158,9 +158,14 @@ def _operation(route: ApiRoute, schemas: J, s: Settings) -> J:
                              "content": {JSON: {"schema": model_ref(route.body)}}}
     if route.form is not None:
         op["requestBody"] = _form_body(route, schemas, s)
-        op["description"] += (f"\n\nAt most {s.storage.max_files_per_request} files per "
-                              f"request, {s.storage.max_upload_mb} MB each. Also rate limited "
-                              f"by `rate_limits.upload` ({s.rate_limits.upload}).")
+        storage = s.storage
+        op["description"] += (
+            f"\n\nLimits, checked before decoding: {storage.max_pixels} pixels, "
+            f"{storage.max_frames} frames, and a decode budget of {storage.max_decode_mb} MB "
+            "(width × height × frames × bytes per pixel; 4 for RGB(A) and animation frames) → "
+            f"422. At most {storage.max_files_per_request} files per request, "
+            f"{storage.max_upload_mb} MB each. Also rate limited by `rate_limits.upload` "
+            f"({s.rate_limits.upload}).")
     return op
 
 
@@ -218,7 +223,11 @@ def _img_path(s: Settings) -> J:
                           "extension → the stored bytes. Also answered at the CDN-style root "
                           "path `/{id}.{ext}` and without extension at `/img/{id}`. Variants "
                           "are cached on disk; `If-None-Match` → 304. Cache misses are rate "
-                          f"limited per client IP ({s.rate_limits.img_miss}).",
+                          f"limited per client IP ({s.rate_limits.img_miss}). A variant whose "
+                          "decode would pass `storage.max_decode_mb` "
+                          f"({s.storage.max_decode_mb} MB: width × height × frames decoded × "
+                          "bytes per pixel; an animated output decodes every frame, a still "
+                          "output only the first) → 400, before any decoding.",
            "parameters": params,
            "responses": {"200": image, "304": {"description": "Not modified."},
                          **{str(c): ref("responses", ERRORS[c][0])
