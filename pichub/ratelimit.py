@@ -227,12 +227,13 @@ class RateLimiter:
         """The `limits` storage (None when disabled); for tests and health checks."""
         return self._backend.storage if self._backend else None
 
-    async def check(self, bucket: str, key: str) -> Decision:
-        """Count one request of `key` (e.g. "token:12", "ip:1.2.3.4") against `bucket`."""
-        return await self.check_all([(bucket, key)])
+    async def check(self, bucket: str, key: str, cost: int = 1) -> Decision:
+        """Count one request of `key` (e.g. "user:12", "ip:1.2.3.4") against `bucket`;
+        `cost` > 1 charges a request worth several (a costly image decode)."""
+        return await self.check_all([(bucket, key)], cost)
 
-    async def check_all(self, checks: Iterable[tuple[str, str]]) -> Decision:
-        """Count one request against several (bucket, key) pairs at once.
+    async def check_all(self, checks: Iterable[tuple[str, str]], cost: int = 1) -> Decision:
+        """Count one request (of `cost` units) against several (bucket, key) pairs at once.
 
         All windows are tested before any is hit, so a refusal by one pair
         consumes none of the others (e.g. `/upload`: api + upload; login: per
@@ -242,7 +243,7 @@ class RateLimiter:
             return UNLIMITED
         windows = self._windows(checks)
         try:
-            decision = await _count(self._strategy, windows)
+            decision = await _count(self._strategy, windows, cost)
         except self._backend.failures as exc:
             self._note_outage(exc)
             return UNLIMITED
@@ -282,13 +283,13 @@ class RateLimiter:
         self._outage = False
 
 
-async def _count(strategy: FixedWindowRateLimiter, windows: list[_Window]) -> Decision:
+async def _count(strategy: FixedWindowRateLimiter, windows: list[_Window], cost: int) -> Decision:
     """Test every window, then hit every window; describe the binding one."""
-    refused = [w for w in windows if not await strategy.test(w.item, *w.ids)]
+    refused = [w for w in windows if not await strategy.test(w.item, *w.ids, cost=cost)]
     if refused:
         return await _summarise(strategy, refused, allowed=False)
     for window in windows:
-        if not await strategy.hit(window.item, *window.ids):
+        if not await strategy.hit(window.item, *window.ids, cost=cost):
             return await _summarise(strategy, [window], allowed=False)
     return await _summarise(strategy, windows, allowed=True)
 

@@ -143,6 +143,27 @@ async def test_img_miss_rate_limited_hits_never(make_api: ApiFactory, tmp_path: 
         assert (await fetch(api, f"/img/{iid}.webp"))[0] == 200
 
 
+def _animation(size: tuple[int, int], frames: int) -> bytes:
+    """A GIF whose frames all differ a little (so none is dropped as a duplicate)."""
+    images = [Image.new("RGB", size, (i * 5 % 256, 40, 90)) for i in range(frames)]
+    out = io.BytesIO()
+    images[0].save(out, "GIF", save_all=True, append_images=images[1:], duration=40, loop=0)
+    return out.getvalue()
+
+
+async def test_animated_misses_are_charged_by_what_they_decode(make_api: ApiFactory,
+                                                               tmp_path: Path) -> None:
+    api = await make_api(make_settings(tmp_path, rate_limits={"enabled": True,
+                                                              "img_miss": "7/minute"}))
+    gif = await stored(api, _animation((1000, 1000), 40), convertToWebP="false")
+    iid = gif["id"]  # 40 frames × 1 MP = 40 MP decoded per animated variant: 3 units
+    assert (await fetch(api, f"/img/{iid}.gif?w=16"))[0] == 200  # 3 of 7 used
+    assert (await fetch(api, f"/img/{iid}.png?w=16"))[0] == 200  # frame 1 only: 1 unit
+    assert (await fetch(api, f"/img/{iid}.webp?w=17"))[0] == 200  # animated WebP: 7 of 7
+    status, _, body = await fetch(api, f"/img/{iid}.png?w=18")  # counted per request: 4 of 7
+    assert status == 429 and b"RATE_LIMIT_EXCEEDED" in body
+
+
 async def test_signed_variant_urls(make_api: ApiFactory, tmp_path: Path) -> None:
     api = await make_api(make_settings(tmp_path, images={"signing_key": "k3y"}))
     image = await stored(api)

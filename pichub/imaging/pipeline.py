@@ -83,6 +83,9 @@ class Source:
     format: str
     modified: datetime
     etag: str
+    width: int
+    height: int
+    frames: int
 
 
 class Pipeline:

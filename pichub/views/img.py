@@ -20,12 +20,20 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.helpers import ETAG_ANY
 
 from pichub.clientip import rate_limit_key, request_client_ip
-from pichub.db import images as images_db
 from pichub.errors import Forbidden, NotFound
+from pichub.imaging.budget import decode_units
 from pichub.imaging.formats import canonical, ext_of, mime_of
 from pichub.imaging.pipeline import Source, Variant
 from pichub.imaging.spec import TransformSpec, verify
-from pichub.keys import BLOBS, DB, LIMITER, METRICS, PIPELINE, SETTINGS, TRUSTED_PROXIES
+from pichub.keys import (
+    BLOBS,
+    LIMITER,
+    METRICS,
+    PIPELINE,
+    SERVICES,
+    SETTINGS,
+    TRUSTED_PROXIES,
+)
 from pichub.timeutil import parse_iso
 
 CACHE_FOREVER = "public, max-age=31536000, immutable"
@@ -163,9 +171,10 @@ async def _answer_variant(request: web.Request, variant: Variant, modified: date
     return VariantResponse(file, size, headers)
 
 
-async def _limit_miss(request: web.Request) -> None:
+async def _limit_miss(request: web.Request, units: int) -> None:
+    """Charge a cache miss to the client IP's `img_miss` budget, by its decode cost."""
     ip = request_client_ip(request, request.app[TRUSTED_PROXIES])
-    decision = await request.app[LIMITER].check("img_miss", rate_limit_key(ip))
+    decision = await request.app[LIMITER].check("img_miss", rate_limit_key(ip), units)
     if not decision.allowed:
         raise decision.error()
 
@@ -176,10 +185,11 @@ async def _source(app: web.Application, image_id: str) -> Source:
     if (source := pipeline.source(image_id)) is not None:
         return source
     generation = pipeline.generation
-    row = await images_db.get(app[DB], image_id)
+    row = await app[SERVICES].images.find(image_id)
     if row is None:
         raise NotFound("image")
-    source = Source(row["format"], parse_iso(row["created_at"]), row["sha256"][:32])
+    source = Source(row["format"], parse_iso(row["created_at"]), row["sha256"][:32],
+                    row["width"], row["height"], row["frames"])
     pipeline.remember(image_id, source, generation)
     return source
 
@@ -206,7 +216,8 @@ async def serve_image(request: web.Request) -> web.StreamResponse:
     pipeline, metrics = app[PIPELINE], app[METRICS]
     variant = pipeline.cached(image_id, spec)
     if variant is None:
-        await _limit_miss(request)
+        await _limit_miss(request, decode_units(source.width, source.height, source.frames,
+                                                spec))
         metrics.cache_misses.inc()
         started = time.perf_counter()
         blob = app[BLOBS].path(image_id, ext_of(stored))  # resolves symlinks: misses only
