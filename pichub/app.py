@@ -31,7 +31,6 @@ from pichub.keys import (
     SETTINGS,
     TRUSTED_PROXIES,
     UPLOAD_TMP,
-    UPLOADER,
     WEBHOOKS,
 )
 from pichub.middleware import api_middleware, error_middleware, security_headers
@@ -40,8 +39,8 @@ from pichub.ratelimit import RateLimiter
 from pichub.services import Services
 from pichub.services.albums import Albums
 from pichub.services.images import Images
+from pichub.services.uploads import Uploads
 from pichub.services.webhooks import Webhooks
-from pichub.uploads import Uploader
 from pichub.views import api, health, img
 from pichub.views.routes import register
 from pichub.views.ui import setup_ui
@@ -109,8 +108,9 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         images=Images(db, blobs, purge_variants=pipeline.purge, on_change=worker.wake),
         albums=Albums(db, on_change=worker.wake),
         webhooks=Webhooks(db, settings.webhooks, wake=worker.wake),
+        uploads=Uploads(db, blobs, settings.storage, images.default_quality, run,
+                        on_change=worker.wake),
     )
-    app[UPLOADER] = Uploader(db, blobs, settings, run, on_change=worker.wake)
     worker.start()
     try:
         yield

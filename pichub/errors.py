@@ -73,6 +73,12 @@ class MethodNotAllowed(PichubError):
 class PayloadTooLarge(PichubError):
     status, code, default_message = 413, "PAYLOAD_TOO_LARGE", "File size exceeds maximum limit"
 
+    @classmethod
+    def file(cls, limit_mb: int, size: int) -> PayloadTooLarge:
+        """A file over `storage.max_upload_mb`, with its size as far as it is known."""
+        return cls("File size exceeds maximum limit",
+                   f"Maximum file size is {limit_mb}MB. Your file is {round(size / 2**20)}MB.")
+
 
 class UnsupportedMediaType(PichubError):
     status, code, default_message = 415, "UNSUPPORTED_MEDIA_TYPE", "Unsupported file format"

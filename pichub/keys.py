@@ -16,7 +16,6 @@ from pichub.observe import InFlight, Metrics
 from pichub.ratelimit import Decision, RateLimiter
 from pichub.services import Services
 from pichub.services.accounts import Actor
-from pichub.uploads import Uploader
 from pichub.webhooks.worker import WebhookWorker
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -30,7 +29,6 @@ INFLIGHT = web.AppKey("inflight", InFlight)
 WEBHOOKS = web.AppKey("webhooks", WebhookWorker)
 LIMITER = web.AppKey("limiter", RateLimiter)
 SERVICES = web.AppKey("services", Services)
-UPLOADER = web.AppKey("uploader", Uploader)
 
 # Request-scoped values, set by the middleware: the caller (or None when anonymous).
 ACTOR: web.RequestKey[Actor | None] = web.RequestKey("actor")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from pichub.services.albums import Albums
 from pichub.services.images import Images
+from pichub.services.uploads import Uploads
 from pichub.services.webhooks import Webhooks
 
 
@@ -23,3 +24,4 @@ class Services:
     images: Images
     albums: Albums
     webhooks: Webhooks
+    uploads: Uploads

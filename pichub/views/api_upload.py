@@ -1,50 +1,50 @@
-"""POST /upload (SPEC §3): thin glue between multipart HTTP and the Uploader."""
+"""`POST /upload` of the JSON API: multipart in, `services.uploads` does the rest."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from pichub.errors import PichubError, ValidationError
-from pichub.keys import METRICS, SETTINGS, UPLOAD_TMP, UPLOADER
+from pichub.errors import PichubError
+from pichub.keys import METRICS, SERVICES, SETTINGS, UPLOAD_TMP
+from pichub.models.base import validate
 from pichub.models.common import UploadFailure
 from pichub.models.images import Image
 from pichub.models.uploads import UploadForm
-from pichub.uploads import parse_options
+from pichub.services.accounts import Actor
+from pichub.services.uploads import Outcome
 from pichub.views.common import actor, base_url, ok
 from pichub.views.multipart import read_upload
 from pichub.views.routes import ApiRoute
 
 
-async def upload(request: web.Request) -> web.Response:
-    who = actor(request, "write")
-    uploader = request.app[UPLOADER]
-    uploader.check_free_space(request.content_length or 0)
+async def receive_and_store(request: web.Request, who: Actor) -> tuple[Outcome, bool]:
+    """Read the request's files and options, store what can be stored; also whether the
+    body was read to its end (else the answer must close the connection). When no file
+    could be stored, the first file's error is raised."""
+    uploads = request.app[SERVICES].uploads
+    uploads.check_free_space(request.content_length or 0)
     form = await read_upload(request, request.app[UPLOAD_TMP], request.app[SETTINGS].storage)
     try:
-        if not form.files:
-            raise ValidationError.field("files[]", "at least one file is required")
-        options = parse_options(form.fields, request.app[SETTINGS])
-        await uploader.check_album(who.user_id, options.album_id)
-        stored = await uploader.store_all(who.user_id, options, form.files, base_url(request))
+        options = validate(UploadForm, form.fields)
+        outcome = await uploads.store(who.user_id, options, form.files, base_url(request))
     finally:
         form.cleanup()
-    if not stored.images:
-        first: PichubError = stored.errors[0][2]
+    if not outcome.images:
+        first: PichubError = outcome.errors[0][2]
         if not form.complete:
             first.headers["Connection"] = "close"
         raise first
     metrics = request.app[METRICS]
-    metrics.uploads.inc(len(stored.images))
-    metrics.upload_bytes.inc(sum(image["size"] for image in stored.images))
-    extra = None
-    if stored.errors:
-        extra = {"errors": [
-            {"index": index, "filename": name, "code": exc.code, "message": exc.message,
-             "details": exc.details}
-            for index, name, exc in stored.errors
-        ]}
-    response = ok(stored.images, status=201, extra=extra)
-    if not form.complete:
+    metrics.uploads.inc(len(outcome.images))
+    metrics.upload_bytes.inc(sum(image.size for image in outcome.images))
+    return outcome, form.complete
+
+
+async def upload(request: web.Request) -> web.Response:
+    outcome, complete = await receive_and_store(request, actor(request, "write"))
+    extra = {"errors": outcome.failures()} if outcome.errors else None
+    response = ok(outcome.images, status=201, extra=extra)
+    if not complete:
         response.force_close()
     return response
 

@@ -18,11 +18,13 @@ from pichub.services.common import Page
 
 
 def dump(value: Any) -> Any:
-    """Models (and lists of them) as JSON-ready data; anything else as it is."""
+    """Models (also inside lists and dicts) as JSON-ready data; anything else as it is."""
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
     if isinstance(value, list):
         return [dump(item) for item in value]
+    if isinstance(value, dict):
+        return {key: dump(item) for key, item in value.items()}
     return value
 
 

@@ -35,7 +35,7 @@ from pichub.errors import (
     ValidationError,
     is_disk_full,
 )
-from pichub.uploads import MB, Received, too_large
+from pichub.services.uploads import MB, Received
 
 FILE_FIELDS = frozenset({"files[]", "files", "file", "image", "image[]"})
 MAX_FIELDS = 64
@@ -104,7 +104,7 @@ async def _read_parts(reader: MultipartReader, form: Form, tmp_dir: Path,
                 item.path.unlink(missing_ok=True)
                 item.path = None
                 known = _declared_length(part) or content_length or limit + 1
-                item.error = too_large(storage.max_upload_mb, known)
+                item.error = PayloadTooLarge.file(storage.max_upload_mb, known)
                 if not await _drain_part(part, limit):
                     form.complete = False
                     return

@@ -3,27 +3,26 @@
 The uploader sends one XHR per file to `POST /dashboard/upload` (so each file
 has its own progress bar and stands or falls alone). That endpoint takes the
 session cookie plus the `X-CSRF-Token` header, counts against the `upload`
-rate limit per user, then runs the very same upload view as the API (same
-fields, defaults, errors and JSON) and adds `html`: the new cards, rendered
-by the template the page itself uses. The JSON API stays bearer-only.
+rate limit per user, then reads and stores the files the way the API does
+(same fields, defaults, errors and JSON) and adds `html`: the new cards,
+rendered by the template the page itself uses. The JSON API stays bearer-only.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 from markupsafe import Markup
 
 from pichub.errors import ValidationError
-from pichub.keys import ACTOR, LIMITER, SERVICES, SETTINGS
+from pichub.keys import LIMITER, SERVICES, SETTINGS
 from pichub.models.base import parse_int, validate
 from pichub.models.images import ImageUpdate
 from pichub.ratelimit import user_rate_key
 from pichub.services.sessions import Session
-from pichub.views.api_upload import upload as api_upload
-from pichub.views.common import base_url
+from pichub.views.api_upload import receive_and_store
+from pichub.views.common import base_url, ok
 from pichub.views.params import page_number, row_id
 from pichub.views.ui_common import (
     JINJA,
@@ -74,21 +73,24 @@ async def dashboard(request: web.Request, session: Session) -> web.StreamRespons
 
 @xhr
 async def upload(request: web.Request, session: Session) -> web.StreamResponse:
+    """One file of the browser uploader: the API's upload, counted against the user's
+    `upload` budget, answered with the API's JSON plus the new cards' HTML."""
     decision = await request.app[LIMITER].check("upload", user_rate_key(session.user_id))
     if not decision.allowed:
         raise decision.error()
-    request[ACTOR] = session.actor()
-    response = await api_upload(request)
-    assert isinstance(response, web.Response) and isinstance(response.body, bytes)
-    body = json.loads(response.body)
+    outcome, complete = await receive_and_store(request, session.actor())
     albums = await album_choices(request, session.user_id)
     macros = request.app[JINJA].get_template("_macros.html").module
     cards = [macros.owner_card(image, albums, session.csrf_token, "/dashboard")  # type: ignore[attr-defined]
-             for image in body["data"]]
-    body["html"] = str(Markup("").join(cards))
-    out = web.json_response(body, status=response.status)
-    out.headers.update(decision.headers())
-    return out
+             for image in outcome.images]
+    extra: dict[str, Any] = {"html": str(Markup("").join(cards))}
+    if outcome.errors:
+        extra["errors"] = outcome.failures()
+    response = ok(outcome.images, status=201, extra=extra)
+    response.headers.update(decision.headers())
+    if not complete:
+        response.force_close()
+    return response
 
 
 def _image_changes(form: Form) -> ImageUpdate:

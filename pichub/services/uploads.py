@@ -1,0 +1,180 @@
+"""Uploads: process and store the files a request brought, each standing or falling alone.
+
+The web layer has already streamed each file to a temp file (`Received`) and
+validated the options (`UploadForm`). Here each file is checked and
+re-encoded in the image pool (`imaging.ops`), its blob written durably (a
+kept original is moved into place, never read into memory), and its row
+committed with the `image.uploaded` event in one transaction, after the
+album and quota checks. A crash at any point leaves the whole image or
+nothing visible: the start-up sweep removes a blob without its row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import secrets
+import shutil
+import unicodedata
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from pichub.blobs import BlobStore, sha256_file
+from pichub.config import StorageSettings
+from pichub.db import events as events_db
+from pichub.db import images as images_db
+from pichub.db import users as users_db
+from pichub.db.database import Conn, Database
+from pichub.errors import InsufficientStorage, PichubError, ValidationError, is_disk_full
+from pichub.imaging.formats import ext_of
+from pichub.imaging.ops import UploadResult, process_upload
+from pichub.models.common import UploadFailure
+from pichub.models.images import Image
+from pichub.models.uploads import UploadForm
+from pichub.services.albums import require_album
+
+MB: Final = 2**20
+#: Runs blocking work (Pillow) in the image pool, after the variants waiting for it.
+Blocking = Callable[..., Awaitable[Any]]
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass
+class Received:
+    """One file of the request: on disk at `path`, or refused while it arrived (`error`)."""
+
+    index: int
+    original_name: str
+    path: Path | None = None
+    error: PichubError | None = None
+
+
+@dataclass
+class Outcome:
+    """What became of each file: the stored images, in request order, and the failures."""
+
+    images: list[Image] = field(default_factory=list)
+    errors: list[tuple[int, str, PichubError]] = field(default_factory=list)
+
+    def failures(self) -> list[UploadFailure]:
+        return [UploadFailure(index=index, filename=name, code=exc.code, message=exc.message,
+                              details=exc.details) for index, name, exc in self.errors]
+
+
+def safe_filename(original: str, fmt: str, auto_rename: bool) -> str:
+    """A name safe in URLs and file systems, with the stored format's extension."""
+    ext = ext_of(fmt)
+    if auto_rename:
+        return f"{secrets.token_hex(8)}.{ext}"
+    base = original.replace("\\", "/").rsplit("/", 1)[-1]
+    stem = base.rsplit(".", 1)[0] if "." in base else base
+    ascii_stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
+    cleaned = _UNSAFE.sub("_", ascii_stem).strip("._")[:100] or "image"
+    return f"{cleaned}.{ext}"
+
+
+class Uploads:
+    """The upload rules for the API and the dashboard alike."""
+
+    def __init__(self, db: Database, blobs: BlobStore, storage: StorageSettings,
+                 default_quality: int, run: Blocking, on_change: Callable[[], None]) -> None:
+        self.db = db
+        self.blobs = blobs
+        self.storage = storage
+        self.default_quality = default_quality
+        self._run = run
+        self.on_change = on_change
+
+    def check_free_space(self, extra: int = 0) -> None:
+        """507 when storing `extra` more bytes would take the disk below its reserve."""
+        free = shutil.disk_usage(self.blobs.root).free
+        if free - extra < self.storage.min_free_mb * MB:
+            raise InsufficientStorage.disk_full()
+
+    async def store(self, user_id: int, form: UploadForm, files: Sequence[Received],
+                    base_url: str) -> Outcome:
+        """Store every good file; the others are reported in `errors` (in request order)."""
+        if not files:
+            raise ValidationError.field("files[]", "at least one file is required")
+        await require_album(self.db, user_id, form.album_id)
+        outcome = Outcome()
+        for item in files:
+            try:
+                if item.error is not None:
+                    raise item.error
+                outcome.images.append(await self._store_one(user_id, form, item, base_url))
+            except PichubError as exc:
+                outcome.errors.append((item.index, item.original_name, exc))
+        return outcome
+
+    async def _store_one(self, user_id: int, form: UploadForm, item: Received,
+                         base_url: str) -> Image:
+        """Process, write the blob durably, then commit row and event in one transaction."""
+        assert item.path is not None
+        storage = self.storage
+        result: UploadResult = await self._run(
+            process_upload, item.path, target=form.target_format(),
+            quality=form.quality or self.default_quality, remove_exif=form.remove_exif,
+            keep_location=form.keep_location, max_pixels=storage.max_pixels,
+            max_frames=storage.max_frames, max_decode_bytes=storage.max_decode_mb * MB,
+        )
+        image_id = secrets.token_urlsafe(9)
+        ext = ext_of(result.format)
+        try:
+            size, digest = await asyncio.to_thread(self._put_blob, image_id, ext, item.path,
+                                                   result.data)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise InsufficientStorage.disk_full() from None
+            raise
+        record = images_db.NewImage(
+            id=image_id, user_id=user_id, album_id=form.album_id,
+            filename=safe_filename(item.original_name, result.format, form.auto_rename),
+            original_name=item.original_name[:255], description=form.description,
+            format=result.format, width=result.width, height=result.height,
+            frames=result.frames, size=size, sha256=digest, is_public=form.is_public,
+        )
+        try:
+            return await self._commit(record, base_url)
+        except BaseException:
+            await asyncio.to_thread(self.blobs.delete, image_id, ext)
+            raise
+
+    def _put_blob(self, image_id: str, ext: str, received: Path,
+                  data: bytes | None) -> tuple[int, str]:
+        """Blocking: store the re-encoded `data`, or (None) the received file itself, moved
+        into place without reading it into memory. Returns the stored size and sha256."""
+        if data is None:
+            digest, size = sha256_file(received), received.stat().st_size
+            self.blobs.put_file(image_id, ext, received)
+            return size, digest
+        self.check_free_space(len(data))
+        self.blobs.put(image_id, ext, data)
+        return len(data), hashlib.sha256(data).hexdigest()
+
+    async def _commit(self, record: images_db.NewImage, base_url: str) -> Image:
+        async with self.db.transaction() as conn:
+            await require_album(conn, record.user_id, record.album_id)
+            await _check_quota(conn, record.user_id, record.size)
+            await images_db.insert(conn, record)
+            row = await images_db.get(conn, record.id)
+            assert row is not None
+            image = Image.from_row(row, base_url)
+            await events_db.record(conn, record.user_id, "image.uploaded", image.model_dump())
+        self.on_change()
+        return image
+
+
+async def _check_quota(conn: Conn, user_id: int, size: int) -> None:
+    quota = await users_db.quota_mb(conn, user_id)
+    if quota is None:
+        return
+    used = await users_db.used_bytes(conn, user_id)
+    if used + size > quota * MB:
+        raise InsufficientStorage(
+            "Storage quota exceeded",
+            f"Quota is {quota}MB; {round(used / MB)}MB used, this file needs "
+            f"{max(1, round(size / MB))}MB")
