@@ -28,7 +28,7 @@ import requests
 from PIL import Image
 
 from tests import samples
-from tests.support.server import Server, free_port
+from tests.support.server import Server
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = getattr(sys, "_base_executable", sys.executable)
@@ -53,17 +53,8 @@ class PyzServer(Server):
     """tests.support.server.Server, but `python3 pichub.pyz serve` with nothing installed."""
 
     def __init__(self, pyz: Path, workdir: Path) -> None:
-        self.data_dir = workdir / "data"
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [PYTHON, "-S", str(pyz), "serve", "--data-dir", str(self.data_dir),
-             "--port", str(self.port)],
-            cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={"PATH": "/usr/bin:/bin", "SHIV_ROOT": str(workdir / "shiv"),
-                 "PICHUB_STORAGE__MIN_FREE_MB": "0", "PICHUB_RATE_LIMITS__ENABLED": "false"},
-        )
-        self.output = self._wait_ready()
+        super().__init__(workdir / "data", env={"SHIV_ROOT": str(workdir / "shiv")},
+                         command=(PYTHON, "-S", str(pyz)), cwd=workdir)
 
 
 @pytest.fixture
@@ -91,9 +82,7 @@ def test_zipapp_serves_uploads_and_variants_and_stops_on_sigterm(served: PyzServ
     assert Image.open(io.BytesIO(variant.content)).size == (100, 75)
 
     served.proc.send_signal(signal.SIGTERM)
-    assert served.proc.wait(timeout=10) in (0, -signal.SIGTERM)
-    assert served.proc.stdout is not None
-    served.proc.stdout.close()
+    assert served.wait(timeout=10) in (0, -signal.SIGTERM)
 
 
 def test_zipapp_serves_the_web_page(served: PyzServer) -> None:
