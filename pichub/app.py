@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import shutil
@@ -24,7 +25,6 @@ from pichub.keys import (
     BLOBS,
     DB,
     GALLERY,
-    INFLIGHT,
     LIMITER,
     METRICS,
     PIPELINE,
@@ -35,7 +35,7 @@ from pichub.keys import (
     WEBHOOKS,
 )
 from pichub.middleware import api_middleware, error_middleware, security_headers
-from pichub.observe import InFlight, Metrics, observe_middleware
+from pichub.observe import Metrics, observe_middleware
 from pichub.ratelimit import RateLimiter
 from pichub.uploads import Uploader
 from pichub.views import api_albums, api_images, api_webhooks, health, img
@@ -60,9 +60,17 @@ def _sweep_sync(tmp: Path, blobs: BlobStore, known: set[str]) -> int:
 
 
 async def _storage(app: web.Application) -> AsyncIterator[None]:
+    """Open everything the app needs; what opened is closed again if a later step fails."""
+    async with contextlib.AsyncExitStack() as stack:
+        await _open_storage(app, stack)
+        yield
+
+
+async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) -> None:
     settings = app[SETTINGS]
     paths = data_paths(settings)
     db = await Database.open(paths["db"])
+    stack.push_async_callback(db.close)
     blobs = BlobStore(paths["blobs"])
     removed = await asyncio.to_thread(_sweep_sync, paths["tmp"], blobs,
                                       await images_db.all_ids(db))
@@ -72,6 +80,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     cache = DiskCache(paths["cache"], images.cache_max_mb * 2**20)
     pipeline = Pipeline(cache, images.workers, images.queue_size, images.default_quality,
                         max_dimension=images.max_dimension)
+    stack.push_async_callback(pipeline.aclose)
     await pipeline.start()
 
     async def run(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -82,6 +91,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         app[METRICS].cache_bytes.set(cache.total_bytes)
 
     limiter = RateLimiter.from_settings(settings.rate_limits)
+    stack.push_async_callback(limiter.close)
     app[LIMITER] = limiter
     app[DB] = db
     app[BLOBS] = blobs
@@ -104,23 +114,16 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     app[GALLERY] = Gallery(db, blobs, purge_variants=pipeline.purge, on_change=worker.wake)
     app[UPLOADER] = Uploader(db, blobs, settings, run, on_change=app[GALLERY].on_change)
     worker.start()
-    try:
-        yield
-    finally:
-        await worker.stop()
-        await pipeline.aclose()
-        await limiter.close()
-        await db.close()
+    stack.push_async_callback(worker.stop)
 
 
 def create_app(settings: Settings) -> web.Application:
-    metrics, inflight = Metrics(), InFlight()
+    metrics = Metrics()
     app = web.Application(middlewares=[
-        observe_middleware(inflight, metrics), security_headers, error_middleware, api_middleware,
+        observe_middleware(metrics), security_headers, error_middleware, api_middleware,
     ])
     app[SETTINGS] = settings
     app[METRICS] = metrics
-    app[INFLIGHT] = inflight
     app[TRUSTED_PROXIES] = parse_trusted(settings.server.trusted_proxies)
     app.cleanup_ctx.append(_storage)
     api: list[tuple[str, str, Any]] = [

@@ -14,7 +14,7 @@ from pichub.config import Settings
 from pichub.db.database import Database
 from pichub.gallery import Gallery
 from pichub.imaging.pipeline import Pipeline
-from pichub.observe import InFlight, Metrics
+from pichub.observe import Metrics
 from pichub.ratelimit import Decision, RateLimiter
 from pichub.uploads import Uploader
 from pichub.webhooks.worker import WebhookWorker
@@ -26,7 +26,6 @@ UPLOAD_TMP = web.AppKey("upload_tmp", Path)
 PIPELINE = web.AppKey("pipeline", Pipeline)
 TRUSTED_PROXIES = web.AppKey("trusted_proxies", Sequence[Network])  # server.trusted_proxies
 METRICS = web.AppKey("metrics", Metrics)
-INFLIGHT = web.AppKey("inflight", InFlight)
 WEBHOOKS = web.AppKey("webhooks", WebhookWorker)
 LIMITER = web.AppKey("limiter", RateLimiter)
 GALLERY = web.AppKey("gallery", Gallery)

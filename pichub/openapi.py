@@ -31,6 +31,7 @@ ERRORS: dict[int, tuple[str, str, Any]] = {
     403: ("FORBIDDEN", "This token has read scope; write scope is required", None),
     404: ("NOT_FOUND", "Image not found", None),
     405: ("METHOD_NOT_ALLOWED", "Method PUT is not allowed on /api/v1/images", None),
+    408: ("REQUEST_TIMEOUT", "No request body bytes arrived for 30 seconds", None),
     413: ("PAYLOAD_TOO_LARGE", "File size exceeds maximum limit",
           "Maximum file size is 50MB. Your file is 75MB."),
     415: ("UNSUPPORTED_MEDIA_TYPE", "Unsupported file format", None),
@@ -48,12 +49,14 @@ DESCRIPTIONS = {
     401: "Missing, invalid or revoked token.", 403: "Valid token with too little scope.",
     404: "No such resource, or it belongs to another user (never 403: no existence leak).",
     405: "Wrong method on a known route.",
+    408: "The request body stopped arriving for `server.body_timeout_s`; the connection closes.",
     413: "A file is larger than `storage.max_upload_mb`.",
     415: "Not JPEG, PNG, WebP, GIF or AVIF (sniffed from the bytes).",
     422: "Validation failed; `details` lists each bad field.",
     429: "Over a rate limit; retry after `Retry-After` seconds.",
     500: "Unexpected server error (no stack trace in the body).",
-    503: "The transform queue is full; retry after `Retry-After` seconds.",
+    503: "Busy (the transform queue is full, or too many connections) or shutting down; "
+         "retry after `Retry-After` seconds.",
     507: "Per-user quota or the server's free-disk reserve exceeded; nothing was stored.",
 }
 
@@ -88,8 +91,11 @@ def ok(description: str, data: J, example: Any, *, listed: bool = False,
 def operation(op_id: str, tag: str, summary: str, description: str, responses: J, *,
               errors: tuple[int, ...] = (), scope: str | None = "read",
               params: list[J] | None = None, body: J | None = None) -> J:
-    """One operation; auth errors (401/403), 405, 429 and 500 are added as they apply."""
-    codes = set(errors) | {405, 429, 500} | ({401, 403} if scope else set())
+    """One operation; auth errors (401/403), 405, 408 (a body), 429, 500 and 503 (busy,
+    shutting down) are added as they apply."""
+    codes = set(errors) | {405, 429, 500, 503} | ({401, 403} if scope else set())
+    if body:
+        codes.add(408)
     for code in sorted(codes):
         responses[str(code)] = ref("responses", ERRORS[code][0])
     op: J = {"operationId": op_id, "tags": [tag], "summary": summary,
