@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from pichub import hosts
 from pichub.blobs import BlobStore
 from pichub.clientip import parse_trusted
 from pichub.config import Settings
@@ -22,6 +23,7 @@ from pichub.gallery import Gallery
 from pichub.imaging.cache import DiskCache
 from pichub.imaging.pipeline import Pipeline
 from pichub.keys import (
+    ALLOWED_HOSTS,
     BLOBS,
     DB,
     GALLERY,
@@ -34,7 +36,7 @@ from pichub.keys import (
     UPLOADER,
     WEBHOOKS,
 )
-from pichub.middleware import api_middleware, error_middleware, security_headers
+from pichub.middleware import allowed_host, api_middleware, error_middleware, security_headers
 from pichub.observe import Metrics, observe_middleware
 from pichub.ratelimit import RateLimiter
 from pichub.uploads import Uploader
@@ -117,14 +119,23 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
     stack.push_async_callback(worker.stop)
 
 
+async def _allowed_hosts(app: web.Application) -> None:
+    """`server.allowed_hosts`, resolved once (the machine's names may need DNS: a thread)."""
+    server = app[SETTINGS].server
+    app[ALLOWED_HOSTS] = await asyncio.to_thread(
+        hosts.derive, server.allowed_hosts, server.host, server.public_url, hosts.machine_names)
+
+
 def create_app(settings: Settings) -> web.Application:
     metrics = Metrics()
     app = web.Application(middlewares=[
-        observe_middleware(metrics), security_headers, error_middleware, api_middleware,
+        observe_middleware(metrics), security_headers, error_middleware, allowed_host,
+        api_middleware,
     ])
     app[SETTINGS] = settings
     app[METRICS] = metrics
     app[TRUSTED_PROXIES] = parse_trusted(settings.server.trusted_proxies)
+    app.on_startup.append(_allowed_hosts)
     app.cleanup_ctx.append(_storage)
     api: list[tuple[str, str, Any]] = [
         ("POST", "/upload", upload),

@@ -22,6 +22,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from pichub import hosts
+
 EXIT_CONFIG = 2  # the exit status of `pichub` when the configuration is bad
 STORAGE_SCHEMES = frozenset({"memory", "redis", "rediss", "redis+unix"})  # rate_limits
 
@@ -44,6 +46,7 @@ class ServerSettings(_Section):
     body_timeout_s: float = Field(30.0, gt=0)
     keepalive_timeout_s: float = Field(15.0, gt=0)
     max_connections: int = Field(1000, ge=1)
+    allowed_hosts: list[str] = []
     log_level: str = "info"
     session_days: int = Field(30, ge=1)
 
@@ -62,6 +65,11 @@ class ServerSettings(_Section):
         for cidr in v:
             ipaddress.ip_network(cidr, strict=False)
         return v
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, v: list[str]) -> list[str]:
+        return [hosts.normalize(entry) for entry in v]
 
     @field_validator("log_level")
     @classmethod

@@ -13,6 +13,7 @@ from pichub.clientip import Network
 from pichub.config import Settings
 from pichub.db.database import Database
 from pichub.gallery import Gallery
+from pichub.hosts import AllowedHosts
 from pichub.imaging.pipeline import Pipeline
 from pichub.observe import Metrics
 from pichub.ratelimit import Decision, RateLimiter
@@ -26,6 +27,7 @@ UPLOAD_TMP = web.AppKey("upload_tmp", Path)
 PIPELINE = web.AppKey("pipeline", Pipeline)
 TRUSTED_PROXIES = web.AppKey("trusted_proxies", Sequence[Network])  # server.trusted_proxies
 METRICS = web.AppKey("metrics", Metrics)
+ALLOWED_HOSTS = web.AppKey("allowed_hosts", AllowedHosts)  # server.allowed_hosts, resolved
 WEBHOOKS = web.AppKey("webhooks", WebhookWorker)
 LIMITER = web.AppKey("limiter", RateLimiter)
 GALLERY = web.AppKey("gallery", Gallery)

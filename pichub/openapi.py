@@ -45,7 +45,8 @@ ERRORS: dict[int, tuple[str, str, Any]] = {
           "Quota is 100MB; 99MB used, this file needs 3MB"),
 }
 DESCRIPTIONS = {
-    400: "Malformed request: bad JSON, bad query parameter, not multipart.",
+    400: "Malformed request: bad JSON, bad query parameter, not multipart; or a `Host` "
+         "outside `server.allowed_hosts`.",
     401: "Missing, invalid or revoked token.", 403: "Valid token with too little scope.",
     404: "No such resource, or it belongs to another user (never 403: no existence leak).",
     405: "Wrong method on a known route.",
@@ -91,9 +92,9 @@ def ok(description: str, data: J, example: Any, *, listed: bool = False,
 def operation(op_id: str, tag: str, summary: str, description: str, responses: J, *,
               errors: tuple[int, ...] = (), scope: str | None = "read",
               params: list[J] | None = None, body: J | None = None) -> J:
-    """One operation; auth errors (401/403), 405, 408 (a body), 429, 500 and 503 (busy,
-    shutting down) are added as they apply."""
-    codes = set(errors) | {405, 429, 500, 503} | ({401, 403} if scope else set())
+    """One operation; 400 (Host), auth errors (401/403), 405, 408 (a body), 429, 500 and 503
+    (busy, shutting down) are added as they apply."""
+    codes = set(errors) | {400, 405, 429, 500, 503} | ({401, 403} if scope else set())
     if body:
         codes.add(408)
     for code in sorted(codes):

@@ -24,7 +24,7 @@ from aiohttp import web
 from pichub.app import create_app
 from pichub.config import Settings
 from pichub.connections import GuardedServer, Limits
-from pichub.keys import TRUSTED_PROXIES
+from pichub.keys import ALLOWED_HOSTS, TRUSTED_PROXIES
 from pichub.observe import access_logger
 
 log = logging.getLogger("pichub")
@@ -111,7 +111,7 @@ async def run(settings: Settings) -> None:
             raise StartupError(f"cannot listen on {server.host}:{server.port}: "
                                f"{exc.strerror or exc}") from None
         signals = _catch_signals()
-        _announce(settings)
+        _announce(settings, app)
         await signals.get()
         await _drain(runner.guarded, site, server.shutdown_timeout_s, signals)
     finally:
@@ -119,9 +119,11 @@ async def run(settings: Settings) -> None:
     log.info("stopped")
 
 
-def _announce(settings: Settings) -> None:
+def _announce(settings: Settings, app: web.Application) -> None:
     server = settings.server
     print(f"PicHub listening on http://{server.host}:{server.port}", flush=True)
+    print(f"Allowed hosts: {app[ALLOWED_HOSTS]} (add another name with server.allowed_hosts)",
+          flush=True)
     if settings.webhooks.url and settings.webhooks.secret is None:
         log.warning("webhooks.url is set without webhooks.secret: deliveries to it are "
                     "not signed, so the endpoint cannot tell them from forgeries")

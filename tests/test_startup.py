@@ -74,14 +74,17 @@ def test_a_failure_after_the_database_opened_exits_1(tmp_path: Path) -> None:
     assert "tmp" in the_error(proc)
 
 
-def test_start_up_warns_of_unsigned_webhooks(tmp_path: Path) -> None:
+def test_start_up_names_the_allowed_hosts_and_warns_of_unsigned_webhooks(
+        tmp_path: Path) -> None:
     unsigned = Server(tmp_path / "a", env={"PICHUB_WEBHOOKS__URL": "http://127.0.0.1:9/hook"})
     unsigned.wait_for_line("webhooks.secret")
     unsigned.stop()
+    assert ("Allowed hosts: localhost, 127.0.0.1, ::1 (add another name with "
+            "server.allowed_hosts)") in unsigned.logged
     warning = next(line for line in unsigned.logged.splitlines() if "webhooks.secret" in line)
     assert "WARNING" in warning and "webhooks.url" in warning and "not signed" in warning
 
     signed = Server(tmp_path / "b", env={"PICHUB_WEBHOOKS__URL": "http://127.0.0.1:9/hook",
                                          "PICHUB_WEBHOOKS__SECRET": "whsec_c2VjcmV0c2VjcmV0"})
     signed.stop()
-    assert "not signed" not in signed.logged
+    assert "Allowed hosts:" in signed.logged and "not signed" not in signed.logged
