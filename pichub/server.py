@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import resource
 import signal
 import time
@@ -107,9 +108,9 @@ async def run(settings: Settings) -> None:
         site = web.TCPSite(runner, server.host, server.port, backlog=backlog_for(fd_limit))
         try:
             await site.start()
-        except OSError as exc:
-            raise StartupError(f"cannot listen on {server.host}:{server.port}: "
-                               f"{exc.strerror or exc}") from None
+        except OSError as exc:  # asyncio's message repeats the address: keep the reason
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise StartupError(f"cannot listen on {server.host}:{server.port}: {reason}") from None
         signals = _catch_signals()
         _announce(settings, app)
         await signals.get()
