@@ -22,7 +22,7 @@ socket uses; it hands every connection a `GuardedHandler`, which adds:
   and nothing that arrives after the drain began is started (503).
 
 aiohttp internals relied on (3.14, read in web_protocol.py, web_server.py and
-streams.py; tests/test_connections.py fails if an upgrade changes them):
+streams.py; tests/test_connections_aiohttp.py fails if an upgrade changes them):
 `web.Server.__call__` is the protocol factory, and `RequestHandler.__init__`
 copies `manager.request_handler` and `manager.request_factory`; `start()` calls
 `request_handler(request)` for each request it begins and `finish_response()`
@@ -56,6 +56,8 @@ MAX_LINGERING_REFUSALS = 32  # beyond that (a flood), refused sockets close at o
 
 @dataclass(frozen=True)
 class Limits:
+    """`server.header_timeout_s`, `server.body_timeout_s` and the effective connection cap."""
+
     header_timeout_s: float
     body_timeout_s: float
     max_connections: int
@@ -128,6 +130,8 @@ class GuardedServer(web.Server):
 
     async def _begin(self, request: BaseRequest) -> web.StreamResponse:
         if self.draining:
+            # A request parsed just before its idle connection was closed for the drain
+            # still reaches here once: it must not start.
             return _shutting_down()
         handler = request.protocol
         assert isinstance(handler, GuardedHandler)
