@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import shutil
@@ -12,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from pichub import hosts
 from pichub.blobs import BlobStore
 from pichub.clientip import parse_trusted
 from pichub.config import Settings
@@ -21,9 +23,9 @@ from pichub.imaging.cache import DiskCache
 from pichub.imaging.pipeline import Pipeline
 from pichub.imaging.pool import Priority
 from pichub.keys import (
+    ALLOWED_HOSTS,
     BLOBS,
     DB,
-    INFLIGHT,
     LIMITER,
     METRICS,
     PIPELINE,
@@ -33,8 +35,8 @@ from pichub.keys import (
     UPLOAD_TMP,
     WEBHOOKS,
 )
-from pichub.middleware import api_middleware, error_middleware, security_headers
-from pichub.observe import InFlight, Metrics, observe_middleware
+from pichub.middleware import allowed_host, api_middleware, error_middleware, security_headers
+from pichub.observe import Metrics, observe_middleware
 from pichub.ratelimit import RateLimiter
 from pichub.services import Services
 from pichub.services.albums import Albums
@@ -62,9 +64,17 @@ def _sweep_sync(tmp: Path, blobs: BlobStore, known: set[str]) -> int:
 
 
 async def _storage(app: web.Application) -> AsyncIterator[None]:
+    """Open everything the app needs; what opened is closed again if a later step fails."""
+    async with contextlib.AsyncExitStack() as stack:
+        await _open_storage(app, stack)
+        yield
+
+
+async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) -> None:
     settings = app[SETTINGS]
     paths = data_paths(settings)
     db = await Database.open(paths["db"])
+    stack.push_async_callback(db.close)
     blobs = BlobStore(paths["blobs"])
     removed = await asyncio.to_thread(_sweep_sync, paths["tmp"], blobs,
                                       await images_db.all_ids(db))
@@ -75,6 +85,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     pipeline = Pipeline(cache, images.workers, images.queue_size, images.default_quality,
                         max_dimension=images.max_dimension,
                         max_decode_bytes=settings.storage.max_decode_mb * 2**20)
+    stack.push_async_callback(pipeline.aclose)
     await pipeline.start()
 
     async def run(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -85,6 +96,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         app[METRICS].cache_bytes.set(cache.total_bytes)
 
     limiter = RateLimiter.from_settings(settings.rate_limits)
+    stack.push_async_callback(limiter.close)
     app[LIMITER] = limiter
     app[DB] = db
     app[BLOBS] = blobs
@@ -112,24 +124,26 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
                         on_change=worker.wake),
     )
     worker.start()
-    try:
-        yield
-    finally:
-        await worker.stop()
-        await pipeline.aclose()
-        await limiter.close()
-        await db.close()
+    stack.push_async_callback(worker.stop)
+
+
+async def _allowed_hosts(app: web.Application) -> None:
+    """`server.allowed_hosts`, resolved once (the machine's names may need DNS: a thread)."""
+    server = app[SETTINGS].server
+    app[ALLOWED_HOSTS] = await asyncio.to_thread(
+        hosts.derive, server.allowed_hosts, server.host, server.public_url, hosts.machine_names)
 
 
 def create_app(settings: Settings) -> web.Application:
-    metrics, inflight = Metrics(), InFlight()
+    metrics = Metrics()
     app = web.Application(middlewares=[
-        observe_middleware(inflight, metrics), security_headers, error_middleware, api_middleware,
+        observe_middleware(metrics), security_headers, error_middleware, allowed_host,
+        api_middleware,
     ])
     app[SETTINGS] = settings
     app[METRICS] = metrics
-    app[INFLIGHT] = inflight
     app[TRUSTED_PROXIES] = parse_trusted(settings.server.trusted_proxies)
+    app.on_startup.append(_allowed_hosts)
     app.cleanup_ctx.append(_storage)
     register(app, api.ROUTES)
     app.add_routes(health.ROUTES)

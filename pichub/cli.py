@@ -10,10 +10,8 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from pichub.config import ConfigError, Settings, load_settings
+from pichub.config import EXIT_CONFIG, ConfigError, Settings, load_settings
 from pichub.errors import PichubError
-
-EXIT_CONFIG = 2
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

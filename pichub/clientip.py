@@ -112,11 +112,19 @@ def forwarded_base_url(
     if is_trusted(parse_address(peer), trusted):
         proto = _first_value(headers, "x-forwarded-proto").lower()
         scheme = proto if proto in ("http", "https") else scheme
-        forwarded_host = _first_value(headers, "x-forwarded-host")
-        host = forwarded_host if _HOST.match(forwarded_host) else host
+    host = forwarded_host(peer, headers, trusted) or host
     scheme = scheme if scheme in ("http", "https") else "http"
     host = host if _HOST.match(host) else "localhost"
     return f"{scheme}://{host}"
+
+
+def forwarded_host(peer: str | None, headers: Mapping[str, str],
+                   trusted: Sequence[Network]) -> str | None:
+    """The first `X-Forwarded-Host` value, when the peer is trusted and the value well formed."""
+    if not is_trusted(parse_address(peer), trusted):
+        return None
+    value = _first_value(headers, "x-forwarded-host")
+    return value if _HOST.match(value) else None
 
 
 def _first_value(headers: Mapping[str, str], name: str) -> str:

@@ -5,23 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 from pathlib import Path
 
-from aiohttp import web
-
-from pichub import accounts
-from pichub.app import create_app, data_paths
+from pichub import server
+from pichub.app import data_paths
 from pichub.backup import BackupError, Manifest
 from pichub.backup import backup as backup_to_dir
 from pichub.backup import restore as restore_from_dir
-from pichub.config import Settings
-from pichub.db import users as users_db
+from pichub.config import EXIT_CONFIG, ConfigError, Settings
 from pichub.db.database import Database
 from pichub.errors import NotFound
-from pichub.keys import INFLIGHT, TRUSTED_PROXIES
-from pichub.observe import access_logger, quiet_malformed_requests
+from pichub.observe import quiet_malformed_requests
+from pichub.services import accounts
 
 log = logging.getLogger("pichub")
 
@@ -57,44 +53,32 @@ async def _bootstrap(settings: Settings) -> None:
 
 
 def serve(settings: Settings) -> int:
+    """`pichub serve`: first-start bootstrap, then the server until it is stopped.
+
+    A failure exits at once: status 2 for a bad configuration, 1 for anything
+    else, with one line on stderr (after a logged traceback when unexpected).
+    """
     logging.basicConfig(level=settings.server.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     quiet_malformed_requests()
-    asyncio.run(_serve(settings))
+    try:
+        asyncio.run(_serve(settings))
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    except (server.StartupError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        log.exception("the server stopped on an unexpected error")
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
 async def _serve(settings: Settings) -> None:
-    """Run until SIGTERM/SIGINT, then stop accepting and drain before closing.
-
-    aiohttp's own shutdown stops reading request bodies at once, which would cut
-    an upload still arriving; so first the listening socket closes, then the
-    requests in flight get up to `shutdown_timeout_s` to finish, and only then
-    does aiohttp close the connections and the app its resources.
-    """
     await _bootstrap(settings)
-    server = settings.server
-    app = create_app(settings)
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0,
-                           access_log_class=access_logger(app[TRUSTED_PROXIES]))
-    await runner.setup()
-    site = web.TCPSite(runner, server.host, server.port)
-    await site.start()
-    print(f"PicHub listening on http://{server.host}:{server.port}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-        log.info("shutting down: no new connections; waiting for %d request(s)",
-                 app[INFLIGHT].count)
-        await site.stop()
-        if not await app[INFLIGHT].wait_idle(server.shutdown_timeout_s):
-            log.warning("shutdown timeout: %d request(s) cut", app[INFLIGHT].count)
-    finally:
-        await runner.cleanup()
-    log.info("stopped")
+    await server.run(settings)
 
 
 async def user_create(settings: Settings, args: argparse.Namespace) -> int:
@@ -111,7 +95,7 @@ async def user_create(settings: Settings, args: argparse.Namespace) -> int:
 async def user_list(settings: Settings, _args: argparse.Namespace) -> int:
     db = await _open(settings)
     try:
-        rows = await users_db.list_users(db)
+        rows = await accounts.list_users(db)
     finally:
         await db.close()
     print(f"{'ID':>4}  {'USERNAME':<20} {'ADMIN':<5}  {'QUOTA':>8}  {'IMAGES':>6}  CREATED")
@@ -135,10 +119,7 @@ async def token_create(settings: Settings, args: argparse.Namespace) -> int:
 async def token_list(settings: Settings, args: argparse.Namespace) -> int:
     db = await _open(settings)
     try:
-        user = await users_db.get_user_by_name(db, args.user)
-        if user is None:
-            raise NotFound("user")
-        rows = await users_db.list_tokens(db, user["id"])
+        rows = await accounts.list_tokens(db, args.user)
     finally:
         await db.close()
     print(f"{'ID':>4}  {'NAME':<20} {'SCOPE':<6} {'CREATED':<21} LAST USED")
@@ -151,13 +132,12 @@ async def token_list(settings: Settings, args: argparse.Namespace) -> int:
 async def token_revoke(settings: Settings, args: argparse.Namespace) -> int:
     db = await _open(settings)
     try:
-        async with db.transaction() as conn:
-            revoked = await users_db.revoke_token(conn, args.id)
-    finally:
-        await db.close()
-    if not revoked:
+        await accounts.revoke_token(db, args.id)
+    except NotFound:
         print(f"error: no live token with ID {args.id}", file=sys.stderr)
         return 1
+    finally:
+        await db.close()
     print(f"revoked token {args.id}")
     return 0
 

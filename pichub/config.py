@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import tomllib
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,11 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from pichub import hosts
+
+EXIT_CONFIG = 2  # the exit status of `pichub` when the configuration is bad
+STORAGE_SCHEMES = frozenset({"memory", "redis", "rediss", "redis+unix"})  # rate_limits
 
 
 class ConfigError(Exception):
@@ -36,6 +42,11 @@ class ServerSettings(_Section):
     public_url: str | None = None
     trusted_proxies: list[str] = []
     shutdown_timeout_s: float = Field(30.0, ge=0)
+    header_timeout_s: float = Field(10.0, gt=0)
+    body_timeout_s: float = Field(30.0, gt=0)
+    keepalive_timeout_s: float = Field(15.0, gt=0)
+    max_connections: int = Field(1000, ge=1)
+    allowed_hosts: list[str] = []
     log_level: str = "info"
     session_days: int = Field(30, ge=1)
 
@@ -54,6 +65,11 @@ class ServerSettings(_Section):
         for cidr in v:
             ipaddress.ip_network(cidr, strict=False)
         return v
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, v: list[str]) -> list[str]:
+        return [hosts.normalize(entry) for entry in v]
 
     @field_validator("log_level")
     @classmethod
@@ -89,6 +105,21 @@ class RateLimitSettings(_Section):
     img_miss: str = "120/minute"
     login: str = "10/minute"
     storage_uri: str = "memory://"
+
+    @field_validator("storage_uri")
+    @classmethod
+    def _storage(cls, v: str) -> str:
+        scheme = urllib.parse.urlsplit(v).scheme.removeprefix("async+")
+        if scheme not in STORAGE_SCHEMES:
+            raise ValueError(f"unsupported scheme {scheme!r} (use memory:// or "
+                             "redis://host:port/db)")
+        if scheme != "memory":
+            try:
+                import redis.asyncio  # noqa: F401
+            except ImportError:
+                raise ValueError("redis:// needs the 'redis' package, which this "
+                                 "installation lacks") from None
+        return v
 
     @field_validator("api", "upload", "img_miss", "login")
     @classmethod

@@ -70,6 +70,15 @@ class MethodNotAllowed(PichubError):
     status, code, default_message = 405, "METHOD_NOT_ALLOWED", "Method not allowed"
 
 
+class RequestTimeout(PichubError):
+    """408: the request body stopped arriving (`server.body_timeout_s`); the connection closes."""
+
+    status, code, default_message = 408, "REQUEST_TIMEOUT", "The request body stopped arriving"
+
+    def __init__(self, message: str | None = None, details: Any = None) -> None:
+        super().__init__(message, details, headers={"Connection": "close"})
+
+
 class PayloadTooLarge(PichubError):
     status, code, default_message = 413, "PAYLOAD_TOO_LARGE", "File size exceeds maximum limit"
 

@@ -11,8 +11,9 @@ from pichub.blobs import BlobStore
 from pichub.clientip import Network
 from pichub.config import Settings
 from pichub.db.database import Database
+from pichub.hosts import AllowedHosts
 from pichub.imaging.pipeline import Pipeline
-from pichub.observe import InFlight, Metrics
+from pichub.observe import Metrics
 from pichub.ratelimit import Decision, RateLimiter
 from pichub.services import Services
 from pichub.services.accounts import Actor
@@ -25,7 +26,7 @@ UPLOAD_TMP = web.AppKey("upload_tmp", Path)
 PIPELINE = web.AppKey("pipeline", Pipeline)
 TRUSTED_PROXIES = web.AppKey("trusted_proxies", Sequence[Network])  # server.trusted_proxies
 METRICS = web.AppKey("metrics", Metrics)
-INFLIGHT = web.AppKey("inflight", InFlight)
+ALLOWED_HOSTS = web.AppKey("allowed_hosts", AllowedHosts)  # server.allowed_hosts, resolved
 WEBHOOKS = web.AppKey("webhooks", WebhookWorker)
 LIMITER = web.AppKey("limiter", RateLimiter)
 SERVICES = web.AppKey("services", Services)

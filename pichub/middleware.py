@@ -14,8 +14,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from pichub.clientip import rate_limit_key, request_client_ip
+from pichub.clientip import forwarded_host, rate_limit_key, request_client_ip
 from pichub.errors import (
+    BadRequest,
     InsufficientStorage,
     MethodNotAllowed,
     NotFound,
@@ -24,7 +25,8 @@ from pichub.errors import (
     Unauthorized,
     is_disk_full,
 )
-from pichub.keys import ACTOR, DB, LIMITER, RATE, SETTINGS, TRUSTED_PROXIES
+from pichub.hosts import host_of
+from pichub.keys import ACTOR, ALLOWED_HOSTS, DB, LIMITER, RATE, SETTINGS, TRUSTED_PROXIES
 from pichub.ratelimit import user_rate_key
 from pichub.services.accounts import Actor, actor_from_token
 from pichub.views.routes import API_PREFIXES
@@ -168,6 +170,26 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     response = await handler(request)
     response.headers.update(decision.headers())
     return response
+
+
+@web.middleware
+async def allowed_host(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse (400) a `Host`, or a trusted proxy's `X-Forwarded-Host`, not in allowed_hosts.
+
+    Both name the base of absolute URLs when `server.public_url` is unset, and a
+    DNS-rebinding page makes a browser send its own name in `Host`.
+    """
+    app = request.app
+    claimed = [request.headers.get("Host", "")]  # none at all (HTTP/1.0) is refused too
+    forwarded = forwarded_host(request.remote, request.headers, app[TRUSTED_PROXIES])
+    if forwarded is not None and app[SETTINGS].server.public_url is None:
+        claimed.append(forwarded)
+    for value in claimed:
+        host = host_of(value)
+        if host is None or not app[ALLOWED_HOSTS].allows(host):
+            raise BadRequest(f"This server does not answer to the host {value!r}",
+                             {"host": value})
+    return await handler(request)
 
 
 @web.middleware

@@ -1,4 +1,4 @@
-"""Watching the running service: in-flight requests, Prometheus metrics, the access log.
+"""Watching the running service: Prometheus metrics and the access log.
 
 The metrics live in a registry per application (no process-global state), so
 tests can build many apps side by side.
@@ -6,7 +6,6 @@ tests can build many apps side by side.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,33 +19,6 @@ from pichub.clientip import Network, request_client_ip
 
 access_log = logging.getLogger("pichub.access")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class InFlight:
-    """Counts requests being handled, so shutdown can wait for them (uploads included)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-
-    def enter(self) -> None:
-        self.count += 1
-        self._idle.clear()
-
-    def leave(self) -> None:
-        self.count -= 1
-        if self.count == 0:
-            self._idle.set()
-
-    async def wait_idle(self, seconds: float) -> bool:
-        """True when every request finished within `seconds`."""
-        try:
-            async with asyncio.timeout(seconds):
-                await self._idle.wait()
-        except TimeoutError:
-            return False
-        return True
 
 
 class Metrics:
@@ -89,11 +61,9 @@ def route_of(request: web.Request) -> str:
     return resource.canonical
 
 
-def observe_middleware(inflight: InFlight, metrics: Metrics) -> Callable[..., Awaitable[
-        web.StreamResponse]]:
+def observe_middleware(metrics: Metrics) -> Callable[..., Awaitable[web.StreamResponse]]:
     @web.middleware
     async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
-        inflight.enter()
         metrics.in_flight.inc()
         started = time.perf_counter()
         status = 500
@@ -109,7 +79,6 @@ def observe_middleware(inflight: InFlight, metrics: Metrics) -> Callable[..., Aw
             metrics.requests.labels(request.method, route, str(status)).inc()
             metrics.latency.labels(route).observe(time.perf_counter() - started)
             metrics.in_flight.dec()
-            inflight.leave()
 
     return observe
 

@@ -43,13 +43,12 @@ from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
 
-from pichub.config import ConfigError, RateLimitSettings
+from pichub.config import RateLimitSettings
 from pichub.errors import RateLimited
 
 log = logging.getLogger(__name__)
 
 BUCKETS: tuple[str, ...] = ("api", "upload", "img_miss", "login")
-REDIS_SCHEMES = frozenset({"redis", "rediss", "redis+unix"})
 REDIS_TIMEOUT_S = 2.0
 
 
@@ -159,28 +158,21 @@ class _Backend:
 
 
 def open_backend(uri: str) -> _Backend:
-    """The storage named by `rate_limits.storage_uri` (`memory://` or `redis://…`)."""
-    scheme = urllib.parse.urlsplit(uri).scheme.removeprefix("async+")
-    if scheme == "memory":
+    """The storage named by `rate_limits.storage_uri` (`memory://` or `redis://…`).
+
+    The scheme and the `redis` package were checked when the settings loaded
+    (`RateLimitSettings`), so a bad URI stops start-up before anything opens.
+    """
+    if urllib.parse.urlsplit(uri).scheme.removeprefix("async+") == "memory":
         storage = PacedMemoryStorage()
         return _Backend(storage, (), storage.close)
-    if scheme in REDIS_SCHEMES:
-        return _redis_backend(uri.removeprefix("async+"))
-    raise ConfigError(
-        f"config: rate_limits.storage_uri: unsupported scheme {scheme!r} "
-        "(use memory:// or redis://host:port/db)"
-    )
+    return _redis_backend(uri.removeprefix("async+"))
 
 
 def _redis_backend(uri: str) -> _Backend:
-    try:
-        from redis.asyncio import ConnectionPool
-        from redis.exceptions import RedisError
-    except ImportError:
-        raise ConfigError(
-            "config: rate_limits.storage_uri: redis needs the 'redis' package "
-            "(pip install 'pichub[redis]')"
-        ) from None
+    from redis.asyncio import ConnectionPool
+    from redis.exceptions import RedisError
+
     pool = ConnectionPool.from_url(
         uri.replace("redis+unix://", "unix://", 1),
         socket_timeout=REDIS_TIMEOUT_S,

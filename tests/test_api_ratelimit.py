@@ -106,7 +106,8 @@ async def test_forged_forwarded_for_ignored_from_untrusted_peer(make_api: ApiFac
 
 async def test_forwarded_for_honoured_from_trusted_proxy(make_api: ApiFactory,
                                                          tmp_path: Path) -> None:
-    api = await make_api(limited(tmp_path, trusted_proxies=["127.0.0.0/8", "::1/128"]))
+    api = await make_api(limited(tmp_path, trusted_proxies=["127.0.0.0/8", "::1/128"],
+                                 allowed_hosts=["img.example"]))  # the proxy's public name
     for i in range(6):
         status, headers, _ = await get(api, "/api/v1/square",
                                        {"X-Forwarded-For": f"203.0.113.{i}"})
@@ -123,8 +124,8 @@ async def test_disabled_sends_no_headers(api: Api) -> None:
 
 
 async def test_trusted_proxy_sets_absolute_urls(make_api: ApiFactory, tmp_path: Path) -> None:
-    api = await make_api(make_settings(tmp_path, server={"trusted_proxies": ["127.0.0.1/32",
-                                                                             "::1/128"]}))
+    api = await make_api(make_settings(tmp_path, server={
+        "trusted_proxies": ["127.0.0.1/32", "::1/128"], "allowed_hosts": ["img.example.org"]}))
     forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "img.example.org"}
     status, body = await api.upload(("a.jpg", samples.jpeg()), headers=forwarded)
     assert status == 201

@@ -166,9 +166,7 @@ async def test_kill_9_with_receiver_down_delivers_after_restart(tmp_path: Path) 
     hook, image_id = await asyncio.to_thread(setup)
     await asyncio.sleep(0.5)  # the worker tries, the receiver is down
     server.proc.send_signal(signal.SIGKILL)
-    await asyncio.to_thread(server.proc.wait, 10)
-    assert server.proc.stdout is not None
-    server.proc.stdout.close()
+    await asyncio.to_thread(server.wait, 10)
 
     receiver = Receiver()
     await receiver.start(port)

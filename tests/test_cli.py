@@ -84,11 +84,8 @@ def test_help_lists_commands() -> None:
 def test_access_log_lines_reach_the_output(tmp_path: Path) -> None:
     srv = Server(tmp_path / "data")
     requests.get(srv.base + "/api/v1/square?page=1", timeout=10)
-    srv.proc.terminate()
-    assert srv.proc.stdout is not None
-    rest = srv.proc.stdout.read()
-    srv.proc.wait(timeout=30)
-    srv.proc.stdout.close()
+    srv.stop()
+    rest = srv.logged
     lines = [line for line in rest.splitlines() if "pichub.access" in line]
     assert any('method=GET path="/api/v1/square?page=1" status=200' in line
                and "client=127.0.0.1" in line for line in lines), rest

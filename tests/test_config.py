@@ -55,6 +55,8 @@ def test_toml_then_env_then_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path:
     ("[server]\nport = 70000\n", "server.port"),
     ("[server]\ntrusted_proxies = ['10.0.0.0/33']\n", "server.trusted_proxies"),
     ("[rate_limits]\napi = 'lots'\n", "rate_limits.api"),
+    ("[rate_limits]\nstorage_uri = 'memcached://localhost:11211'\n", "rate_limits.storage_uri"),
+    ("[server]\nallowed_hosts = ['img.example.com/x']\n", "server.allowed_hosts"),
     ("[images]\ndefault_quality = 0\n", "images.default_quality"),
     ("not toml at all [", "not valid TOML"),
 ])

@@ -39,11 +39,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                  {"PICHUB_SERVER__LOG_LEVEL": "warning", "PICHUB_IMAGES__MAX_DIMENSION": "300",
                   "PICHUB_STORAGE__MAX_FILES_PER_REQUEST": "4"})
     yield srv
-    srv.proc.terminate()
-    assert srv.proc.stdout is not None
-    log = srv.proc.stdout.read()
-    srv.proc.wait(timeout=30)
-    srv.proc.stdout.close()
+    srv.stop()
+    log = srv.logged
     assert "Traceback" not in log and "unhandled error" not in log, log
 
 

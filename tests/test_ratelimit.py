@@ -12,7 +12,7 @@ from limits import parse
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import FixedWindowRateLimiter
 
-from pichub.config import ConfigError, RateLimitSettings
+from pichub.config import RateLimitSettings
 from pichub.errors import RateLimited
 from pichub.ratelimit import UNLIMITED, Decision, PacedMemoryStorage, RateLimiter
 
@@ -161,11 +161,6 @@ async def test_disabled_always_allows_without_headers(make_limiter: MakeLimiter)
 async def test_unknown_bucket_is_a_programming_error(make_limiter: MakeLimiter) -> None:
     with pytest.raises(ValueError, match="bucket"):
         await make_limiter().check("apii", "k")
-
-
-def test_unsupported_storage_scheme_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="rate_limits.storage_uri"):
-        RateLimiter.from_settings(RateLimitSettings(storage_uri="memcached://localhost:11211"))
 
 
 def test_combine_prefers_refusal_then_lowest_remaining() -> None:

@@ -1,16 +1,11 @@
 """RateLimiter over a real redis-server shared by two limiters (two "processes").
 
-Skipped only when redis-server is not installed and CI is not "true"; in CI a
-missing redis-server (or `redis` package) fails the run instead.
+Skipped only when redis-server is not installed and CI is not "true" (tests.support.redis).
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import socket
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -18,57 +13,14 @@ import pytest
 
 from pichub.config import RateLimitSettings
 from pichub.ratelimit import UNLIMITED, RateLimiter
-
-
-def _require(available: bool, what: str) -> None:
-    if available:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{what} is required in CI", pytrace=False)
-    pytest.skip(f"{what} is not installed (install it to run the Redis rate-limit tests)")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_for_port(port: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"redis-server exited with {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError("redis-server did not start listening")
+from tests.support.redis import redis_server
+from tests.support.server import free_port
 
 
 @pytest.fixture(scope="module")
 def redis_url() -> Iterator[str]:
-    server = shutil.which("redis-server")
-    _require(server is not None, "redis-server")
-    try:
-        import redis  # noqa: F401
-    except ImportError:
-        _require(False, "the 'redis' Python package")
-    assert server is not None
-    port = _free_port()
-    proc = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait_for_port(port, proc)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with redis_server() as url:
+        yield url
 
 
 @pytest.fixture
@@ -120,7 +72,7 @@ async def test_ping(pair: tuple[RateLimiter, RateLimiter]) -> None:
 async def test_unreachable_redis_fails_open(
     redis_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    dead = f"redis://127.0.0.1:{_free_port()}/0"
+    dead = f"redis://127.0.0.1:{free_port()}/0"
     limiter = RateLimiter.from_settings(RateLimitSettings(storage_uri=dead))
     try:
         with caplog.at_level(logging.WARNING, logger="pichub.ratelimit"):

@@ -24,11 +24,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 from PIL import Image
 
 from tests import samples
-from tests.support.server import Server, free_port
+from tests.support.redis import redis_server
+from tests.support.server import Server
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = getattr(sys, "_base_executable", sys.executable)
@@ -52,18 +54,9 @@ def pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
 class PyzServer(Server):
     """tests.support.server.Server, but `python3 pichub.pyz serve` with nothing installed."""
 
-    def __init__(self, pyz: Path, workdir: Path) -> None:
-        self.data_dir = workdir / "data"
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [PYTHON, "-S", str(pyz), "serve", "--data-dir", str(self.data_dir),
-             "--port", str(self.port)],
-            cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={"PATH": "/usr/bin:/bin", "SHIV_ROOT": str(workdir / "shiv"),
-                 "PICHUB_STORAGE__MIN_FREE_MB": "0", "PICHUB_RATE_LIMITS__ENABLED": "false"},
-        )
-        self.output = self._wait_ready()
+    def __init__(self, pyz: Path, workdir: Path, env: dict[str, str] | None = None) -> None:
+        super().__init__(workdir / "data", env={"SHIV_ROOT": str(workdir / "shiv"), **(env or {})},
+                         command=(PYTHON, "-S", str(pyz)), cwd=workdir)
 
 
 @pytest.fixture
@@ -72,6 +65,12 @@ def served(pyz: Path, tmp_path: Path) -> Iterator[PyzServer]:
     yield server
     if server.proc.poll() is None:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    with redis_server() as url:
+        yield url
 
 
 def test_zipapp_serves_uploads_and_variants_and_stops_on_sigterm(served: PyzServer) -> None:
@@ -91,9 +90,30 @@ def test_zipapp_serves_uploads_and_variants_and_stops_on_sigterm(served: PyzServ
     assert Image.open(io.BytesIO(variant.content)).size == (100, 75)
 
     served.proc.send_signal(signal.SIGTERM)
-    assert served.proc.wait(timeout=10) in (0, -signal.SIGTERM)
-    assert served.proc.stdout is not None
-    served.proc.stdout.close()
+    assert served.wait(timeout=10) in (0, -signal.SIGTERM)
+
+
+def test_zipapp_shares_rate_limits_through_redis(pyz: Path, tmp_path: Path,
+                                                 redis_url: str) -> None:
+    """The `redis` client ships inside the file: `storage_uri = "redis://…"` works."""
+    server = PyzServer(pyz, tmp_path, env={"PICHUB_RATE_LIMITS__ENABLED": "true",
+                                           "PICHUB_RATE_LIMITS__API": "50/minute",
+                                           "PICHUB_RATE_LIMITS__STORAGE_URI": redis_url})
+    try:
+        first, second = (requests.get(f"{server.base}/api/v1/square", timeout=10)
+                         for _ in range(2))
+        assert first.status_code == second.status_code == 200
+        assert first.headers["X-RateLimit-Limit"] == "50"
+        left = int(first.headers["X-RateLimit-Remaining"])
+        assert int(second.headers["X-RateLimit-Remaining"]) == left - 1
+    finally:
+        server.stop()
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = [key.decode() for key in client.keys("*")]
+    finally:
+        client.close()
+    assert any("api" in key and "ip:127.0.0.1" in key for key in keys), keys
 
 
 def test_zipapp_serves_the_web_page(served: PyzServer) -> None:

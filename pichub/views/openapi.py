@@ -31,7 +31,8 @@ RATE_HEADERS: Final = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimi
 # status → (code, example message, example details, what it means)
 ERRORS: Final[dict[int, tuple[str, str, Any, str]]] = {
     400: ("BAD_REQUEST", "Request body is not valid JSON", None,
-          "Malformed request: bad JSON, bad query parameter, not (valid) multipart."),
+          "Malformed request: bad JSON, bad query parameter, not (valid) multipart; or a "
+          "`Host` outside `server.allowed_hosts`."),
     401: ("UNAUTHORIZED", "Invalid or expired API token",
           "Please check your API token and ensure it has not expired",
           "Missing, invalid or revoked token."),
@@ -41,6 +42,9 @@ ERRORS: Final[dict[int, tuple[str, str, Any, str]]] = {
           "No such resource, or it belongs to another user (never 403: no existence leak)."),
     405: ("METHOD_NOT_ALLOWED", "Method PUT is not allowed on /api/v1/images", None,
           "Wrong method on a known route."),
+    408: ("REQUEST_TIMEOUT", "No request body bytes arrived for 30 seconds", None,
+          "The request body stopped arriving for `server.body_timeout_s`; the connection "
+          "closes."),
     413: ("PAYLOAD_TOO_LARGE", "File size exceeds maximum limit",
           "Maximum file size is 50MB. Your file is 75MB.",
           "A file is larger than `storage.max_upload_mb`, or the form's other fields are "
@@ -56,7 +60,8 @@ ERRORS: Final[dict[int, tuple[str, str, Any, str]]] = {
     500: ("INTERNAL_ERROR", "Internal server error", None,
           "Unexpected server error (no stack trace in the body)."),
     503: ("SERVICE_UNAVAILABLE", "Server is busy, try again", None,
-          "The transform queue is full; retry after `Retry-After` seconds."),
+          "Busy (the transform queue is full, or too many connections) or shutting down; "
+          "retry after `Retry-After` seconds."),
     507: ("INSUFFICIENT_STORAGE", "Storage quota exceeded",
           "Quota is 100MB; 99MB used, this file needs 3MB",
           "Per-user quota or the server's free-disk reserve exceeded; nothing was stored."),
@@ -142,7 +147,9 @@ def _form_body(route: ApiRoute, schemas: J, s: Settings) -> J:
 
 def _operation(route: ApiRoute, schemas: J, s: Settings) -> J:
     responses: J = {str(route.status): _success(route)}
-    codes = set(route.errors) | {405, 429, 500} | ({401, 403} if route.scope else set())
+    codes = set(route.errors) | {400, 405, 429, 500, 503} | ({401, 403} if route.scope else set())
+    if route.body is not None or route.form is not None:
+        codes.add(408)
     for code in sorted(codes):
         responses[str(code)] = ref("responses", ERRORS[code][0])
     description = route.description

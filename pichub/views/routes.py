@@ -29,7 +29,9 @@ class ApiRoute:
     list of them when `many`, plus `meta` when `listed`); None for an answer
     described by `extra_data` (a raw JSON Schema). `scope`: the token scope
     needed, None for a public route. `errors`: the statuses it can answer
-    besides 401/403 (from `scope`), 405, 429 and 500, which every route has.
+    besides those every route may (400 for a Host outside `server.allowed_hosts`,
+    401/403 from `scope`, 405, 408 with a body, 429, 500, 503 while busy or
+    shutting down).
     """
 
     method: str

@@ -1,0 +1,159 @@
+"""Run the HTTP server until SIGTERM/SIGINT, then drain: `await run(settings)`.
+
+aiohttp's own shutdown stops reading request bodies at once, which would cut
+an upload still arriving, and keeps serving keep-alive connections while it
+waits. So: the listening socket closes; connections between requests close at
+once; requests in flight (uploads still arriving included) get
+`server.shutdown_timeout_s` to finish, each answered with `Connection: close`;
+whatever arrives after the drain began is not started; then aiohttp closes
+what is left and the app its resources. A second signal cuts the drain short.
+Connections themselves (timeouts, the cap) are in `pichub.connections`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import resource
+import signal
+import time
+from typing import Any
+
+from aiohttp import web
+
+from pichub.app import create_app
+from pichub.config import Settings
+from pichub.connections import GuardedServer, Limits
+from pichub.keys import ALLOWED_HOSTS, TRUSTED_PROXIES
+from pichub.observe import access_logger
+
+log = logging.getLogger("pichub")
+
+FD_RESERVE = 64  # the database, the event loop, logs, worker threads' files, Redis
+MAX_BACKLOG = 128  # connections accepted in one go, before the cap can refuse them
+CUT_GRACE_S = 1.0  # after the drain timeout, aiohttp's own shutdown: cancel and close
+
+
+class StartupError(Exception):
+    """Start-up failed for a reason one line explains (exit status 1)."""
+
+
+class Runner(web.AppRunner):
+    """An AppRunner whose server is a `GuardedServer` (overrides `_make_server`).
+
+    `BaseRunner.setup()` awaits `_make_server()` (AppRunner's runs the app's
+    start-up and builds a plain `web.Server`); sites then listen with that
+    server as their protocol factory.
+    """
+
+    def __init__(self, app: web.Application, limits: Limits, **handler_args: Any) -> None:
+        super().__init__(app, handle_signals=False, shutdown_timeout=CUT_GRACE_S,
+                         **handler_args)
+        self._limits = limits
+        self._handler_args = handler_args
+
+    async def _make_server(self) -> web.Server:
+        plain = await super()._make_server()
+        return GuardedServer(plain, self._limits, **self._handler_args)
+
+    @property
+    def guarded(self) -> GuardedServer:
+        assert isinstance(self.server, GuardedServer)
+        return self.server
+
+
+def raise_fd_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard one (good practice for servers); the result."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard <= soft:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError):
+        return soft
+    return hard
+
+
+def backlog_for(fd_limit: int) -> int:
+    return max(8, min(MAX_BACKLOG, fd_limit // 8))
+
+
+def connection_cap(max_connections: int, fd_limit: int) -> int:
+    """`server.max_connections`, lowered so that accept() never runs out of descriptors.
+
+    Each connection may hold a second descriptor (a file being sent, an upload
+    being received); the reserve covers the process's own files and a burst of
+    connections accepted at once before the cap can refuse them.
+    """
+    spare = fd_limit - FD_RESERVE - backlog_for(fd_limit)
+    return max(1, min(max_connections, spare // 2))
+
+
+async def run(settings: Settings) -> None:
+    """Serve until SIGTERM/SIGINT, then drain; raise StartupError if it cannot start."""
+    server = settings.server
+    fd_limit = raise_fd_limit()
+    cap = connection_cap(server.max_connections, fd_limit)
+    if cap < server.max_connections:
+        log.warning("at most %d connections: the file descriptor limit is %d "
+                    "(server.max_connections = %d; raise LimitNOFILE / ulimit -n)",
+                    cap, fd_limit, server.max_connections)
+    app = create_app(settings)
+    runner = Runner(app, Limits(server.header_timeout_s, server.body_timeout_s, cap),
+                    keepalive_timeout=server.keepalive_timeout_s,
+                    access_log_class=access_logger(app[TRUSTED_PROXIES]))
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, server.host, server.port, backlog=backlog_for(fd_limit))
+        try:
+            await site.start()
+        except OSError as exc:  # asyncio's message repeats the address: keep the reason
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise StartupError(f"cannot listen on {server.host}:{server.port}: {reason}") from None
+        signals = _catch_signals()
+        _announce(settings, app)
+        await signals.get()
+        await _drain(runner.guarded, site, server.shutdown_timeout_s, signals)
+    finally:
+        await runner.cleanup()
+    log.info("stopped")
+
+
+def _announce(settings: Settings, app: web.Application) -> None:
+    server = settings.server
+    print(f"PicHub listening on http://{server.host}:{server.port}", flush=True)
+    print(f"Allowed hosts: {app[ALLOWED_HOSTS]} (add another name with server.allowed_hosts)",
+          flush=True)
+    if settings.webhooks.url and settings.webhooks.secret is None:
+        log.warning("webhooks.url is set without webhooks.secret: deliveries to it are "
+                    "not signed, so the endpoint cannot tell them from forgeries")
+
+
+def _catch_signals() -> asyncio.Queue[int]:
+    """SIGTERM and SIGINT, queued: the first starts the drain, a second one cuts it short."""
+    signals: asyncio.Queue[int] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, signals.put_nowait, sig)
+    return signals
+
+
+async def _drain(server: GuardedServer, site: web.TCPSite, seconds: float,
+                 signals: asyncio.Queue[int]) -> None:
+    started = time.monotonic()
+    await site.stop()
+    idle = server.begin_drain()
+    log.info("shutting down: stopped listening, closed %d idle connection(s); "
+             "waiting up to %gs for %d request(s) in flight", idle, seconds, server.busy)
+    closed = asyncio.ensure_future(server.wait_closed())
+    again = asyncio.ensure_future(signals.get())
+    done, pending = await asyncio.wait({closed, again}, timeout=seconds,
+                                       return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    if closed in done:
+        log.info("drained in %.1fs", time.monotonic() - started)
+    else:
+        why = "second signal" if again in done else "shutdown timeout"
+        log.warning("%s: %d request(s) cut", why, server.busy)
