@@ -21,7 +21,6 @@ from pichub.db import images as images_db
 from pichub.db.database import Database
 from pichub.imaging.cache import DiskCache
 from pichub.imaging.pipeline import Pipeline
-from pichub.imaging.pool import Priority
 from pichub.keys import (
     ALLOWED_HOSTS,
     BLOBS,
@@ -84,13 +83,14 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
     cache = DiskCache(paths["cache"], images.cache_max_mb * 2**20)
     pipeline = Pipeline(cache, images.workers, images.queue_size, images.default_quality,
                         max_dimension=images.max_dimension,
-                        max_decode_bytes=settings.storage.max_decode_mb * 2**20)
+                        max_decode_bytes=settings.storage.max_decode_mb * 2**20,
+                        upload_memory_bytes=images.upload_memory_mb * 2**20)
     stack.push_async_callback(pipeline.aclose)
     await pipeline.start()
 
-    async def run(fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """Blocking upload work in the image pool, after any variant waiting for a thread."""
-        return await pipeline.run(Priority.UPLOAD, functools.partial(fn, *args, **kwargs))
+    async def convert(estimate: int, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Upload work in the image pool: within the upload memory budget, after variants."""
+        return await pipeline.convert(estimate, functools.partial(fn, *args, **kwargs))
 
     async def cache_size() -> None:
         app[METRICS].cache_bytes.set(cache.total_bytes)
@@ -120,7 +120,7 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
         images=Images(db, blobs, purge_variants=pipeline.purge, on_change=worker.wake),
         albums=Albums(db, on_change=worker.wake),
         webhooks=Webhooks(db, settings.webhooks, wake=worker.wake),
-        uploads=Uploads(db, blobs, settings.storage, images.default_quality, run,
+        uploads=Uploads(db, blobs, settings.storage, images.default_quality, convert,
                         on_change=worker.wake),
     )
     worker.start()

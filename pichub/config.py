@@ -95,6 +95,7 @@ class ImageSettings(_Section):
     cache_max_mb: int = Field(1024, ge=0)
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     queue_size: int = Field(32, ge=0)
+    upload_memory_mb: int = Field(320, ge=1)
     signing_key: SecretStr | None = None
 
 

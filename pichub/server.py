@@ -13,6 +13,8 @@ Connections themselves (timeouts, the cap) are in `pichub.connections`.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import logging
 import os
 import resource
@@ -75,6 +77,28 @@ def raise_fd_limit() -> int:
     return hard
 
 
+#: glibc's `mallopt` parameter number of M_MMAP_THRESHOLD (malloc.h).
+M_MMAP_THRESHOLD = -3
+#: Allocations from this size up get their own mapping, returned to the system when freed.
+MMAP_THRESHOLD = 1 << 20
+
+
+def return_freed_memory() -> bool:
+    """Make glibc give big freed buffers back to the system at once (True if it could).
+
+    By default glibc raises its mmap threshold each time a big block is freed, up to
+    32 MB, so image buffers (Pillow allocates 16 MB blocks) end up in per-thread heaps
+    that keep their pages: measured with `scripts/loadtest uploads`, 4 concurrent
+    20 MP uploads peaked at ~490 MB RSS that way and at ~365 MB with a fixed 1 MB
+    threshold (the same as MALLOC_MMAP_THRESHOLD_=1048576).
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+    except (OSError, AttributeError):  # not glibc (musl, macOS): their defaults stand
+        return False
+
+
 def backlog_for(fd_limit: int) -> int:
     return max(8, min(MAX_BACKLOG, fd_limit // 8))
 
@@ -93,6 +117,7 @@ def connection_cap(max_connections: int, fd_limit: int) -> int:
 async def run(settings: Settings) -> None:
     """Serve until SIGTERM/SIGINT, then drain; raise StartupError if it cannot start."""
     server = settings.server
+    return_freed_memory()
     fd_limit = raise_fd_limit()
     cap = connection_cap(server.max_connections, fd_limit)
     if cap < server.max_connections:

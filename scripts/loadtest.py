@@ -50,8 +50,8 @@ def _jpeg(size: tuple[int, int], seed: int, quality: int = 85) -> bytes:
 
 
 def _big_png(seed: int) -> bytes:
-    """About 45 MB: a 4000x3000 RGBA photo (noisy pixels compress poorly in PNG)."""
-    rgb = photo((4000, 3000), seed)
+    """About 45 MB: a 5200x3600 RGBA photo (noisy pixels compress poorly in PNG)."""
+    rgb = photo((5200, 3600), seed)
     rgba = rgb.convert("RGBA")
     out = io.BytesIO()
     rgba.save(out, "PNG", compress_level=1)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pichub.imaging.pool import Priority, PriorityPool
+from pichub.imaging.pool import MemoryBudget, Priority, PriorityPool
 
 
 @pytest.fixture
@@ -102,3 +102,58 @@ async def test_shutdown_cancels_waiting_jobs_and_joins_threads(gate: threading.E
         await waiting
     with pytest.raises(RuntimeError):
         pool.submit(Priority.VARIANT, lambda: None)
+
+
+async def test_memory_budget_admits_what_fits_first_come_first_served() -> None:
+    budget = MemoryBudget(100)
+    order: list[str] = []
+    release = {name: asyncio.Event() for name in ("a", "b", "c", "d")}
+
+    async def job(name: str, amount: int) -> None:
+        async with budget.reserve(amount):
+            order.append(name)
+            await release[name].wait()
+
+    tasks = [asyncio.create_task(job("a", 60))]
+    await asyncio.sleep(0)
+    tasks += [asyncio.create_task(job("b", 60)), asyncio.create_task(job("c", 10))]
+    await asyncio.sleep(0)
+    assert order == ["a"] and budget.in_use == 60  # c would fit, but b came first
+    release["a"].set()
+    await asyncio.sleep(0.01)
+    assert order == ["a", "b", "c"] and budget.in_use == 70
+    tasks.append(asyncio.create_task(job("d", 500)))  # bigger than the whole budget
+    await asyncio.sleep(0.01)
+    assert order == ["a", "b", "c"]
+    release["b"].set()
+    release["c"].set()
+    await asyncio.sleep(0.01)
+    assert order == ["a", "b", "c", "d"] and budget.in_use == 100  # alone, capped share
+    release["d"].set()
+    await asyncio.gather(*tasks)
+    assert budget.in_use == 0
+
+
+async def test_a_cancelled_waiter_gives_its_place_to_the_next() -> None:
+    budget = MemoryBudget(100)
+    holder_done = asyncio.Event()
+
+    async def hold() -> None:
+        async with budget.reserve(90):
+            await holder_done.wait()
+
+    async def want(amount: int) -> str:
+        async with budget.reserve(amount):
+            return "ran"
+
+    holder = asyncio.create_task(hold())
+    await asyncio.sleep(0)
+    big = asyncio.create_task(want(50))
+    small = asyncio.create_task(want(10))
+    await asyncio.sleep(0)
+    assert not small.done()  # queued behind `big`
+    big.cancel()
+    assert await small == "ran"  # fits next to the holder once `big` left the line
+    holder_done.set()
+    await holder
+    assert budget.in_use == 0

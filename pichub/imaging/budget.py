@@ -88,6 +88,20 @@ class DecodeCost:
         )
 
 
+#: Peak bytes per pixel of an upload conversion, measured (20 MP JPEG and 24 MP PNG, one at
+#: a time in a fresh process): re-encoding to WebP or AVIF ≈ 13 (the decode, then libwebp's
+#: own RGBA and YUV copies), to JPEG, PNG or GIF ≈ 4-5, keeping the file (verify decode) ≈ 4.
+CONVERSION_BYTES_PER_PIXEL: Final = {"webp": 13, "avif": 13}
+DEFAULT_CONVERSION_BYTES_PER_PIXEL: Final = 5
+
+
+def conversion_bytes(width: int, height: int, target: str | None) -> int:
+    """About the most memory converting a width × height upload to `target` (None: the
+    source's format) takes, for admission before the work starts."""
+    per_pixel = CONVERSION_BYTES_PER_PIXEL.get(target or "", DEFAULT_CONVERSION_BYTES_PER_PIXEL)
+    return width * height * per_pixel
+
+
 def decode_units(width: int, height: int, frames: int, spec: TransformSpec) -> int:
     """The decode cost of making `spec` from a stored width × height image of `frames`
     frames, in units of one still image (for rate limits that charge by cost).

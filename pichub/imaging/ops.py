@@ -78,6 +78,20 @@ def process_upload(
     return _with_metadata(path, kept, quality, policy)
 
 
+def probe(path: Path) -> tuple[int, int] | None:
+    """The width and height an image file declares (header only, no decode); None when it
+    is not one PicHub reads (`process_upload` then says why)."""
+    try:
+        with open(path, "rb") as fh:
+            source = sniff(fh.read(32))
+        if source is None:
+            return None
+        with Image.open(path, formats=[FORMATS[source][2]]) as im:
+            return im.width, im.height
+    except (*codecs.DECODE_ERRORS, OSError):
+        return None
+
+
 def _sniff(path: Path) -> str:
     with open(path, "rb") as fh:
         source = sniff(fh.read(32))

@@ -33,7 +33,7 @@ from typing import Any, Protocol, TypeVar
 from pichub.errors import ServiceUnavailable
 from pichub.imaging.cache import CacheHit, DiskCache
 from pichub.imaging.formats import ext_of, mime_of
-from pichub.imaging.pool import Priority, PriorityPool
+from pichub.imaging.pool import MemoryBudget, Priority, PriorityPool
 from pichub.imaging.spec import TransformSpec
 from pichub.imaging.transform import Encoded, transform
 from pichub.singleflight import SingleFlight
@@ -107,6 +107,7 @@ class Pipeline:
         *,
         max_dimension: int | None = None,
         max_decode_bytes: int | None = None,
+        upload_memory_bytes: int = 320 * 2**20,
         transform_fn: TransformFn = transform,
     ) -> None:
         self.cache = cache
@@ -115,6 +116,7 @@ class Pipeline:
         self.max_decode_bytes = max_decode_bytes
         self._transform = transform_fn
         self._pool = PriorityPool(workers)
+        self.upload_memory = MemoryBudget(upload_memory_bytes)
         self._capacity = workers + queue_size
         self._admitted = 0
         self._flights: SingleFlight[str, CacheHit] = SingleFlight()
@@ -196,6 +198,12 @@ class Pipeline:
         self._generation += 1
         self._sources.pop(image_id, None)
         return await self.run(Priority.VARIANT, self.cache.purge_image, image_id)
+
+    async def convert(self, estimate: int, fn: Callable[..., T], *args: Any) -> T:
+        """Upload work of about `estimate` bytes of memory: it waits for that share of
+        `upload_memory` (without holding a thread), then runs at UPLOAD priority."""
+        async with self.upload_memory.reserve(estimate):
+            return await self.run(Priority.UPLOAD, fn, *args)
 
     def run(self, priority: Priority, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Run blocking work (file I/O, Pillow) in this pool at `priority`.

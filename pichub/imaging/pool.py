@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import enum
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
@@ -122,3 +123,51 @@ class PriorityPool:
                 job.future.set_exception(exc)
             else:
                 job.future.set_result(result)
+
+
+class MemoryBudget:
+    """Bytes that jobs in flight may use together; a job waits for its share, first come
+    first served, before it goes to the pool (so a waiting job holds no thread).
+
+    A job bigger than the whole budget runs when nothing else holds any of it, so every
+    job that the per-image limits let through eventually runs.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = max(1, capacity)
+        self.in_use = 0
+        self._waiting: deque[tuple[int, asyncio.Future[None]]] = deque()
+
+    @contextlib.asynccontextmanager
+    async def reserve(self, amount: int) -> AsyncIterator[None]:
+        share = min(max(0, amount), self.capacity)
+        if self._waiting or self.in_use + share > self.capacity:
+            ready = asyncio.get_running_loop().create_future()
+            entry = (share, ready)
+            self._waiting.append(entry)
+            try:
+                await ready
+            except BaseException:
+                if entry in self._waiting:
+                    self._waiting.remove(entry)
+                    self._release(0)  # those behind it may fit now
+                elif ready.done() and not ready.cancelled():
+                    self._release(share)  # granted just as it was cancelled
+                raise
+        else:
+            self.in_use += share
+        try:
+            yield
+        finally:
+            self._release(share)
+
+    def _release(self, share: int) -> None:
+        self.in_use -= share
+        while self._waiting:
+            share_next, ready = self._waiting[0]
+            if self.in_use + share_next > self.capacity:
+                return
+            self._waiting.popleft()
+            if not ready.done():
+                self.in_use += share_next
+                ready.set_result(None)

@@ -29,16 +29,18 @@ from pichub.db import images as images_db
 from pichub.db import users as users_db
 from pichub.db.database import Conn, Database
 from pichub.errors import InsufficientStorage, PichubError, ValidationError, is_disk_full
+from pichub.imaging.budget import conversion_bytes
 from pichub.imaging.formats import ext_of
-from pichub.imaging.ops import UploadResult, process_upload
+from pichub.imaging.ops import UploadResult, probe, process_upload
 from pichub.models.common import UploadFailure
 from pichub.models.images import Image
 from pichub.models.uploads import UploadForm
 from pichub.services.albums import require_album
 
 MB: Final = 2**20
-#: Runs blocking work (Pillow) in the image pool, after the variants waiting for it.
-Blocking = Callable[..., Awaitable[Any]]
+#: Runs a conversion of about `estimate` bytes of memory (first argument) in the image pool,
+#: once the upload memory budget has room for it, after the variants waiting for a thread.
+Convert = Callable[..., Awaitable[Any]]
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -80,12 +82,13 @@ class Uploads:
     """The upload rules for the API and the dashboard alike."""
 
     def __init__(self, db: Database, blobs: BlobStore, storage: StorageSettings,
-                 default_quality: int, run: Blocking, on_change: Callable[[], None]) -> None:
+                 default_quality: int, convert: Convert,
+                 on_change: Callable[[], None]) -> None:
         self.db = db
         self.blobs = blobs
         self.storage = storage
         self.default_quality = default_quality
-        self._run = run
+        self._convert = convert
         self.on_change = on_change
 
     def check_free_space(self, extra: int = 0) -> None:
@@ -115,8 +118,10 @@ class Uploads:
         """Process, write the blob durably, then commit row and event in one transaction."""
         assert item.path is not None
         storage = self.storage
-        result: UploadResult = await self._run(
-            process_upload, item.path, target=form.target_format(),
+        declared = await asyncio.to_thread(probe, item.path)
+        estimate = conversion_bytes(*declared, form.target_format()) if declared else 0
+        result: UploadResult = await self._convert(
+            estimate, process_upload, item.path, target=form.target_format(),
             quality=form.quality or self.default_quality, remove_exif=form.remove_exif,
             keep_location=form.keep_location, max_pixels=storage.max_pixels,
             max_frames=storage.max_frames, max_decode_bytes=storage.max_decode_mb * MB,
