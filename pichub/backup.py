@@ -1,4 +1,4 @@
-"""Backup and restore of a data directory (SPEC §1): plain blocking functions.
+"""Backup and restore of a data directory (README: Running): plain blocking functions.
 
 A backup is laid out like a data directory, without `cache/` and `tmp/`:
 

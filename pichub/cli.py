@@ -1,4 +1,4 @@
-"""The `pichub` command: serve | user … | token … | backup | restore (SPEC §1)."""
+"""The `pichub` command: serve | user … | token … | backup | restore (README: Running)."""
 
 from __future__ import annotations
 

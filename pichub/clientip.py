@@ -1,7 +1,7 @@
 """Who is calling, and under which base URL: proxy-aware, spoof-resistant.
 
 `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Forwarded-Host` are honoured
-only when the socket peer is in `server.trusted_proxies` (SPEC §6, §9); from
+only when the socket peer is in `server.trusted_proxies` (docs/security.md); from
 anyone else they are ignored, since any client can send them. The functions
 are pure; the two `request_*` helpers at the bottom adapt them to aiohttp.
 """

@@ -1,7 +1,8 @@
 """Settings: defaults < TOML file < `PICHUB_SECTION__KEY` env < explicit overrides.
 
-Sections and key names are part of the contract (SPEC §1). Unknown keys in the
-TOML file are refused (they are typos); unknown `PICHUB_*` variables are ignored.
+Sections and key names are part of the contract (config.example.toml documents
+them). Unknown keys in the TOML file are refused (they are typos); unknown
+`PICHUB_*` variables are ignored.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The one exception tree of PicHub.
 
 Views, services and the imaging code raise these; only the middleware turns
-them into the JSON envelope of SPEC §2. No aiohttp import here, so plain
+them into the JSON envelope of docs/rules.md. No aiohttp import here, so plain
 functions (and the thread pool) can raise them too.
 """
 

@@ -1,6 +1,6 @@
 """Middleware: the caller, the error envelope, body draining and security headers.
 
-Every error leaves through `error_middleware`, so the envelope of SPEC §2 is
+Every error leaves through `error_middleware`, so the envelope of docs/rules.md is
 built in exactly one place. Unknown routes (404) and wrong methods (405)
 raised by aiohttp's router are mapped too; anything unexpected becomes a 500
 with no stack trace in the body (it goes to the log).

@@ -1,4 +1,4 @@
-"""Rate limits of SPEC §6: a thin wrapper over the `limits` package.
+"""Rate limits (README: Rate limits; docs/security.md): a thin wrapper over the `limits` package.
 
 Buckets, each one or more windows parsed once from `RateLimitSettings` with
 `limits.parse_many`: `api` (every API request, per token or client IP),

@@ -1,4 +1,4 @@
-"""Refused bodies still get their answer, and a huge body is never read whole (SPEC §2, §3)."""
+"""Refused bodies still get their answer, and a huge body is never read whole."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Images and albums (SPEC §4): listing, pagination, ownership, events in the same transaction."""
+"""Images and albums: listing, pagination, ownership, events in the same transaction."""
 
 from __future__ import annotations
 

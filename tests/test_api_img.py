@@ -1,4 +1,4 @@
-"""/img through the real server (SPEC §5): variants, caching headers, limits, signing."""
+"""/img through the real server: variants, caching headers, limits, signing."""
 
 from __future__ import annotations
 

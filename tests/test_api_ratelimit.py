@@ -1,4 +1,4 @@
-"""Rate limits through the real middleware (SPEC §6): headers, 429, buckets, client identity."""
+"""Rate limits through the real middleware: headers, 429, buckets, client identity."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""POST /upload: every field and rule of SPEC §3, through a real server."""
+"""POST /upload: every field and rule of the upload, through a real server."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Webhooks through the API and a real receiver (SPEC §7)."""
+"""Webhooks through the API and a real receiver."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`pichub backup` / `pichub restore` (SPEC §1): real data directories, real servers.
+"""`pichub backup` / `pichub restore`: real data directories, real servers.
 
 The functions of pichub/backup.py are tested against an in-process app (its
 database open, as in a running server); the commands end to end against a

@@ -1,4 +1,4 @@
-"""The `pichub` CLI against a real server subprocess on loopback (SPEC §1)."""
+"""The `pichub` CLI against a real server subprocess on loopback."""
 
 from __future__ import annotations
 

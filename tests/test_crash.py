@@ -1,4 +1,4 @@
-"""kill -9 after an acknowledged upload loses nothing (SPEC §3 durability)."""
+"""kill -9 after an acknowledged upload loses nothing."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""/healthz, /metrics and the access log (SPEC §9)."""
+"""/healthz, /metrics and the access log."""
 
 from __future__ import annotations
 

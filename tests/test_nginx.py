@@ -1,4 +1,4 @@
-"""docs/nginx.conf in front of a real `pichub serve` (SPEC §6, §9; docs/deploy.md).
+"""docs/nginx.conf in front of a real `pichub serve` (docs/deploy.md).
 
 Debian's nginx runs in the foreground on 127.0.0.1 with the sample site as
 written: only the upstream port, the listen addresses, the certificate (a

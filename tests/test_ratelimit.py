@@ -1,4 +1,4 @@
-"""RateLimiter against the real `limits` MemoryStorage (SPEC §6)."""
+"""RateLimiter against the real `limits` MemoryStorage."""
 
 from __future__ import annotations
 

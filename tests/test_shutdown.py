@@ -1,4 +1,4 @@
-"""SIGTERM drains: in-flight requests finish, nothing new starts, the process exits (SPEC §9)."""
+"""SIGTERM drains: in-flight requests finish, nothing new starts, the process exits."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The one-file zipapp (SPEC §1): `scripts/build-pyz`, then `python3 dist/pichub.pyz serve`.
+"""The one-file zipapp: `scripts/build-pyz`, then `python3 dist/pichub.pyz serve`.
 
 Slow-ish: building takes 10-20 s, once per run of this module; it runs in CI like
 every other test. `PICHUB_PYZ=path/to/pichub.pyz` tests an already built file.

@@ -1,4 +1,4 @@
-"""Dynamic-image parameters (SPEC §5): validated once, canonical everywhere after.
+"""Dynamic-image parameters (README: Dynamic images): validated once, canonical everywhere after.
 
 `TransformSpec.parse` turns the query string and URL extension of
 `/img/{id}[.{ext}]` into a frozen, canonical value: equivalent URLs

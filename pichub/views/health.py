@@ -1,4 +1,4 @@
-"""GET /healthz and GET /metrics (SPEC §9): no auth, cheap, honest."""
+"""GET /healthz and GET /metrics (README: Operations): no auth, cheap, honest."""
 
 from __future__ import annotations
 

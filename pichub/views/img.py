@@ -1,4 +1,6 @@
-"""GET|HEAD /img/{id}[.{ext}] and /{id}.{ext}: originals and on-the-fly variants (SPEC §5).
+"""GET|HEAD /img/{id}[.{ext}] and /{id}.{ext}: originals and on-the-fly variants.
+
+Parameters and caching: README, "Dynamic images".
 
 Ids never change content, so every answer is cacheable forever and carries a
 content ETag; conditional requests are answered with 304 before any file I/O.

@@ -1,6 +1,6 @@
-"""The server-rendered web UI (SPEC §8) and the OpenAPI document: `setup_ui(app)` wires it all.
+"""The server-rendered web UI (README: Web UI): `setup_ui(app)` wires it all.
 
-Routes (all outside the API prefixes, except the OpenAPI document):
+Routes (all outside the API prefixes):
 
 | page | what |
 |---|---|
@@ -12,7 +12,6 @@ Routes (all outside the API prefixes, except the OpenAPI document):
 | `POST /dashboard/images/{id}[/delete]` | edit (album, visibility, description) or delete |
 | `/dashboard/albums…`, `/dashboard/tokens…`, `/dashboard/webhooks…` | the other nouns |
 | `GET /docs` | Swagger UI over the OpenAPI document, with Try it out |
-| `GET /api/v1/openapi.json`, `GET /v1/openapi.json` | the OpenAPI 3.1 document, no auth |
 | `GET /static/{name}.{hash}.{ext}` | assets, cached for a year |
 
 Sessions authenticate the UI only; the JSON API accepts bearer tokens only.
@@ -38,7 +37,7 @@ __all__ = ["setup_ui"]
 
 
 def setup_ui(app: web.Application) -> None:
-    """Register every UI route, the OpenAPI routes and the static assets on `app`."""
+    """Register every UI route and the static assets on `app`."""
     assets = Assets.from_package()
     app[ASSETS] = assets
     app[JINJA] = make_env(assets, app[SETTINGS])

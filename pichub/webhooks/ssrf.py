@@ -1,4 +1,4 @@
-"""Server-side request forgery guard for webhook targets (SPEC §7).
+"""Server-side request forgery guard for webhook targets (docs/security.md: Outbound requests).
 
 A target is refused when it is not http(s), has no host, or any address it
 resolves to is loopback, private, link-local, multicast, reserved,

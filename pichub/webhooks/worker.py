@@ -1,4 +1,6 @@
-"""The webhook delivery worker: outbox → deliveries → signed POSTs (SPEC §7).
+"""The webhook delivery worker: outbox → deliveries → signed POSTs.
+
+The delivery rules: docs/rules.md, "Events and webhooks".
 
 One asyncio task loops: fan undispatched events into deliveries, lease the
 due ones, and start one task per delivery. Isolation: at most one attempt per
@@ -51,7 +53,7 @@ def backoff_s(base_s: float, attempt: int) -> float:
 
     Growth ×4 per attempt, each wait capped at 12 h: with the defaults (30 s,
     8 attempts) the waits are 30 s, 2 m, 8 m, 32 m, 2.1 h, 8.5 h, 12 h, so the
-    last attempt comes about a day after the first, as SPEC §7 promises.
+    last attempt comes about a day after the first, as docs/rules.md says.
     """
     nominal = min(base_s * BACKOFF_FACTOR ** (attempt - 1), max(base_s, BACKOFF_CAP_S))
     return float(nominal * random.uniform(1 - JITTER, 1 + JITTER))
