@@ -15,7 +15,6 @@ from aiohttp import web
 
 from pichub import hosts
 from pichub.blobs import BlobStore
-from pichub.clientip import parse_trusted
 from pichub.config import Settings
 from pichub.db import images as images_db
 from pichub.db.database import Database
@@ -34,17 +33,18 @@ from pichub.keys import (
     UPLOAD_TMP,
     WEBHOOKS,
 )
-from pichub.middleware import allowed_host, api_middleware, error_middleware, security_headers
-from pichub.observe import Metrics, observe_middleware
 from pichub.ratelimit import RateLimiter
 from pichub.services import Services
 from pichub.services.albums import Albums
 from pichub.services.images import Images
 from pichub.services.uploads import Uploads
 from pichub.services.webhooks import Webhooks
-from pichub.views import api, health, img
-from pichub.views.routes import register
-from pichub.views.ui import setup_ui
+from pichub.web import api, health, img
+from pichub.web.clientip import parse_trusted
+from pichub.web.middleware import allowed_host, api_middleware, error_middleware, security_headers
+from pichub.web.observe import Metrics, observe_middleware
+from pichub.web.routes import register
+from pichub.web.ui.setup import setup_ui
 from pichub.webhooks.worker import WebhookWorker
 
 log = logging.getLogger("pichub")

@@ -16,8 +16,8 @@ from pichub.backup import restore as restore_from_dir
 from pichub.config import EXIT_CONFIG, ConfigError, Settings
 from pichub.db.database import Database
 from pichub.errors import NotFound
-from pichub.observe import quiet_malformed_requests
 from pichub.services import accounts
+from pichub.web.observe import quiet_malformed_requests
 
 log = logging.getLogger("pichub")
 

@@ -5,18 +5,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import jinja2
 from aiohttp import web
 
 from pichub.blobs import BlobStore
-from pichub.clientip import Network
 from pichub.config import Settings
 from pichub.db.database import Database
 from pichub.hosts import AllowedHosts
 from pichub.imaging.pipeline import Pipeline
-from pichub.observe import Metrics
 from pichub.ratelimit import Decision, RateLimiter
 from pichub.services import Services
 from pichub.services.accounts import Actor
+from pichub.web.clientip import Network
+from pichub.web.observe import Metrics
+from pichub.web.ui.assets import Assets
 from pichub.webhooks.worker import WebhookWorker
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -30,6 +32,8 @@ ALLOWED_HOSTS = web.AppKey("allowed_hosts", AllowedHosts)  # server.allowed_host
 WEBHOOKS = web.AppKey("webhooks", WebhookWorker)
 LIMITER = web.AppKey("limiter", RateLimiter)
 SERVICES = web.AppKey("services", Services)
+JINJA = web.AppKey("ui_jinja", jinja2.Environment)  # the web UI's templates
+ASSETS = web.AppKey("ui_assets", Assets)  # the web UI's static files
 
 # Request-scoped values, set by the middleware: the caller (or None when anonymous).
 ACTOR: web.RequestKey[Actor | None] = web.RequestKey("actor")

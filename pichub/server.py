@@ -7,7 +7,7 @@ once; requests in flight (uploads still arriving included) get
 `server.shutdown_timeout_s` to finish, each answered with `Connection: close`;
 whatever arrives after the drain began is not started; then aiohttp closes
 what is left and the app its resources. A second signal cuts the drain short.
-Connections themselves (timeouts, the cap) are in `pichub.connections`.
+Connections themselves (timeouts, the cap) are in `pichub.web.connections`.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from aiohttp import web
 
 from pichub.app import create_app
 from pichub.config import Settings
-from pichub.connections import GuardedServer, Limits
 from pichub.keys import ALLOWED_HOSTS, TRUSTED_PROXIES
-from pichub.observe import access_logger
+from pichub.web.connections import GuardedServer, Limits
+from pichub.web.observe import access_logger
 
 log = logging.getLogger("pichub")
 

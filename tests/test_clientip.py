@@ -9,7 +9,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from multidict import CIMultiDict
 
-from pichub.clientip import (
+from pichub.web.clientip import (
     Network,
     client_ip,
     forwarded_base_url,

@@ -1,4 +1,4 @@
-"""Read timeouts and the connection cap (pichub.connections), on raw sockets.
+"""Read timeouts and the connection cap (pichub.web.connections), on raw sockets.
 
 Reports reproduced: connections that never finished their head, sent nothing,
 or stalled mid-body (also `POST /login`) stayed open for good; a stalled upload

@@ -1,4 +1,4 @@
-"""What pichub.connections relies on inside aiohttp, each checked on a real in-process server.
+"""What pichub.web.connections relies on inside aiohttp, each checked on a real in-process server.
 
 If an aiohttp upgrade changes how `web.Server` builds its per-connection
 `RequestHandler`, which hooks a request goes through, or how a request body's
@@ -15,9 +15,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from pichub.connections import Limits
 from pichub.errors import RequestTimeout
 from pichub.server import Runner
+from pichub.web.connections import Limits
 
 Serve = Callable[[web.Application, Limits], Awaitable[tuple[str, Runner]]]
 

@@ -13,8 +13,8 @@ import pytest
 from pichub.app import create_app
 from pichub.config import Settings
 from pichub.keys import DB, TRUSTED_PROXIES, UPLOAD_TMP
-from pichub.observe import access_logger
 from pichub.services import accounts
+from pichub.web.observe import access_logger
 from tests import samples
 from tests.conftest import Api, ApiFactory, make_settings
 

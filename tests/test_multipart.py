@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pichub.keys import SETTINGS
-from pichub.views.multipart import MAX_FIELD_BYTES, MAX_FIELDS, MAX_FIELDS_BYTES
+from pichub.web.multipart import MAX_FIELD_BYTES, MAX_FIELDS, MAX_FIELDS_BYTES
 from tests import samples
 from tests.conftest import Api
 from tests.support.rawhttp import RawResponse, exchange, multipart_request

@@ -20,9 +20,9 @@ from pichub.models.albums import AlbumCreate
 from pichub.models.base import SchemaGenerator
 from pichub.models.base import validate as validate_model
 from pichub.services import accounts
-from pichub.views import api as api_routes
-from pichub.views.openapi import REF, build_openapi
-from pichub.views.routes import API_PREFIXES
+from pichub.web import api as api_routes
+from pichub.web.openapi import REF, build_openapi
+from pichub.web.routes import API_PREFIXES
 
 JSON = "application/json"
 WEBHOOK_ROUTES = {

@@ -9,7 +9,7 @@ import pytest
 from browser import form_client
 
 from pichub.models.base import MAX_ROW_ID, parse_int
-from pichub.views.params import MAX_PAGE, page_number, pagination, row_id
+from pichub.web.params import MAX_PAGE, page_number, pagination, row_id
 from tests import samples
 from tests.conftest import Api
 

@@ -10,7 +10,7 @@ from browser import PASSWORD, FormClient, csrf_from, form_client
 
 from pichub.keys import DB
 from pichub.services import sessions
-from pichub.views.routes import API_PREFIXES
+from pichub.web.routes import API_PREFIXES
 
 
 def _set_cookie(resp: Any, name: str) -> str:

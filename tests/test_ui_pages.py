@@ -15,7 +15,7 @@ from browser import FormClient, form_client
 
 from pichub.keys import DB
 from pichub.models.webhooks import EVENT_TYPES
-from pichub.views.ui_assets import hashed_name
+from pichub.web.ui.assets import hashed_name
 
 XSS = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
 

@@ -7,10 +7,10 @@ from aiohttp import web
 from pichub.errors import NotFound
 from pichub.keys import SERVICES
 from pichub.models.images import Image
-from pichub.views.common import base_url
-from pichub.views.params import page_number
-from pichub.views.routes import API_PREFIXES
-from pichub.views.ui_common import current_session, error_page, pager, render
+from pichub.web.common import base_url
+from pichub.web.params import page_number
+from pichub.web.routes import API_PREFIXES
+from pichub.web.ui.common import current_session, error_page, pager, render
 
 SQUARE_PER_PAGE = 30
 OPENAPI_PATH = "/openapi.json"

@@ -15,7 +15,7 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from pichub.clientip import Network, request_client_ip
+from pichub.web.clientip import Network, request_client_ip
 
 access_log = logging.getLogger("pichub.access")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

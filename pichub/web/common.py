@@ -8,13 +8,13 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
-from pichub.clientip import request_base_url
 from pichub.errors import BadRequest, Unauthorized
 from pichub.keys import ACTOR, SETTINGS, TRUSTED_PROXIES
 from pichub.models.base import M, validate
 from pichub.models.common import Deleted, Meta
 from pichub.services.accounts import Actor
 from pichub.services.common import Page
+from pichub.web.clientip import request_base_url
 
 
 def dump(value: Any) -> Any:

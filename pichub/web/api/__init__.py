@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from pichub.keys import SETTINGS
-from pichub.views import api_albums, api_images, api_upload, api_webhooks
-from pichub.views.openapi import build_openapi
-from pichub.views.routes import ApiRoute
+from pichub.web.api import albums, images, upload, webhooks
+from pichub.web.openapi import build_openapi
+from pichub.web.routes import ApiRoute
 
 
 async def openapi_json(request: web.Request) -> web.Response:
@@ -18,10 +18,10 @@ async def openapi_json(request: web.Request) -> web.Response:
 
 
 ROUTES: list[ApiRoute] = [
-    *api_upload.ROUTES,
-    *api_images.ROUTES,
-    *api_albums.ROUTES,
-    *api_webhooks.ROUTES,
+    *upload.ROUTES,
+    *images.ROUTES,
+    *albums.ROUTES,
+    *webhooks.ROUTES,
     ApiRoute("GET", "/openapi.json", openapi_json, "openapi", "Meta", "This document",
              "No authentication; rendered by the `/docs` page.", scope=None,
              extra_data={"type": "object", "description": "The OpenAPI 3.1 document."}),

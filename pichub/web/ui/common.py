@@ -29,19 +29,16 @@ import jinja2
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from pichub.clientip import forwarded_base_url
 from pichub.config import Settings
 from pichub.errors import Forbidden, PichubError, Unauthorized
 from pichub.hashing import same_secret
 from pichub.imaging.spec import sign
-from pichub.keys import DB, TRUSTED_PROXIES
+from pichub.keys import DB, JINJA, TRUSTED_PROXIES
 from pichub.services import sessions
 from pichub.services.sessions import Session
 from pichub.timeutil import parse_iso
-from pichub.views.ui_assets import Assets
-
-JINJA = web.AppKey("ui_jinja", jinja2.Environment)
-ASSETS = web.AppKey("ui_assets", Assets)
+from pichub.web.clientip import forwarded_base_url
+from pichub.web.ui.assets import Assets
 
 FLASH_COOKIE = "pichub_flash"
 _SAFE_PATH = re.compile(r"/[!-\[\]-~]*", re.ASCII)  # printable ASCII, no space or backslash

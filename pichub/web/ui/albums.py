@@ -8,9 +8,9 @@ from pichub.keys import SERVICES
 from pichub.models.albums import AlbumCreate, AlbumUpdate
 from pichub.models.base import validate
 from pichub.services.sessions import Session
-from pichub.views.common import base_url
-from pichub.views.params import page_number, path_id
-from pichub.views.ui_common import Form, action, flash, page, pager, redirect, render, text_field
+from pichub.web.common import base_url
+from pichub.web.params import page_number, path_id
+from pichub.web.ui.common import Form, action, flash, page, pager, redirect, render, text_field
 
 PER_PAGE = 50
 BACK = "/dashboard/albums"

@@ -21,7 +21,7 @@ from pichub.models.base import SchemaGenerator
 from pichub.models.common import ErrorBody, Meta
 from pichub.models.images import IMAGE_ID_EXAMPLE
 from pichub.models.webhooks import EVENT_TYPES, PING, Event
-from pichub.views.routes import ApiRoute
+from pichub.web.routes import ApiRoute
 
 J = dict[str, Any]
 JSON: Final = "application/json"

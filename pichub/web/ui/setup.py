@@ -21,17 +21,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from pichub.keys import SETTINGS
-from pichub.views import (
-    ui_albums,
-    ui_auth,
-    ui_dashboard,
-    ui_public,
-    ui_tokens,
-    ui_webhooks,
-)
-from pichub.views.ui_assets import Assets, make_handler
-from pichub.views.ui_common import ASSETS, JINJA, make_env
+from pichub.keys import ASSETS, JINJA, SETTINGS
+from pichub.web.ui import albums, auth, dashboard, public, tokens, webhooks
+from pichub.web.ui.assets import Assets, make_handler
+from pichub.web.ui.common import make_env
 
 __all__ = ["setup_ui"]
 
@@ -42,11 +35,11 @@ def setup_ui(app: web.Application) -> None:
     app[ASSETS] = assets
     app[JINJA] = make_env(assets, app[SETTINGS])
     app.add_routes([
-        *ui_public.ROUTES,
-        *ui_auth.ROUTES,
-        *ui_dashboard.ROUTES,
-        *ui_albums.ROUTES,
-        *ui_tokens.ROUTES,
-        *ui_webhooks.ROUTES,
+        *public.ROUTES,
+        *auth.ROUTES,
+        *dashboard.ROUTES,
+        *albums.ROUTES,
+        *tokens.ROUTES,
+        *webhooks.ROUTES,
         make_handler(assets),
     ])

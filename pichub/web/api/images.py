@@ -7,9 +7,9 @@ from aiohttp import web
 from pichub.keys import SERVICES
 from pichub.models.common import Deleted
 from pichub.models.images import Image, ImageUpdate
-from pichub.views.common import actor, base_url, body_as, deleted, ok, ok_page
-from pichub.views.params import pagination, query_id
-from pichub.views.routes import ApiRoute
+from pichub.web.common import actor, base_url, body_as, deleted, ok, ok_page
+from pichub.web.params import pagination, query_id
+from pichub.web.routes import ApiRoute
 
 
 async def list_images(request: web.Request) -> web.Response:

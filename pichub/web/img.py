@@ -21,7 +21,6 @@ from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.helpers import ETAG_ANY
 
-from pichub.clientip import rate_limit_key, request_client_ip
 from pichub.errors import Forbidden, NotFound
 from pichub.imaging.budget import decode_units
 from pichub.imaging.formats import canonical, ext_of, mime_of
@@ -37,6 +36,7 @@ from pichub.keys import (
     TRUSTED_PROXIES,
 )
 from pichub.timeutil import parse_iso
+from pichub.web.clientip import rate_limit_key, request_client_ip
 
 CACHE_FOREVER = "public, max-age=31536000, immutable"
 ACCEPT_ORDER = (("image/avif", "avif"), ("image/webp", "webp"))

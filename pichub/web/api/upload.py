@@ -12,9 +12,9 @@ from pichub.models.images import Image
 from pichub.models.uploads import UploadForm
 from pichub.services.accounts import Actor
 from pichub.services.uploads import Outcome
-from pichub.views.common import actor, base_url, ok
-from pichub.views.multipart import read_upload
-from pichub.views.routes import ApiRoute
+from pichub.web.common import actor, base_url, ok
+from pichub.web.multipart import read_upload
+from pichub.web.routes import ApiRoute
 
 
 async def receive_and_store(request: web.Request, who: Actor) -> tuple[Outcome, bool]:

@@ -16,16 +16,15 @@ from aiohttp import web
 from markupsafe import Markup
 
 from pichub.errors import ValidationError
-from pichub.keys import LIMITER, SERVICES, SETTINGS
+from pichub.keys import JINJA, LIMITER, SERVICES, SETTINGS
 from pichub.models.base import parse_int, validate
 from pichub.models.images import ImageUpdate
 from pichub.ratelimit import user_rate_key
 from pichub.services.sessions import Session
-from pichub.views.api_upload import receive_and_store
-from pichub.views.common import base_url, ok
-from pichub.views.params import page_number, row_id
-from pichub.views.ui_common import (
-    JINJA,
+from pichub.web.api.upload import receive_and_store
+from pichub.web.common import base_url, ok
+from pichub.web.params import page_number, row_id
+from pichub.web.ui.common import (
     Form,
     action,
     flash,

@@ -13,8 +13,8 @@ from aiohttp import web
 from pichub.keys import DB
 from pichub.services import accounts
 from pichub.services.sessions import Session
-from pichub.views.params import path_id
-from pichub.views.ui_common import Form, action, flash, page, redirect, render, text_field
+from pichub.web.params import path_id
+from pichub.web.ui.common import Form, action, flash, page, redirect, render, text_field
 
 BACK = "/dashboard/tokens"
 

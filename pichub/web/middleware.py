@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from pichub.clientip import forwarded_host, rate_limit_key, request_client_ip
 from pichub.errors import (
     BadRequest,
     InsufficientStorage,
@@ -26,11 +25,12 @@ from pichub.errors import (
     is_disk_full,
 )
 from pichub.hosts import host_of
-from pichub.keys import ACTOR, ALLOWED_HOSTS, DB, LIMITER, RATE, SETTINGS, TRUSTED_PROXIES
+from pichub.keys import ACTOR, ALLOWED_HOSTS, DB, JINJA, LIMITER, RATE, SETTINGS, TRUSTED_PROXIES
 from pichub.ratelimit import user_rate_key
 from pichub.services.accounts import Actor, actor_from_token
-from pichub.views.routes import API_PREFIXES
-from pichub.views.ui_common import JINJA, error_page
+from pichub.web.clientip import forwarded_host, rate_limit_key, request_client_ip
+from pichub.web.routes import API_PREFIXES
+from pichub.web.ui.common import error_page
 
 log = logging.getLogger("pichub")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

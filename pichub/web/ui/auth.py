@@ -12,11 +12,11 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from pichub.clientip import rate_limit_key, request_client_ip
 from pichub.hashing import same_secret
 from pichub.keys import DB, LIMITER, SETTINGS, TRUSTED_PROXIES
 from pichub.services import sessions
-from pichub.views.ui_common import (
+from pichub.web.clientip import rate_limit_key, request_client_ip
+from pichub.web.ui.common import (
     current_session,
     redirect,
     render,

@@ -13,8 +13,8 @@ from pichub.keys import SERVICES
 from pichub.models.base import validate
 from pichub.models.webhooks import EVENT_TYPES, WebhookCreate, WebhookUpdate
 from pichub.services.sessions import Session
-from pichub.views.params import page_number, path_id
-from pichub.views.ui_common import Form, action, flash, page, pager, redirect, render, text_field
+from pichub.web.params import page_number, path_id
+from pichub.web.ui.common import Form, action, flash, page, pager, redirect, render, text_field
 
 BACK = "/dashboard/webhooks"
 PER_PAGE = 50

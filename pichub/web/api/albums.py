@@ -7,9 +7,9 @@ from aiohttp import web
 from pichub.keys import SERVICES
 from pichub.models.albums import Album, AlbumCreate, AlbumUpdate
 from pichub.models.common import Deleted
-from pichub.views.common import actor, base_url, body_as, deleted, ok, ok_page
-from pichub.views.params import pagination, path_id
-from pichub.views.routes import ApiRoute
+from pichub.web.common import actor, base_url, body_as, deleted, ok, ok_page
+from pichub.web.params import pagination, path_id
+from pichub.web.routes import ApiRoute
 
 
 async def create_album(request: web.Request) -> web.Response:

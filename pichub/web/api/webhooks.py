@@ -13,9 +13,9 @@ from pichub.models.webhooks import (
     WebhookCreated,
     WebhookUpdate,
 )
-from pichub.views.common import actor, body_as, deleted, ok, ok_page
-from pichub.views.params import pagination, path_id
-from pichub.views.routes import ApiRoute
+from pichub.web.common import actor, body_as, deleted, ok, ok_page
+from pichub.web.params import pagination, path_id
+from pichub.web.routes import ApiRoute
 
 
 async def create_webhook(request: web.Request) -> web.Response:

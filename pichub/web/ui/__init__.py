@@ -1,0 +1,1 @@
+"""The server-rendered web UI: pages over the same services as the API (see `setup`)."""
