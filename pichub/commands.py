@@ -10,13 +10,13 @@ from pathlib import Path
 
 from pichub import server
 from pichub.app import data_paths
-from pichub.backup import BackupError, Manifest
-from pichub.backup import backup as backup_to_dir
-from pichub.backup import restore as restore_from_dir
 from pichub.config import EXIT_CONFIG, ConfigError, Settings
 from pichub.db.database import Database
 from pichub.errors import NotFound
 from pichub.services import accounts
+from pichub.services.backup import BackupError, Manifest
+from pichub.services.backup import backup as backup_to_dir
+from pichub.services.backup import restore as restore_from_dir
 from pichub.web.observe import quiet_malformed_requests
 
 log = logging.getLogger("pichub")

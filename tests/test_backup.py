@@ -22,12 +22,13 @@ from typing import Any
 import pytest
 import requests
 
-from pichub import backup
 from pichub.app import create_app, data_paths
-from pichub.backup import BackupError, Manifest
 from pichub.blobs import BlobStore
 from pichub.config import Settings
+from pichub.db.snapshot import latest_schema
 from pichub.imaging.formats import ext_of
+from pichub.services import backup
+from pichub.services.backup import BackupError, Manifest
 from tests import samples
 from tests.conftest import ApiFactory, make_settings
 from tests.support.server import Server
@@ -251,7 +252,7 @@ async def test_restore_refuses_a_missing_or_unreadable_manifest(made: Path,
 
 
 async def test_restore_refuses_a_backup_from_a_newer_schema(made: Path, tmp_path: Path) -> None:
-    newer = backup.latest_schema() + 1
+    newer = latest_schema() + 1
     with closing(sqlite3.connect(made / "pichub.db")) as conn, conn:
         conn.execute(f"PRAGMA user_version = {newer}")
     edit_manifest(made, schema_version=newer)
@@ -283,7 +284,7 @@ async def test_restore_refuses_a_database_that_is_not_pichubs(made: Path,
     (made / "pichub.db").unlink()
     with closing(sqlite3.connect(made / "pichub.db")) as conn, conn:
         conn.execute("CREATE TABLE notes (body TEXT)")
-        conn.execute(f"PRAGMA user_version = {backup.latest_schema()}")
+        conn.execute(f"PRAGMA user_version = {latest_schema()}")
     with pytest.raises(BackupError, match="not a PicHub database"):
         await run(backup.restore, made, tmp_path / "target")
     assert_nothing_restored(tmp_path / "target")

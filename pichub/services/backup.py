@@ -28,14 +28,13 @@ import hashlib
 import json
 import os
 import shutil
-import sqlite3
-from contextlib import closing
 from dataclasses import asdict, dataclass, field
-from importlib import metadata, resources
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from pichub.blobs import BlobStore, atomic_write, fsync_dir
+from pichub.db.snapshot import Snapshot, SnapshotError, copy_online, latest_schema
 from pichub.imaging.formats import FORMATS, ext_of
 from pichub.timeutil import iso
 
@@ -100,31 +99,23 @@ def backup(data_dir: Path, dest: Path) -> Manifest:
 
 
 def _backup_into(data_dir: Path, dest: Path) -> Manifest:
-    _snapshot(data_dir / DB_FILE, dest / DB_FILE)
-    with closing(_connect(dest / DB_FILE)) as conn:
-        blobs = _blob_rows(conn)
-        _require_space(dest, sum(b.size for b in blobs))
-        dropped, damaged = _copy_blobs(blobs, BlobStore(data_dir / BLOBS_DIR),
-                                       BlobStore(dest / BLOBS_DIR))
-        _drop_rows(conn, dropped)
-        conn.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal
-        kept = [b for b in blobs if b.id not in dropped]
-        return Manifest(
-            created_at=iso(), pichub_version=_version(), schema_version=_user_version(conn),
-            images=len(kept), bytes=sum(b.size for b in kept),
-            dropped=sorted(dropped), damaged=sorted(damaged),
-        )
-
-
-def _snapshot(source: Path, target: Path) -> None:
-    """One-step online backup: a consistent read transaction, writers keep going (WAL)."""
-    uri = f"{source.resolve().as_uri()}?mode=rw"  # never creates a database
     try:
-        with closing(sqlite3.connect(uri, uri=True, timeout=30)) as src, \
-             closing(sqlite3.connect(target)) as dst:
-            src.backup(dst)
-    except sqlite3.Error as exc:
-        raise BackupError(f"cannot snapshot {source}: {exc}") from None
+        copy_online(data_dir / DB_FILE, dest / DB_FILE)
+        with Snapshot(dest / DB_FILE) as snapshot:
+            blobs = _blobs(snapshot)
+            _require_space(dest, sum(b.size for b in blobs))
+            dropped, damaged = _copy_blobs(blobs, BlobStore(data_dir / BLOBS_DIR),
+                                           BlobStore(dest / BLOBS_DIR))
+            snapshot.drop_images(dropped)
+            snapshot.make_self_contained()
+            kept = [b for b in blobs if b.id not in dropped]
+            return Manifest(
+                created_at=iso(), pichub_version=_version(),
+                schema_version=snapshot.schema_version(), images=len(kept),
+                bytes=sum(b.size for b in kept), dropped=sorted(dropped), damaged=sorted(damaged),
+            )
+    except SnapshotError as exc:
+        raise BackupError(str(exc)) from None
 
 
 def _copy_blobs(blobs: list[_Blob], source: BlobStore,
@@ -141,11 +132,6 @@ def _copy_blobs(blobs: list[_Blob], source: BlobStore,
         if (size, digest) != (blob.size, blob.sha256):
             damaged.add(blob.id)
     return dropped, damaged
-
-
-def _drop_rows(conn: sqlite3.Connection, ids: set[str]) -> None:
-    with conn:
-        conn.executemany("DELETE FROM images WHERE id = ?", [(i,) for i in sorted(ids)])
 
 
 # --- restore --------------------------------------------------------------------------------
@@ -177,9 +163,12 @@ def _restore_into(src: Path, tmp: Path, manifest: Manifest) -> None:
     if not source_db.is_file():
         raise BackupError(f"backup is damaged: {source_db} is missing")
     shutil.copyfile(source_db, tmp / DB_FILE)
-    with closing(_connect(tmp / DB_FILE)) as conn:
-        _check_database(conn, manifest)
-        blobs = _blob_rows(conn)
+    try:
+        with Snapshot(tmp / DB_FILE) as snapshot:
+            _check_database(snapshot, manifest)
+            blobs = _blobs(snapshot)
+    except SnapshotError as exc:
+        raise BackupError(f"backup is damaged: {exc}") from None
     if len(blobs) != manifest.images:
         raise BackupError(f"backup is damaged: the manifest says {manifest.images} images, "
                           f"the database has {len(blobs)}")
@@ -202,14 +191,11 @@ def _restore_blob(blob: _Blob, source: BlobStore, target: BlobStore, manifest: M
                           "its sha256")
 
 
-def _check_database(conn: sqlite3.Connection, manifest: Manifest) -> None:
-    try:
-        result = conn.execute("PRAGMA integrity_check").fetchone()[0]
-    except sqlite3.DatabaseError as exc:
-        raise BackupError(f"backup is damaged: the database cannot be read ({exc})") from None
+def _check_database(snapshot: Snapshot, manifest: Manifest) -> None:
+    result = snapshot.integrity()
     if result != "ok":
         raise BackupError(f"backup is damaged: integrity_check says {result}")
-    version = _user_version(conn)
+    version = snapshot.schema_version()
     if version != manifest.schema_version:
         raise BackupError(f"backup is damaged: database schema {version}, manifest says "
                           f"{manifest.schema_version}")
@@ -249,12 +235,6 @@ def _parse_manifest(data: Any, path: Path) -> Manifest:
 
 # --- shared ---------------------------------------------------------------------------------
 
-def latest_schema() -> int:
-    """The highest migration this PicHub knows (`PRAGMA user_version` after migrating)."""
-    folder = resources.files("pichub.db") / "migrations"
-    return max(int(e.name.split("_", 1)[0]) for e in folder.iterdir() if e.name.endswith(".sql"))
-
-
 def _require_empty(path: Path, what: str, ignore: str | None = None) -> None:
     if path.exists() and not path.is_dir():
         raise BackupError(f"{what} {path} is not a directory")
@@ -277,25 +257,13 @@ def _require_space(path: Path, needed: int) -> None:
                           f"have {free >> 20} MB")
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(path)
-
-
-def _blob_rows(conn: sqlite3.Connection) -> list[_Blob]:
-    try:
-        rows = conn.execute("SELECT id, format, size, sha256 FROM images ORDER BY seq").fetchall()
-    except sqlite3.Error as exc:
-        raise BackupError(f"not a PicHub database: {exc}") from None
+def _blobs(snapshot: Snapshot) -> list[_Blob]:
     blobs = []
-    for image_id, fmt, size, sha256 in rows:
+    for image_id, fmt, size, sha256 in snapshot.images():
         if fmt not in FORMATS:
             raise BackupError(f"image {image_id} has an unknown format {fmt!r}")
         blobs.append(_Blob(image_id, ext_of(fmt), size, sha256))
     return blobs
-
-
-def _user_version(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
 def _copy_blob(blob: _Blob, source: BlobStore, target: BlobStore) -> tuple[int, str]:
