@@ -84,7 +84,8 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
     pipeline = Pipeline(cache, images.workers, images.queue_size, images.default_quality,
                         max_dimension=images.max_dimension,
                         max_decode_bytes=settings.storage.max_decode_mb * 2**20,
-                        upload_memory_bytes=images.upload_memory_mb * 2**20)
+                        upload_memory_bytes=images.upload_memory_mb * 2**20,
+                        on_transform=app[METRICS].transform.observe)
     stack.push_async_callback(pipeline.aclose)
     await pipeline.start()
 
@@ -106,16 +107,21 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
     worker = WebhookWorker(db, settings.webhooks)
     app[WEBHOOKS] = worker
 
-    reported_failures = 0
-
     async def queue_depth() -> None:
-        nonlocal reported_failures
-        metrics = app[METRICS]
-        metrics.webhook_queue.set(await worker.queue_depth())
-        metrics.webhook_failures.inc(worker.failures_total - reported_failures)
-        reported_failures = worker.failures_total
+        app[METRICS].webhook_queue.set(await worker.queue_depth())
 
-    app[METRICS].refreshers.append(queue_depth)
+    metrics = app[METRICS]
+    metrics.refreshers.append(queue_depth)
+    metrics.count("pichub_variant_cache_hits", "Variant cache hits",
+                  lambda: pipeline.cache_hits)
+    metrics.count("pichub_variant_cache_misses", "Variant cache misses",
+                  lambda: pipeline.cache_misses)
+    metrics.count("pichub_transforms_rejected", "Variant requests refused as busy (503)",
+                  lambda: pipeline.transforms_rejected)
+    metrics.count("pichub_webhook_deliveries", "Webhook deliveries that succeeded",
+                  lambda: worker.delivered_total)
+    metrics.count("pichub_webhook_failures", "Webhook delivery attempts that failed",
+                  lambda: worker.failures_total)
     app[SERVICES] = Services(
         images=Images(db, blobs, purge_variants=pipeline.purge, on_change=worker.wake),
         albums=Albums(db, on_change=worker.wake),

@@ -12,10 +12,11 @@ import errno
 import hashlib
 import os
 import re
-import secrets
 import shutil
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{4,64}$")
 _EXT = re.compile(r"^[a-z0-9]{2,5}$")
@@ -39,20 +40,38 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see all of it or none of it."""
+def atomic_write(path: Path, data: bytes, *, durable_name: bool = True) -> None:
+    """Write `data` to `path` so that readers see all of it or none of it.
+
+    The data is fsynced before the rename; with `durable_name` the directory is fsynced
+    after it too, so the new name survives a crash (the variant cache, which can always
+    recompute, skips that).
+    """
+    _install(path, lambda fh: fh.write(data), durable_name)
+
+
+def atomic_copy(source: Path, path: Path) -> None:
+    """Copy the file at `source` to `path` with the guarantees of `atomic_write`."""
+    with open(source, "rb") as src:
+        _install(path, lambda fh: shutil.copyfileobj(src, fh, 1024 * 1024), True)
+
+
+def _install(path: Path, fill: Callable[[BinaryIO], object], durable_name: bool) -> None:
+    """Fill a temp file beside `path`, fsync it, rename it over `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{TMP_PREFIX}{secrets.token_hex(8)}-{path.name}")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TMP_PREFIX)
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
+        with os.fdopen(fd, "wb") as fh:
+            fill(fh)
             fh.flush()
+            os.fchmod(fh.fileno(), 0o644)
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        Path(tmp).unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
+    if durable_name:
+        fsync_dir(path.parent)
 
 
 class BlobStore:
@@ -88,24 +107,14 @@ class BlobStore:
         except OSError as exc:
             if exc.errno != errno.EXDEV:
                 raise
-            tmp = path.with_name(f"{TMP_PREFIX}{secrets.token_hex(8)}-{path.name}")
-            try:
-                shutil.copyfile(source, tmp)
-                with open(tmp, "rb") as fh:
-                    os.fsync(fh.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
+            atomic_copy(source, path)
+            return path
         fsync_dir(path.parent)
         return path
 
     def delete(self, image_id: str, ext: str) -> None:
         path = self.path(image_id, ext)
         path.unlink(missing_ok=True)
-
-    def exists(self, image_id: str, ext: str) -> bool:
-        return self.path(image_id, ext).is_file()
 
     def walk(self) -> Iterator[Path]:
         """Every file under the store, temp files included."""

@@ -98,11 +98,11 @@ async def user_list(settings: Settings, _args: argparse.Namespace) -> int:
         rows = await accounts.list_users(db)
     finally:
         await db.close()
-    print(f"{'ID':>4}  {'USERNAME':<20} {'ADMIN':<5}  {'QUOTA':>8}  {'IMAGES':>6}  CREATED")
-    for r in rows:
-        quota = f"{r['quota_mb']}MB" if r["quota_mb"] is not None else "-"
-        print(f"{r['id']:>4}  {r['username']:<20} {'yes' if r['is_admin'] else 'no':<5}"
-              f"  {quota:>8}  {r['image_count']:>6}  {r['created_at']}")
+    _table([(">4", "ID"), ("<20", "USERNAME"), ("<5", "ADMIN"), (">8", "QUOTA"),
+            (">6", "IMAGES"), ("", "CREATED")],
+           [(r["id"], r["username"], "yes" if r["is_admin"] else "no",
+             f"{r['quota_mb']}MB" if r["quota_mb"] is not None else "-", r["image_count"],
+             r["created_at"]) for r in rows])
     return 0
 
 
@@ -122,11 +122,18 @@ async def token_list(settings: Settings, args: argparse.Namespace) -> int:
         rows = await accounts.list_tokens(db, args.user)
     finally:
         await db.close()
-    print(f"{'ID':>4}  {'NAME':<20} {'SCOPE':<6} {'CREATED':<21} LAST USED")
-    for r in rows:
-        print(f"{r['id']:>4}  {r['name'][:20]:<20} {r['scope']:<6} {r['created_at']:<21}"
-              f" {r['last_used_at'] or '-'}")
+    _table([(">4", "ID"), ("<20", "NAME"), ("<6", "SCOPE"), ("<20", "CREATED"),
+            ("", "LAST USED")],
+           [(r["id"], r["name"][:20], r["scope"], r["created_at"], r["last_used_at"] or "-")
+            for r in rows])
     return 0
+
+
+def _table(columns: list[tuple[str, str]], rows: list[tuple[object, ...]]) -> None:
+    """Print aligned columns: (format spec, title) each, two spaces apart."""
+    for cells in [tuple(title for _, title in columns), *rows]:
+        print("  ".join(f"{cell!s:{spec}}" for (spec, _), cell in zip(columns, cells,
+                                                                       strict=True)).rstrip())
 
 
 async def token_revoke(settings: Settings, args: argparse.Namespace) -> int:

@@ -25,7 +25,6 @@ import functools
 import os
 import re
 import shutil
-import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -33,10 +32,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from pichub.blobs import TMP_PREFIX, atomic_write
+
 _ID: Final = r"[A-Za-z0-9_-]{1,128}"
 _KEY: Final = re.compile(rf"({_ID})/([0-9a-f]{{8,128}})")
 _EXT: Final = re.compile(r"[a-z0-9]{1,8}")
-_TEMP_PREFIX: Final = ".tmp-"
 #: A temp file older than this is a leftover of a crash; `scan` removes it.
 STALE_TEMP_S: Final = 3600.0
 #: A hit within this many seconds of the previous use of a variant is `recent`.
@@ -133,9 +133,9 @@ class DiskCache:
         rel = _relpath(key, ext)
         path = self.root / rel
         try:
-            _write_atomic(path, data)
+            atomic_write(path, data, durable_name=False)
         except FileNotFoundError:  # a concurrent purge removed the directory: once more
-            _write_atomic(path, data)
+            atomic_write(path, data, durable_name=False)
         with self._lock:
             self._forget(rel)
             self._index[rel] = _Entry(len(data), time.monotonic())
@@ -154,7 +154,7 @@ class DiskCache:
             for name in names:
                 self._forget(f"{prefix}/{name}")
         shutil.rmtree(directory, ignore_errors=True)
-        return sum(not name.startswith(_TEMP_PREFIX) for name in names)
+        return sum(not name.startswith(TMP_PREFIX) for name in names)
 
     def evict(self) -> list[Path]:
         """Delete least-recently-used variants until under `max_bytes`. Blocking.
@@ -196,7 +196,7 @@ class DiskCache:
             for image in _subdirs(shard):
                 for entry in os.scandir(image):
                     st = entry.stat(follow_symlinks=False)
-                    if entry.name.startswith(_TEMP_PREFIX):
+                    if entry.name.startswith(TMP_PREFIX):
                         if st.st_mtime < stale:
                             Path(entry.path).unlink(missing_ok=True)
                         continue
@@ -228,18 +228,3 @@ def _subdirs(path: Path) -> list[Path]:
         return [Path(e.path) for e in os.scandir(path) if e.is_dir(follow_symlinks=False)]
     except FileNotFoundError:
         return []
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_TEMP_PREFIX)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fchmod(fh.fileno(), 0o644)
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

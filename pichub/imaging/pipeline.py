@@ -12,8 +12,7 @@ eviction pass is scheduled in the background whenever a put leaves the cache
 over its budget (or enough hits wait to have their recency written to disk).
 
 Counters (`transforms_run`, `transforms_rejected`, `cache_hits`,
-`cache_misses`, `transform_seconds`) are plain attributes for tests and
-/metrics.
+`cache_misses`) are plain attributes; /metrics exports them as they are.
 """
 
 from __future__ import annotations
@@ -109,12 +108,14 @@ class Pipeline:
         max_decode_bytes: int | None = None,
         upload_memory_bytes: int = 320 * 2**20,
         transform_fn: TransformFn = transform,
+        on_transform: Callable[[float], object] = lambda seconds: None,
     ) -> None:
         self.cache = cache
         self.default_quality = default_quality
         self.max_dimension = max_dimension
         self.max_decode_bytes = max_decode_bytes
         self._transform = transform_fn
+        self.on_transform = on_transform  # told the seconds of each transform (for /metrics)
         self._pool = PriorityPool(workers)
         self.upload_memory = MemoryBudget(upload_memory_bytes)
         self._capacity = workers + queue_size
@@ -128,7 +129,6 @@ class Pipeline:
         self.transforms_rejected = 0
         self.cache_hits = 0
         self.cache_misses = 0
-        self.transform_seconds = 0.0
 
     async def start(self) -> None:
         """Rebuild the cache index from disk (in the pool), then trim it to budget."""
@@ -246,7 +246,7 @@ class Pipeline:
                                           source_format, spec)
         finally:
             self._admitted -= 1
-        self.transform_seconds += seconds
+        self.on_transform(seconds)
         self._maybe_evict()
         return hit
 

@@ -180,6 +180,14 @@ def FormChoice(choices: Mapping[str, str | None], default: str) -> Checked:  # n
                    replace=True)
 
 
+def changes(body: BaseModel, fields: str) -> dict[str, Any]:
+    """The fields a PATCH body sets (an explicit null included); 422 when it sets none."""
+    found = body.model_dump(exclude_unset=True)
+    if not found:
+        raise ValidationError.field("body", f"nothing to change: send {fields}")
+    return found
+
+
 # --- validation entry point -----------------------------------------------------------------
 
 _MESSAGES = {

@@ -11,8 +11,9 @@ from collections.abc import Callable
 from pichub.db import albums as albums_db
 from pichub.db import events as events_db
 from pichub.db.database import Conn, Database
-from pichub.errors import NotFound, ValidationError
+from pichub.errors import NotFound
 from pichub.models.albums import Album, AlbumCreate, AlbumUpdate
+from pichub.models.base import changes
 from pichub.models.common import Meta
 from pichub.services.common import Page
 
@@ -57,11 +58,9 @@ class Albums:
 
     async def update(self, user_id: int, album_id: int, body: AlbumUpdate,
                      base_url: str) -> Album:
-        changes = body.model_dump(exclude_unset=True)
-        if not changes:
-            raise ValidationError.field("body", "send name, description or is_public")
+        fields = changes(body, "name, description or is_public")
         async with self.db.transaction() as conn:
-            if not await albums_db.update(conn, user_id, album_id, **changes):
+            if not await albums_db.update(conn, user_id, album_id, **fields):
                 raise NotFound("album")
             album = await self._read(conn, user_id, album_id, base_url)
             await events_db.record(conn, user_id, "album.updated", album.model_dump())

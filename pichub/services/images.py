@@ -16,8 +16,9 @@ from pichub.blobs import BlobStore
 from pichub.db import events as events_db
 from pichub.db import images as images_db
 from pichub.db.database import Database, Row
-from pichub.errors import NotFound, ValidationError
+from pichub.errors import NotFound
 from pichub.imaging.formats import ext_of
+from pichub.models.base import changes
 from pichub.models.common import Meta
 from pichub.models.images import Image, ImageUpdate
 from pichub.services.albums import require_album
@@ -59,15 +60,13 @@ class Images:
 
     async def update(self, user_id: int, image_id: str, body: ImageUpdate,
                      base_url: str) -> Image:
-        changes = body.model_dump(exclude_unset=True)
-        if not changes:
-            raise ValidationError.field("body", "send album_id, is_public or description")
+        fields = changes(body, "album_id, is_public or description")
         async with self.db.transaction() as conn:
             if await images_db.get(conn, image_id, user_id) is None:
                 raise NotFound("image")
-            if "album_id" in changes:
-                await require_album(conn, user_id, changes["album_id"])
-            await images_db.update(conn, image_id, user_id, **changes)
+            if "album_id" in fields:
+                await require_album(conn, user_id, fields["album_id"])
+            await images_db.update(conn, image_id, user_id, **fields)
             row = await images_db.get(conn, image_id, user_id)
         assert row is not None
         return Image.from_row(row, base_url)

@@ -15,7 +15,8 @@ from pichub.config import WebhookSettings
 from pichub.db import deliveries as deliveries_db
 from pichub.db import webhooks as webhooks_db
 from pichub.db.database import Database
-from pichub.errors import NotFound, ValidationError
+from pichub.errors import NotFound
+from pichub.models.base import changes
 from pichub.models.common import Meta
 from pichub.models.webhooks import Delivery, Webhook, WebhookCreate, WebhookCreated, WebhookUpdate
 from pichub.services.common import Page
@@ -50,14 +51,11 @@ class Webhooks:
         return Webhook.from_row(row)
 
     async def update(self, user_id: int, webhook_id: int, body: WebhookUpdate) -> Webhook:
-        changes = body.model_dump(exclude_unset=True)
-        if not changes:
-            raise ValidationError.field(
-                "body", "nothing to change: give url, events, description or is_active")
+        fields = changes(body, "url, events, description or is_active")
         if body.url is not None:
             await ssrf.check_url(body.url, self.settings.allow_private_networks)
         async with self.db.transaction() as conn:
-            if not await webhooks_db.update(conn, user_id, webhook_id, changes):
+            if not await webhooks_db.update(conn, user_id, webhook_id, fields):
                 raise NotFound("webhook")
             row = await webhooks_db.get(conn, user_id, webhook_id)
         assert row is not None

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-import time
 from datetime import datetime
 from email.utils import format_datetime
 from pathlib import Path
@@ -29,7 +28,6 @@ from pichub.imaging.spec import TransformSpec, verify
 from pichub.keys import (
     BLOBS,
     LIMITER,
-    METRICS,
     PIPELINE,
     SERVICES,
     SETTINGS,
@@ -215,18 +213,13 @@ async def serve_image(request: web.Request) -> web.StreamResponse:
     key = app[SETTINGS].images.signing_key
     if key is not None and not verify(request.path, request.query, key.get_secret_value()):
         raise Forbidden("Invalid or missing signature", "Variant URLs must be signed (s=)")
-    pipeline, metrics = app[PIPELINE], app[METRICS]
+    pipeline = app[PIPELINE]
     variant = pipeline.cached(image_id, spec)
     if variant is None:
         await _limit_miss(request, decode_units(source.width, source.height, source.frames,
                                                 spec))
-        metrics.cache_misses.inc()
-        started = time.perf_counter()
         blob = app[BLOBS].path(image_id, ext_of(stored))  # resolves symlinks: misses only
         variant = await pipeline.variant(image_id, blob, stored, spec)
-        metrics.transform.observe(time.perf_counter() - started)
-    else:
-        metrics.cache_hits.inc()
     return await _answer_variant(request, variant, modified, vary)
 
 

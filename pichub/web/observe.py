@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from pichub.web.clientip import Network, request_client_ip
 
@@ -35,21 +37,31 @@ class Metrics:
         self.transform = Histogram("pichub_transform_duration_seconds",
                                    "Time to compute an image variant", registry=r,
                                    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
-        self.cache_hits = Counter("pichub_variant_cache_hits", "Variant cache hits", registry=r)
-        self.cache_misses = Counter("pichub_variant_cache_misses", "Variant cache misses",
-                                    registry=r)
         self.cache_bytes = Gauge("pichub_variant_cache_bytes", "Size of the variant cache",
                                  registry=r)
         self.upload_bytes = Counter("pichub_upload_bytes", "Bytes of images stored", registry=r)
         self.uploads = Counter("pichub_uploads", "Images stored", registry=r)
         self.webhook_queue = Gauge("pichub_webhook_queue_depth", "Webhook deliveries pending",
                                    registry=r)
-        self.webhook_failures = Counter("pichub_webhook_failures",
-                                        "Webhook delivery attempts that failed", registry=r)
         self.in_flight = Gauge("pichub_http_requests_in_flight", "Requests being handled",
                                registry=r)
         # Async callbacks run before each scrape to refresh gauges (cache size, queue depth).
         self.refreshers: list[Callable[[], Awaitable[None]]] = []
+
+    def count(self, name: str, documentation: str, read: Callable[[], float]) -> None:
+        """Export a counter kept elsewhere (the pipeline's, the webhook worker's): `read()`
+        is its value at each scrape, so an event is counted in one place only."""
+        self.registry.register(_CounterReader(name, documentation, read))
+
+
+class _CounterReader(Collector):
+    """A Prometheus collector for a counter another object keeps."""
+
+    def __init__(self, name: str, documentation: str, read: Callable[[], float]) -> None:
+        self.name, self.documentation, self.read = name, documentation, read
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(self.name, self.documentation, value=self.read())
 
 
 def route_of(request: web.Request) -> str:
