@@ -30,7 +30,7 @@ from pichub.ratelimit import user_rate_key
 from pichub.services.accounts import Actor, actor_from_token
 from pichub.web.clientip import forwarded_host, rate_limit_key, request_client_ip
 from pichub.web.routes import API_PREFIXES
-from pichub.web.ui.common import error_page
+from pichub.web.ui.templates import error_page
 
 log = logging.getLogger("pichub")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -10,7 +10,9 @@ from pichub.models.base import validate
 from pichub.services.sessions import Session
 from pichub.web.common import base_url
 from pichub.web.params import page_number, path_id
-from pichub.web.ui.common import Form, action, flash, page, pager, redirect, render, text_field
+from pichub.web.ui.forms import Form, flash, pager, redirect, text_field
+from pichub.web.ui.guards import action, page
+from pichub.web.ui.templates import render
 
 PER_PAGE = 50
 BACK = "/dashboard/albums"

@@ -16,14 +16,9 @@ from pichub.hashing import same_secret
 from pichub.keys import DB, LIMITER, SETTINGS, TRUSTED_PROXIES
 from pichub.services import sessions
 from pichub.web.clientip import rate_limit_key, request_client_ip
-from pichub.web.ui.common import (
-    current_session,
-    redirect,
-    render,
-    safe_next,
-    set_cookie,
-    text_field,
-)
+from pichub.web.ui.forms import redirect, safe_next, text_field
+from pichub.web.ui.guards import current_session, set_cookie
+from pichub.web.ui.templates import render
 
 FAILED = "Wrong username or password."
 

@@ -24,18 +24,9 @@ from pichub.services.sessions import Session
 from pichub.web.api.upload import receive_and_store
 from pichub.web.common import base_url, ok
 from pichub.web.params import page_number, row_id
-from pichub.web.ui.common import (
-    Form,
-    action,
-    flash,
-    page,
-    pager,
-    redirect,
-    render,
-    safe_next,
-    text_field,
-    xhr,
-)
+from pichub.web.ui.forms import Form, flash, pager, redirect, safe_next, text_field
+from pichub.web.ui.guards import action, page, xhr
+from pichub.web.ui.templates import render
 
 PER_PAGE = 24
 

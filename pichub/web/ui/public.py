@@ -10,7 +10,9 @@ from pichub.models.images import Image
 from pichub.web.common import base_url
 from pichub.web.params import page_number
 from pichub.web.routes import API_PREFIXES
-from pichub.web.ui.common import current_session, error_page, pager, render
+from pichub.web.ui.forms import pager
+from pichub.web.ui.guards import current_session
+from pichub.web.ui.templates import error_page, render
 
 SQUARE_PER_PAGE = 30
 OPENAPI_PATH = "/openapi.json"

@@ -24,7 +24,7 @@ from aiohttp import web
 from pichub.keys import ASSETS, JINJA, SETTINGS
 from pichub.web.ui import albums, auth, dashboard, public, tokens, webhooks
 from pichub.web.ui.assets import Assets, make_handler
-from pichub.web.ui.common import make_env
+from pichub.web.ui.templates import make_env
 
 __all__ = ["setup_ui"]
 

@@ -14,7 +14,9 @@ from pichub.keys import DB
 from pichub.services import accounts
 from pichub.services.sessions import Session
 from pichub.web.params import path_id
-from pichub.web.ui.common import Form, action, flash, page, redirect, render, text_field
+from pichub.web.ui.forms import Form, flash, redirect, text_field
+from pichub.web.ui.guards import action, page
+from pichub.web.ui.templates import render
 
 BACK = "/dashboard/tokens"
 

@@ -1,0 +1,106 @@
+"""Templates of the web UI: the Jinja environment, its filters, and rendering a page.
+
+Every HTML response carries a strict Content-Security-Policy (no inline
+scripts anywhere in the UI), so markup that slipped past autoescaping still
+could not run.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Callable
+from datetime import datetime
+from importlib import resources
+from typing import Any
+
+import jinja2
+from aiohttp import web
+
+from pichub.config import Settings
+from pichub.errors import PichubError
+from pichub.imaging.spec import sign
+from pichub.keys import JINJA
+from pichub.services.sessions import Session
+from pichub.timeutil import parse_iso
+from pichub.web.ui.assets import Assets
+from pichub.web.ui.forms import FLASH_COOKIE, read_flash
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+       "img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+       "form-action 'self'; frame-ancestors 'none'")
+
+
+def _load_template(name: str) -> str | None:
+    if ".." in name.split("/"):
+        return None
+    entry = resources.files("pichub") / "templates"
+    for part in name.split("/"):
+        entry = entry / part
+    return entry.read_text(encoding="utf-8") if entry.is_file() else None
+
+
+def filesize(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def when(stamp: str | None) -> str:
+    """`2026-11-27T06:50:33Z` → `2026-11-27 06:50 UTC` (the ISO value goes in `datetime`)."""
+    if not stamp:
+        return "—"
+    moment: datetime = parse_iso(stamp[:19] + "Z")
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def variant_urls(signing_key: str | None) -> Callable[..., str]:
+    """`variant(id, w=400)` → `/img/{id}.webp?w=400`, signed when `images.signing_key` is set."""
+
+    def variant(image_id: str, **params: int | str) -> str:
+        path = f"/img/{image_id}.webp"
+        query = {name: str(value) for name, value in params.items()}
+        if signing_key:
+            query["s"] = sign(path, query, signing_key)
+        return f"{path}?{urllib.parse.urlencode(query)}"
+
+    return variant
+
+
+def make_env(assets: Assets, settings: Settings) -> jinja2.Environment:
+    """Jinja with autoescaping on for everything and undefined names as errors."""
+    env = jinja2.Environment(
+        loader=jinja2.FunctionLoader(_load_template), autoescape=True,
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+    )
+    key = settings.images.signing_key
+    env.globals["static"] = assets.url
+    env.globals["variant"] = variant_urls(key.get_secret_value() if key else None)
+    env.filters["filesize"] = filesize
+    env.filters["when"] = when
+    return env
+
+
+def render(request: web.Request, template: str, context: dict[str, Any], *,
+           session: Session | None = None, status: int = 200,
+           csrf_token: str | None = None) -> web.Response:
+    """An HTML page; `session` gives the nav its user and the forms their CSRF token."""
+    flash = read_flash(request)
+    values = {"user": session, "flash": flash, "path": request.path,
+              "csrf_token": csrf_token or (session.csrf_token if session else ""), **context}
+    html = request.app[JINJA].get_template(template).render(values)
+    response = web.Response(text=html, content_type="text/html", status=status)
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["Cache-Control"] = "no-store" if session else "no-cache"
+    if flash is not None:
+        response.del_cookie(FLASH_COOKIE, path="/")
+    return response
+
+
+def error_page(request: web.Request, exc: PichubError, session: Session | None) -> web.Response:
+    response = render(request, "error.html", {"status": exc.status, "message": exc.message},
+                      session=session, status=exc.status)
+    response.headers.update(exc.headers)
+    return response
