@@ -41,7 +41,7 @@ from pichub.services.uploads import Uploads
 from pichub.services.webhooks import Webhooks
 from pichub.web import api, health, img
 from pichub.web.clientip import parse_trusted
-from pichub.web.middleware import allowed_host, api_middleware, error_middleware, security_headers
+from pichub.web.middleware import api_middleware, front_middleware
 from pichub.web.observe import Metrics, observe_middleware
 from pichub.web.routes import register
 from pichub.web.ui.setup import setup_ui
@@ -143,8 +143,7 @@ async def _allowed_hosts(app: web.Application) -> None:
 def create_app(settings: Settings) -> web.Application:
     metrics = Metrics()
     app = web.Application(middlewares=[
-        observe_middleware(metrics), security_headers, error_middleware, allowed_host,
-        api_middleware,
+        observe_middleware(metrics), front_middleware, api_middleware,
     ])
     app[SETTINGS] = settings
     app[METRICS] = metrics

@@ -11,6 +11,7 @@ machine's names and addresses (it may block on DNS: call it in a thread).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import socket
@@ -81,8 +82,19 @@ class AllowedHosts:
                 return True
         return False
 
+    def allows_header(self, value: str) -> bool:
+        """Whether a `Host` (or `X-Forwarded-Host`) value names an allowed host; remembered
+        per value, as a busy server sees the same few on every request."""
+        return _allows_header(self, value)
+
     def __str__(self) -> str:
         return ", ".join(self.entries)
+
+
+@functools.lru_cache(maxsize=1024)
+def _allows_header(hosts: AllowedHosts, value: str) -> bool:
+    host = host_of(value)
+    return host is not None and hosts.allows(host)
 
 
 def derive(

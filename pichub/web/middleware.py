@@ -1,6 +1,6 @@
 """Middleware: the caller, the error envelope, body draining and security headers.
 
-Every error leaves through `error_middleware`, so the envelope of docs/rules.md is
+Every error leaves through `front_middleware`, so the envelope of docs/rules.md is
 built in exactly one place. Unknown routes (404) and wrong methods (405)
 raised by aiohttp's router are mapped too; anything unexpected becomes a 500
 with no stack trace in the body (it goes to the log).
@@ -24,7 +24,6 @@ from pichub.errors import (
     Unauthorized,
     is_disk_full,
 )
-from pichub.hosts import host_of
 from pichub.keys import ACTOR, ALLOWED_HOSTS, DB, JINJA, LIMITER, RATE, SETTINGS, TRUSTED_PROXIES
 from pichub.ratelimit import user_rate_key
 from pichub.services.accounts import Actor, actor_from_token
@@ -85,25 +84,59 @@ async def drain_body(request: web.Request, budget: int) -> bool:
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def front_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The allowed-host check, the error envelope and the security headers, around all."""
     try:
-        return await handler(request)
-    except PichubError as exc:
-        error = exc
-    except web.HTTPException as exc:
-        mapped = _from_http(request, exc)
-        if mapped is None:
-            raise
-        error = mapped
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:
-        if is_disk_full(exc):
-            log.error("disk full on %s %s: %s", request.method, request.path, exc)
-            error = InsufficientStorage.disk_full()
-        else:
-            log.exception("unhandled error on %s %s", request.method, request.path)
-            error = PichubError()
+        check_host(request)
+        response = await handler(request)
+    except Exception as exc:  # noqa: BLE001 - every error is answered with the envelope
+        error = _as_error(request, exc)
+        if error is None:
+            raise  # one of aiohttp's non-error answers (a redirect): it sends it itself
+        response = await _error_answer(request, error)
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+    return response
+
+
+def check_host(request: web.Request) -> None:
+    """Refuse (400) a `Host`, or a trusted proxy's `X-Forwarded-Host`, not in allowed_hosts.
+
+    Both name the base of absolute URLs when `server.public_url` is unset, and a
+    DNS-rebinding page makes a browser send its own name in `Host`.
+    """
+    app = request.app
+    allowed = app[ALLOWED_HOSTS]
+    claimed = request.headers.get("Host", "")  # none at all (HTTP/1.0) is refused too
+    if not allowed.allows_header(claimed):
+        raise _foreign_host(claimed)
+    trusted = app[TRUSTED_PROXIES]
+    if trusted and app[SETTINGS].server.public_url is None:
+        forwarded = forwarded_host(request.remote, request.headers, trusted)
+        if forwarded is not None and not allowed.allows_header(forwarded):
+            raise _foreign_host(forwarded)
+
+
+def _foreign_host(value: str) -> BadRequest:
+    return BadRequest(f"This server does not answer to the host {value!r}", {"host": value})
+
+
+def _as_error(request: web.Request, exc: Exception) -> PichubError | None:
+    """The error to answer `exc` with; None for aiohttp's answers that are no error."""
+    if isinstance(exc, PichubError):
+        return exc
+    if isinstance(exc, web.HTTPException):
+        return _from_http(request, exc)
+    if is_disk_full(exc):
+        log.error("disk full on %s %s: %s", request.method, request.path, exc)
+        return InsufficientStorage.disk_full()
+    log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
+    return PichubError()
+
+
+async def _error_answer(request: web.Request, error: PichubError) -> web.StreamResponse:
+    """The envelope (or, for a browser outside the API, an HTML page) of `error`."""
     response = error_response(error)
     if wants_html(request):
         response = error_page(request, error, None)
@@ -169,32 +202,4 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     request[ACTOR] = who
     response = await handler(request)
     response.headers.update(decision.headers())
-    return response
-
-
-@web.middleware
-async def allowed_host(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse (400) a `Host`, or a trusted proxy's `X-Forwarded-Host`, not in allowed_hosts.
-
-    Both name the base of absolute URLs when `server.public_url` is unset, and a
-    DNS-rebinding page makes a browser send its own name in `Host`.
-    """
-    app = request.app
-    claimed = [request.headers.get("Host", "")]  # none at all (HTTP/1.0) is refused too
-    forwarded = forwarded_host(request.remote, request.headers, app[TRUSTED_PROXIES])
-    if forwarded is not None and app[SETTINGS].server.public_url is None:
-        claimed.append(forwarded)
-    for value in claimed:
-        host = host_of(value)
-        if host is None or not app[ALLOWED_HOSTS].allows(host):
-            raise BadRequest(f"This server does not answer to the host {value!r}",
-                             {"host": value})
-    return await handler(request)
-
-
-@web.middleware
-async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    response = await handler(request)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
     return response
