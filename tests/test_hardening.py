@@ -34,18 +34,20 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 async def _field_attack(server: Server, fields: int, size: int) -> int:
     """3000 fields of 65,000 bytes (each under the old per-field limit), then a file."""
-    part = (f"--{B}\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\n").encode() \
-        + b"v" * size + b"\r\n"
+    def part(index: int) -> bytes:
+        return (f"--{B}\r\nContent-Disposition: form-data; name=\"f{index}\"\r\n\r\n"
+                ).encode() + b"v" * size + b"\r\n"
+
     tail = (f"--{B}\r\nContent-Disposition: form-data; name=\"files[]\"; filename=\"a.jpg\""
             "\r\n\r\n").encode() + samples.jpeg() + f"\r\n--{B}--\r\n".encode()
-    length = len(part) * fields + len(tail)
+    length = sum(len(part(i)) for i in range(fields)) + len(tail)
     head = multipart_request("/api/v1/upload", "127.0.0.1", server.token, b"", B)
     head = head.replace(b"Content-Length: 0", f"Content-Length: {length}".encode())
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     try:
         writer.write(head)
-        for _ in range(fields):
-            writer.write(part)
+        for index in range(fields):
+            writer.write(part(index))
             await writer.drain()
         writer.write(tail)
         await writer.drain()
