@@ -1,6 +1,7 @@
 """BlobStore: the stored originals, on disk, written the safe way.
 
-Layout: `root/ab/cd/<id>.<ext>` (the first four characters of the id shard it).
+Layout: `root/ab/cd/<id>.<ext>` (the first four characters of the id shard it),
+with the image's working copies beside it as `<id>.w<level>.<ext>`.
 A write goes to a temp file in the target directory, is fsynced, then renamed
 over with `os.replace`, and the directory is fsynced, so a crash leaves either
 the whole blob or no blob. All methods are blocking: call them in a thread.
@@ -74,6 +75,27 @@ def _install(path: Path, fill: Callable[[BinaryIO], object], durable_name: bool)
         fsync_dir(path.parent)
 
 
+def working_path(original: Path, level: int, ext: str) -> Path:
+    """Where the working copy at `level` of the original at `original` lives."""
+    return original.with_name(f"{original.name.split('.', 1)[0]}.w{level}.{ext}")
+
+
+def working_beside(original: Path) -> dict[int, Path]:
+    """The working copies stored beside the original at `original`, by level."""
+    prefix = original.name.split(".", 1)[0] + ".w"
+    found: dict[int, Path] = {}
+    try:
+        entries = list(os.scandir(original.parent))
+    except FileNotFoundError:
+        return found
+    for entry in entries:
+        if entry.name.startswith(prefix):
+            level = entry.name[len(prefix):].split(".", 1)[0]
+            if level.isascii() and level.isdigit():
+                found[int(level)] = Path(entry.path)
+    return found
+
+
 class BlobStore:
     """Originals keyed by image id and extension."""
 
@@ -113,8 +135,22 @@ class BlobStore:
         return path
 
     def delete(self, image_id: str, ext: str) -> None:
+        """The original and its working copies."""
         path = self.path(image_id, ext)
+        for copy in self.working_copies(image_id).values():
+            copy.unlink(missing_ok=True)
         path.unlink(missing_ok=True)
+
+    # --- working copies (imaging.working): `<id>.w<level>.<ext>` beside the original ---------
+
+    def put_working(self, image_id: str, level: int, ext: str, data: bytes) -> Path:
+        path = working_path(self.path(image_id, ext), level, ext)
+        atomic_write(path, data)
+        return path
+
+    def working_copies(self, image_id: str) -> dict[int, Path]:
+        """The working copies of `image_id` on disk, by level."""
+        return working_beside(self.path(image_id, "jpg"))
 
     def walk(self) -> Iterator[Path]:
         """Every file under the store, temp files included."""

@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     backup = sub.add_parser("backup", help="copy this instance (running or not) into DEST")
     _common(backup)
     backup.add_argument("dest", metavar="DEST", help="a directory that is absent or empty")
+    backfill = sub.add_parser("backfill", help="make missing working copies (safe while "
+                              "the server runs; resumable)")
+    _common(backfill)
+    backfill.add_argument("--limit", type=int, metavar="N", help="look at N images at most")
     restore = sub.add_parser("restore", help="restore a backup into the data directory")
     _common(restore)
     restore.add_argument("src", metavar="SRC", help="a directory written by `pichub backup`")
@@ -88,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("token", "revoke"): commands.token_revoke,
         ("backup", None): commands.backup,
         ("restore", None): commands.restore,
+        ("backfill", None): commands.backfill,
     }
     if args.command == "serve":
         return commands.serve(settings)

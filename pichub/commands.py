@@ -6,14 +6,18 @@ import argparse
 import asyncio
 import logging
 import sys
+import time
 from pathlib import Path
 
 from pichub import server
 from pichub.app import data_paths
+from pichub.blobs import BlobStore
 from pichub.config import EXIT_CONFIG, ConfigError, Settings
 from pichub.db.database import Database
 from pichub.errors import NotFound
 from pichub.services import accounts
+from pichub.services.backfill import Progress as BackfillProgress
+from pichub.services.backfill import backfill as run_backfill
 from pichub.services.backup import BackupError, Manifest
 from pichub.services.backup import backup as backup_to_dir
 from pichub.services.backup import restore as restore_from_dir
@@ -147,6 +151,46 @@ async def token_revoke(settings: Settings, args: argparse.Namespace) -> int:
         await db.close()
     print(f"revoked token {args.id}")
     return 0
+
+
+async def backfill(settings: Settings, args: argparse.Namespace) -> int:
+    """`pichub backfill`: working copies for images that have none (see services.backfill)."""
+    db = await _open(settings)
+    show = _Ticker(sys.stdout.isatty())
+    try:
+        progress = await run_backfill(db, BlobStore(data_paths(settings)["blobs"]), show,
+                                      limit=args.limit)
+    finally:
+        await db.close()
+    show.end()
+    print(f"looked at {progress.done} image(s): {progress.made} working copies made, "
+          f"{progress.failed} unreadable, in {time.monotonic() - progress.started:.1f} s")
+    return 1 if progress.failed else 0
+
+
+class _Ticker:
+    """Progress of a long command: one line redrawn in place on a terminal, else a line now
+    and then (logs, CI)."""
+
+    def __init__(self, terminal: bool) -> None:
+        self.terminal = terminal
+        self.last = 0.0
+
+    def __call__(self, progress: BackfillProgress) -> None:
+        now = time.monotonic()
+        final = progress.done == progress.total
+        if not final and now - self.last < (0.2 if self.terminal else 10.0):
+            return
+        self.last = now
+        eta = progress.eta_s
+        line = (f"{progress.done}/{progress.total} images, {progress.made} copies made, "
+                f"{progress.rate:.1f} images/s" + (f", ETA {eta:.0f} s" if eta else ""))
+        print("\r" + line.ljust(79) if self.terminal else line, end="" if self.terminal
+              else "\n", flush=True)
+
+    def end(self) -> None:
+        if self.terminal and self.last:
+            print()
 
 
 async def backup(settings: Settings, args: argparse.Namespace) -> int:

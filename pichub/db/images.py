@@ -97,3 +97,15 @@ async def delete(conn: Conn, image_id: str) -> None:
 
 async def all_ids(db: Database) -> set[str]:
     return {row[0] for row in await db.fetchall("SELECT id FROM images")}
+
+
+async def stills_after(db: Database, after_seq: int, limit: int) -> list[Row]:
+    """Still images (one frame) in insertion order after `after_seq`: for back-fills that
+    resume where they stopped."""
+    return await db.fetchall(
+        "SELECT seq, id, format, width, height FROM images WHERE frames = 1 AND seq > ?"
+        " ORDER BY seq LIMIT ?", (after_seq, limit))
+
+
+async def count_stills(db: Database) -> int:
+    return int(await db.fetchval("SELECT COUNT(*) FROM images WHERE frames = 1"))

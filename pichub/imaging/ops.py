@@ -30,7 +30,7 @@ from pathlib import Path
 from PIL import Image
 
 from pichub.errors import UnsupportedMediaType, ValidationError
-from pichub.imaging import codecs, containers
+from pichub.imaging import codecs, containers, working
 from pichub.imaging.budget import DecodeCost
 from pichub.imaging.formats import ANIMATED_FORMATS, FORMATS, sniff
 from pichub.imaging.metadata import MetadataPolicy
@@ -40,13 +40,15 @@ ACCEPTED = "JPEG, PNG, WebP, GIF, AVIF"
 
 @dataclass(frozen=True)
 class UploadResult:
-    """What to store: `data` is None when the original bytes are kept unchanged."""
+    """What to store: `data` is None when the original bytes are kept unchanged;
+    `working` are the still image's working copies, made from the pixels decoded here."""
 
     data: bytes | None
     format: str
     width: int
     height: int
     frames: int
+    working: tuple[working.WorkingCopy, ...] = ()
 
 
 def process_upload(
@@ -74,7 +76,8 @@ def process_upload(
         if fmt != source or orientation != 1:
             return _reencode(im, fmt, frames, orientation, quality, policy)
         _verify(im, frames)
-        kept = UploadResult(None, fmt, im.width, im.height, frames)
+        copies = working.make(im, im.size, im.info.get("icc_profile")) if frames == 1 else []
+        kept = UploadResult(None, fmt, im.width, im.height, frames, tuple(copies))
     return _with_metadata(path, kept, quality, policy)
 
 
@@ -203,7 +206,8 @@ def _reencode(
     if flat is not frame:
         frame.close()
     data = codecs.encode_still(flat, fmt, quality, meta)
-    return UploadResult(data, fmt, flat.width, flat.height, 1)
+    copies = working.make(flat, flat.size, meta.icc)
+    return UploadResult(data, fmt, flat.width, flat.height, 1, tuple(copies))
 
 
 def _reencode_animation(

@@ -29,9 +29,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from PIL import Image
+
+from pichub.blobs import atomic_write, working_beside, working_path
 from pichub.errors import ServiceUnavailable
+from pichub.imaging import geometry, working
 from pichub.imaging.cache import CacheHit, DiskCache
 from pichub.imaging.formats import ext_of, mime_of
+from pichub.imaging.geometry import Size
 from pichub.imaging.pool import MemoryBudget, Priority, PriorityPool
 from pichub.imaging.spec import TransformSpec
 from pichub.imaging.transform import Encoded, transform
@@ -58,7 +63,21 @@ class TransformFn(Protocol):
         default_quality: int = ...,
         max_dimension: int | None = ...,
         max_decode_bytes: int | None = ...,
+        plan_size: Size | None = ...,
+        on_decoded: Callable[[Image.Image], object] | None = ...,
+        decode_at_least: Size = ...,
     ) -> Encoded: ...
+
+
+@dataclass(frozen=True)
+class Original:
+    """The stored image variants are made from: its file, format, size and frames. Its
+    working copies (imaging.working) are found beside the file."""
+
+    path: Path
+    format: str
+    size: Size
+    frames: int = 1
 
 
 @dataclass(frozen=True)
@@ -150,9 +169,7 @@ class Pipeline:
         self._maybe_evict()
         return Variant(hit.path, mime_of(spec.fm), hit.size, etag, hit.recent)
 
-    async def variant(
-        self, image_id: str, source: Path, source_format: str, spec: TransformSpec
-    ) -> Variant:
+    async def variant(self, image_id: str, original: Original, spec: TransformSpec) -> Variant:
         """The cached variant of `image_id` for `spec`, made now if missing.
 
         Raises ServiceUnavailable (503, Retry-After: 1) when the pool and its
@@ -165,7 +182,7 @@ class Pipeline:
         spec = spec.with_default_quality(self.default_quality)
         key, ext = spec.cache_key(image_id), ext_of(spec.fm)
         hit = await self._flights.do(
-            key, lambda: self._produce(key, ext, source, source_format, spec)
+            key, lambda: self._produce(key, ext, original, spec)
         )
         return Variant(hit.path, mime_of(spec.fm), hit.size, _etag(key))
 
@@ -229,7 +246,7 @@ class Pipeline:
         await asyncio.to_thread(self.close)
 
     async def _produce(
-        self, key: str, ext: str, source: Path, source_format: str, spec: TransformSpec
+        self, key: str, ext: str, original: Original, spec: TransformSpec
     ) -> CacheHit:
         cached = self.cache.lookup(key, ext)  # a flight for this key may have landed meanwhile
         if cached is not None:
@@ -242,8 +259,8 @@ class Pipeline:
         self._admitted += 1
         self.transforms_run += 1
         try:
-            hit, seconds = await self.run(Priority.VARIANT, self._make, key, ext, source,
-                                          source_format, spec)
+            hit, seconds = await self.run(Priority.VARIANT, self._make, key, ext, original,
+                                          spec)
         finally:
             self._admitted -= 1
         self.on_transform(seconds)
@@ -251,20 +268,47 @@ class Pipeline:
         return hit
 
     def _make(
-        self, key: str, ext: str, source: Path, source_format: str, spec: TransformSpec
+        self, key: str, ext: str, original: Original, spec: TransformSpec
     ) -> tuple[CacheHit, float]:
         """In a worker thread: transform, then write the result to the cache."""
         started = time.perf_counter()
-        encoded = self._transform(
-            source,
-            source_format,
-            spec,
-            default_quality=self.default_quality,
-            max_dimension=self.max_dimension,
-            max_decode_bytes=self.max_decode_bytes,
-        )
+        encoded = self._render(original, spec)
         path = self.cache.put(key, ext, encoded.data)
         return CacheHit(path, len(encoded.data)), time.perf_counter() - started
+
+    def _render(self, original: Original, spec: TransformSpec) -> Encoded:
+        """The variant, from the smallest working copy that serves it, else from the original
+        (which then leaves its working copies behind, when it had none)."""
+        limits: dict[str, Any] = {"default_quality": self.default_quality,
+                                  "max_dimension": self.max_dimension,
+                                  "max_decode_bytes": self.max_decode_bytes}
+        if original.frames > 1:
+            return self._transform(original.path, original.format, spec, **limits)
+        copies = working_beside(original.path)
+        p = geometry.plan(original.size, spec.w, spec.h, spec.fit, self.max_dimension)
+        level = working.pick(original.size, p.resize, tuple(copies))
+        if level is not None:
+            copy = copies[level]
+            try:
+                return self._transform(copy, working.format_of(copy), spec,
+                                       plan_size=original.size, **limits)
+            except FileNotFoundError:
+                pass  # deleted meanwhile: the original tells what happened
+        levels = working.levels_for(original.size)
+        if copies or not levels:
+            return self._transform(original.path, original.format, spec, **limits)
+        return self._transform(original.path, original.format, spec,
+                               on_decoded=functools.partial(self._keep_copies, original),
+                               decode_at_least=working.level_size(original.size, levels[0]),
+                               **limits)
+
+    @staticmethod
+    def _keep_copies(original: Original, frame: Image.Image) -> None:
+        """Write the working copies of an image that had none (stored before they existed,
+        or restored from a backup), from the pixels a transform has just decoded."""
+        icc = frame.info.get("icc_profile")
+        for copy in working.make(frame, original.size, icc if isinstance(icc, bytes) else None):
+            atomic_write(working_path(original.path, copy.level, copy.ext), copy.data)
 
     def _maybe_evict(self) -> None:
         """Schedule one background `cache.evict` when over budget or with many hits to

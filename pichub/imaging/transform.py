@@ -28,6 +28,7 @@ count; the output is bounded by MAX_ANIMATION_PIXELS pixel-frames.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -73,9 +74,17 @@ def transform(
     default_quality: int = 80,
     max_dimension: int | None = None,
     max_decode_bytes: int | None = None,
+    plan_size: geometry.Size | None = None,
+    on_decoded: Callable[[Image.Image], object] | None = None,
+    decode_at_least: geometry.Size = (1, 1),
 ) -> Encoded:
     """Decode `source`, apply `spec` with sharp's geometry, encode.
 
+    `plan_size`: the (upright) size of the image the geometry is planned on when
+    `source` is a smaller rendition of it (a working copy): the output then has
+    exactly the size and framing the original would give. `on_decoded` is shown the
+    upright decoded still before it is resized (to keep working copies from it); it is
+    shrunk on load no further than `decode_at_least`.
     Raises BadRequest, before decoding anything, for a source over
     `max_decode_bytes` or an animation too large at the requested size.
     """
@@ -88,13 +97,25 @@ def transform(
         orientation = codecs.orientation(im)
         meta = codecs.Metadata(icc=im.info.get("icc_profile"))
         upright = codecs.upright_size(im.size, orientation)
-        p = geometry.plan(upright, spec.w, spec.h, spec.fit, max_dimension)
+        p = geometry.plan(plan_size or upright, spec.w, spec.h, spec.fit, max_dimension)
         if animated:
             return _animation(im, frames, orientation, p, spec.fm, quality, meta)
-        frame = decode_scaled(im, fmt, orientation, p.resize)
+        wanted = max(p.resize[0], decode_at_least[0]), max(p.resize[1], decode_at_least[1])
+        target = _within(wanted, upright)
+        # A working copy is small already: decoded whole, as JPEG's DCT scaling would cost
+        # the quality that the copy's margin is there to keep.
+        frame = decode_scaled(im, fmt, orientation, target, draft=plan_size is None)
+        if on_decoded is not None:
+            on_decoded(frame)
         out = _finish(frame, p, spec.fm)
         data = codecs.encode_still(out, spec.fm, quality, meta)
     return Encoded(data, spec.fm, mime_of(spec.fm), out.width, out.height)
+
+
+def _within(size: geometry.Size, bound: geometry.Size) -> geometry.Size:
+    """`size`, no larger than `bound` on either axis (a rendition smaller than the plan's
+    resize step is decoded whole; the final resample enlarges)."""
+    return min(size[0], bound[0]), min(size[1], bound[1])
 
 
 def _check_budget(im: Image.Image, frames: int, limit: int | None) -> None:
@@ -108,12 +129,13 @@ def _check_budget(im: Image.Image, frames: int, limit: int | None) -> None:
 
 
 def decode_scaled(
-    im: Image.Image, fmt: str, orientation: int, target: geometry.Size
+    im: Image.Image, fmt: str, orientation: int, target: geometry.Size, *, draft: bool = True
 ) -> Image.Image:
     """The loaded, upright first frame, no smaller than `target` (upright) but
-    shrunk on load as far as that allows: JPEG draft, then integer `reduce`."""
+    shrunk on load as far as that allows: JPEG draft (unless `draft` is False), then
+    integer `reduce`."""
     stored_target = codecs.upright_size(target, orientation)
-    if fmt == "jpeg":
+    if fmt == "jpeg" and draft:
         im.draft(im.mode, stored_target)
     im.load()
     factor = 1 if im.mode in UNREDUCIBLE else _reduce_factor(im.size, stored_target)

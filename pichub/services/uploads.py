@@ -99,23 +99,54 @@ class Uploads:
 
     async def store(self, user_id: int, form: UploadForm, files: Sequence[Received],
                     base_url: str) -> Outcome:
-        """Store every good file; the others are reported in `errors` (in request order)."""
+        """Store every good file; the others are reported in `errors` (in request order).
+
+        The files are processed side by side (the image pool and the upload memory
+        budget bound how many at once), then committed one after the other in request
+        order, so their rows, events and answers keep the order they were sent in.
+        """
         if not files:
             raise ValidationError.field("files[]", "at least one file is required")
         await require_album(self.db, user_id, form.album_id)
+        prepared = await self._prepare_all(user_id, form, files)
         outcome = Outcome()
-        for item in files:
+        for position, (item, ready) in enumerate(zip(files, prepared, strict=True)):
             try:
-                if item.error is not None:
-                    raise item.error
-                outcome.images.append(await self._store_one(user_id, form, item, base_url))
+                if isinstance(ready, PichubError):
+                    raise ready
+                outcome.images.append(await self._commit(ready, base_url))
             except PichubError as exc:
                 outcome.errors.append((item.index, item.original_name, exc))
+            except BaseException:
+                await self._discard(prepared[position + 1:])
+                raise
         return outcome
 
-    async def _store_one(self, user_id: int, form: UploadForm, item: Received,
-                         base_url: str) -> Image:
-        """Process, write the blob durably, then commit row and event in one transaction."""
+    async def _prepare_all(self, user_id: int, form: UploadForm,
+                           files: Sequence[Received]) -> list[images_db.NewImage | PichubError]:
+        """Every file processed and written, or its error; on anything unexpected, what was
+        written is removed again."""
+        tasks = [asyncio.ensure_future(self._prepare(user_id, form, item)) for item in files]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await self._discard(await asyncio.gather(*tasks, return_exceptions=True))
+            raise
+
+    async def _prepare(self, user_id: int, form: UploadForm,
+                       item: Received) -> images_db.NewImage | PichubError:
+        """Process the file and write its blob durably; its row, or why it failed."""
+        if item.error is not None:
+            return item.error
+        try:
+            return await self._process(user_id, form, item)
+        except PichubError as exc:
+            return exc
+
+    async def _process(self, user_id: int, form: UploadForm,
+                       item: Received) -> images_db.NewImage:
         assert item.path is not None
         storage = self.storage
         declared = await asyncio.to_thread(probe, item.path)
@@ -130,45 +161,59 @@ class Uploads:
         ext = ext_of(result.format)
         try:
             size, digest = await asyncio.to_thread(self._put_blob, image_id, ext, item.path,
-                                                   result.data)
+                                                   result)
         except OSError as exc:
             if is_disk_full(exc):
                 raise InsufficientStorage.disk_full() from None
             raise
-        record = images_db.NewImage(
+        return images_db.NewImage(
             id=image_id, user_id=user_id, album_id=form.album_id,
             filename=safe_filename(item.original_name, result.format, form.auto_rename),
             original_name=item.original_name[:255], description=form.description,
             format=result.format, width=result.width, height=result.height,
             frames=result.frames, size=size, sha256=digest, is_public=form.is_public,
         )
-        try:
-            return await self._commit(record, base_url)
-        except BaseException:
-            await asyncio.to_thread(self.blobs.delete, image_id, ext)
-            raise
+
+    async def _discard(self, prepared: Sequence[object]) -> None:
+        """Remove the blobs of prepared images that will not be committed."""
+        for ready in prepared:
+            if isinstance(ready, images_db.NewImage):
+                await asyncio.to_thread(self.blobs.delete, ready.id, ext_of(ready.format))
 
     def _put_blob(self, image_id: str, ext: str, received: Path,
-                  data: bytes | None) -> tuple[int, str]:
-        """Blocking: store the re-encoded `data`, or (None) the received file itself, moved
-        into place without reading it into memory. Returns the stored size and sha256."""
-        if data is None:
-            digest, size = sha256_file(received), received.stat().st_size
-            self.blobs.put_file(image_id, ext, received)
-            return size, digest
-        self.check_free_space(len(data))
-        self.blobs.put(image_id, ext, data)
-        return len(data), hashlib.sha256(data).hexdigest()
+                  result: UploadResult) -> tuple[int, str]:
+        """Blocking: store the re-encoded bytes, or (None) the received file itself, moved
+        into place without reading it into memory, and the working copies beside it.
+        Returns the stored size and sha256 (of the original, the bytes `url` serves)."""
+        try:
+            for copy in result.working:
+                self.blobs.put_working(image_id, copy.level, copy.ext, copy.data)
+            if result.data is None:
+                digest, size = sha256_file(received), received.stat().st_size
+                self.blobs.put_file(image_id, ext, received)
+                return size, digest
+            self.check_free_space(len(result.data))
+            self.blobs.put(image_id, ext, result.data)
+        except BaseException:
+            self.blobs.delete(image_id, ext)  # no working copy without its original
+            raise
+        return len(result.data), hashlib.sha256(result.data).hexdigest()
 
     async def _commit(self, record: images_db.NewImage, base_url: str) -> Image:
-        async with self.db.transaction() as conn:
-            await require_album(conn, record.user_id, record.album_id)
-            await _check_quota(conn, record.user_id, record.size)
-            await images_db.insert(conn, record)
-            row = await images_db.get(conn, record.id)
-            assert row is not None
-            image = Image.from_row(row, base_url)
-            await events_db.record(conn, record.user_id, "image.uploaded", image.model_dump())
+        """Row and event in one transaction; the blob goes again when that fails."""
+        try:
+            async with self.db.transaction() as conn:
+                await require_album(conn, record.user_id, record.album_id)
+                await _check_quota(conn, record.user_id, record.size)
+                await images_db.insert(conn, record)
+                row = await images_db.get(conn, record.id)
+                assert row is not None
+                image = Image.from_row(row, base_url)
+                await events_db.record(conn, record.user_id, "image.uploaded",
+                                       image.model_dump())
+        except BaseException:
+            await asyncio.to_thread(self.blobs.delete, record.id, ext_of(record.format))
+            raise
         self.on_change()
         return image
 

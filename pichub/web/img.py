@@ -23,7 +23,7 @@ from aiohttp.helpers import ETAG_ANY
 from pichub.errors import Forbidden, NotFound
 from pichub.imaging.budget import decode_units
 from pichub.imaging.formats import canonical, ext_of, mime_of
-from pichub.imaging.pipeline import Source, Variant
+from pichub.imaging.pipeline import Original, Source, Variant
 from pichub.imaging.spec import TransformSpec, verify
 from pichub.keys import (
     BLOBS,
@@ -219,7 +219,8 @@ async def serve_image(request: web.Request) -> web.StreamResponse:
         await _limit_miss(request, decode_units(source.width, source.height, source.frames,
                                                 spec))
         blob = app[BLOBS].path(image_id, ext_of(stored))  # resolves symlinks: misses only
-        variant = await pipeline.variant(image_id, blob, stored, spec)
+        original = Original(blob, stored, (source.width, source.height), source.frames)
+        variant = await pipeline.variant(image_id, original, spec)
     return await _answer_variant(request, variant, modified, vary)
 
 
