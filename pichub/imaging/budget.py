@@ -89,9 +89,10 @@ class DecodeCost:
 
 
 #: Peak bytes per pixel of an upload conversion, measured (20 MP JPEG and 24 MP PNG, one at
-#: a time in a fresh process): re-encoding to WebP or AVIF ≈ 13 (the decode, then libwebp's
-#: own RGBA and YUV copies), to JPEG, PNG or GIF ≈ 4-5, keeping the file (verify decode) ≈ 4.
-CONVERSION_BYTES_PER_PIXEL: Final = {"webp": 13, "avif": 13}
+#: a time in a fresh process): re-encoding to WebP ≈ 10 (the decode, then libwebp's own
+#: copies; codecs.WEBP_FAST_METHOD for big images), to AVIF ≈ 13, to JPEG, PNG or GIF ≈ 4-5,
+#: keeping the file (verify decode) ≈ 4.
+CONVERSION_BYTES_PER_PIXEL: Final = {"webp": 10, "avif": 13}
 DEFAULT_CONVERSION_BYTES_PER_PIXEL: Final = 5
 
 
