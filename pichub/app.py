@@ -7,7 +7,7 @@ import contextlib
 import functools
 import logging
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,6 @@ from aiohttp import web
 from pichub import hosts
 from pichub.blobs import BlobStore
 from pichub.config import Settings
-from pichub.db import images as images_db
 from pichub.db.database import Database
 from pichub.imaging.cache import DiskCache
 from pichub.imaging.pipeline import Pipeline
@@ -33,10 +32,12 @@ from pichub.keys import (
     UPLOAD_TMP,
     WEBHOOKS,
 )
+from pichub.pacing import Pacing, Progress
 from pichub.ratelimit import RateLimiter
 from pichub.services import Services
 from pichub.services.albums import Albums
 from pichub.services.images import Images
+from pichub.services.sweep import OrphanSweep
 from pichub.services.uploads import Uploads
 from pichub.services.webhooks import Webhooks
 from pichub.web import api, health, img
@@ -56,10 +57,10 @@ def data_paths(settings: Settings) -> dict[str, Path]:
             "tmp": root / "tmp"}
 
 
-def _sweep_sync(tmp: Path, blobs: BlobStore, known: set[str]) -> int:
+def _empty_tmp(tmp: Path) -> None:
+    """`tmp/` holds only uploads being received: none survive a restart."""
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True, exist_ok=True)
-    return len(blobs.sweep(known))
 
 
 async def _storage(app: web.Application) -> AsyncIterator[None]:
@@ -69,25 +70,49 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+@contextlib.asynccontextmanager
+async def _in_background(job: Coroutine[Any, Any, None], what: str
+                         ) -> AsyncIterator[None]:
+    """Run `job` as a task while the app runs; cancel it and wait for it on the way out.
+    A failure is logged when it happens."""
+    task = asyncio.create_task(job, name=what)
+
+    def report(done: asyncio.Task[None]) -> None:
+        if not done.cancelled() and (exc := done.exception()) is not None:
+            log.error("%s failed", what, exc_info=exc)
+
+    task.add_done_callback(report)
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.wait([task])
+
+
 async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) -> None:
+    """Only constant work before the port opens: the orphan sweep and the variant cache's
+    index run in the background afterwards (pichub.pacing)."""
     settings = app[SETTINGS]
     paths = data_paths(settings)
     db = await Database.open(paths["db"])
     stack.push_async_callback(db.close)
     blobs = BlobStore(paths["blobs"])
-    removed = await asyncio.to_thread(_sweep_sync, paths["tmp"], blobs,
-                                      await images_db.all_ids(db))
-    if removed:
-        log.warning("startup sweep removed %d orphan or temporary blob file(s)", removed)
-    images = settings.images
-    cache = DiskCache(paths["cache"], images.cache_max_mb * 2**20)
+    await asyncio.to_thread(_empty_tmp, paths["tmp"])
+    images, storage = settings.images, settings.storage
+    cache = DiskCache(paths["cache"], images.cache_max_mb * 2**20,
+                      max_files=images.cache_max_files)
+    pacing = Pacing(storage.loader_files, storage.loader_sleep_ms / 1000)
     pipeline = Pipeline(cache, images.workers, images.queue_size, images.default_quality,
                         max_dimension=images.max_dimension,
-                        max_decode_bytes=settings.storage.max_decode_mb * 2**20,
+                        max_decode_bytes=storage.max_decode_mb * 2**20,
                         upload_memory_bytes=images.upload_memory_mb * 2**20,
-                        on_transform=app[METRICS].transform.observe)
+                        on_transform=app[METRICS].transform.observe, pacing=pacing)
     stack.push_async_callback(pipeline.aclose)
-    await pipeline.start()
+    loading = Progress("variant cache index", log)
+    sweeping = Progress("blob sweep", log)
+    sweep = OrphanSweep(db, blobs, pipeline.background, pacing, sweeping)
+    _export_progress(app[METRICS], loading)
+    _export_progress(app[METRICS], sweeping)
 
     async def convert(estimate: int, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Upload work in the image pool: within the upload memory budget, after variants."""
@@ -95,6 +120,7 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
 
     async def cache_size() -> None:
         app[METRICS].cache_bytes.set(cache.total_bytes)
+        app[METRICS].cache_files.set(len(cache))
 
     limiter = RateLimiter.from_settings(settings.rate_limits)
     stack.push_async_callback(limiter.close)
@@ -131,6 +157,18 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
     )
     worker.start()
     stack.push_async_callback(worker.stop)
+    # Last, so they are cancelled first: they use the database and the image pool.
+    await stack.enter_async_context(_in_background(pipeline.load_cache(loading), loading.what))
+    await stack.enter_async_context(_in_background(sweep.run(), sweeping.what))
+
+
+def _export_progress(metrics: Metrics, job: Progress) -> None:
+    """A background job's counts in /metrics."""
+    name = job.what.replace(" ", "_")
+    metrics.count(f"pichub_{name}_files_seen", f"Files the {job.what} has looked at",
+                  lambda: job.seen)
+    metrics.count(f"pichub_{name}_files_removed", f"Files the {job.what} has removed",
+                  lambda: job.removed)
 
 
 async def _allowed_hosts(app: web.Application) -> None:

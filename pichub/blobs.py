@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -158,15 +158,41 @@ class BlobStore:
             for name in files:
                 yield Path(dirpath) / name
 
-    def sweep(self, known_ids: set[str]) -> list[Path]:
-        """Remove temp files and blobs with no image row (a crash between rename and commit).
-
-        Returns what was removed.
-        """
-        removed = []
+    def batches(self, size: int) -> Iterator[list[Path]]:
+        """Every file under the store (temp files included), `size` at a time, for a sweep
+        in steps: each `next` reads only as many directories as it needs (no stat)."""
+        batch: list[Path] = []
         for path in self.walk():
-            stem = path.name.split(".", 1)[0]
-            if path.name.startswith(TMP_PREFIX) or stem not in known_ids:
-                path.unlink(missing_ok=True)
-                removed.append(path)
-        return removed
+            batch.append(path)
+            if len(batch) >= size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+
+def owner(path: Path) -> str:
+    """The image id a file of the store belongs to: `<id>.<ext>` and its working copies
+    `<id>.w<level>.<ext>` alike."""
+    return path.name.split(".", 1)[0]
+
+
+def unchanged_since(paths: Iterable[Path], moment: float) -> list[Path]:
+    """Those of `paths` neither written nor moved since `moment` (a `time.time()`), by
+    their mtime and their ctime: a file moved into the store keeps its mtime, but the
+    rename sets its ctime. Files gone meanwhile are left out. Blocking."""
+    found = []
+    for path in paths:
+        try:
+            st = path.lstat()
+        except FileNotFoundError:
+            continue
+        if max(st.st_mtime, st.st_ctime) < moment:
+            found.append(path)
+    return found
+
+
+def remove(paths: Iterable[Path]) -> None:
+    """Unlink `paths` (those already gone too). Blocking."""
+    for path in paths:
+        path.unlink(missing_ok=True)

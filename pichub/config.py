@@ -88,12 +88,15 @@ class StorageSettings(_Section):
     max_decode_mb: int = Field(400, ge=1)
     min_free_mb: int = Field(512, ge=0)
     max_files_per_request: int = Field(20, ge=1)
+    loader_files: int = Field(500, ge=1)
+    loader_sleep_ms: float = Field(10.0, ge=0)
 
 
 class ImageSettings(_Section):
     default_quality: int = Field(85, ge=1, le=100)
     max_dimension: int = Field(4096, ge=1)
     cache_max_mb: int = Field(1024, ge=0)
+    cache_max_files: int = Field(250_000, ge=0)
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     queue_size: int = Field(32, ge=0)
     upload_memory_mb: int = Field(320, ge=1)

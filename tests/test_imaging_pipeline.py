@@ -86,7 +86,7 @@ def pipeline(tmp_path: Path) -> Iterator[Pipeline]:
 async def test_miss_then_hit_serves_identical_bytes_without_a_transform(
     pipeline: Pipeline, source: Original
 ) -> None:
-    await pipeline.start()
+    await pipeline.load_cache()
     first = await pipeline.variant("img1", source, spec(w="100", fm="webp"))
     assert pipeline.transforms_run == 1 and pipeline.cache_misses == 1
     assert first.mime == "image/webp" and first.path.suffix == ".webp"
@@ -204,7 +204,8 @@ async def test_puts_over_budget_trigger_background_eviction(tmp_path: Path,
         await pipeline.aclose()
 
 
-async def test_start_indexes_what_is_already_on_disk(tmp_path: Path, source: Original) -> None:
+async def test_load_cache_indexes_what_is_already_on_disk(tmp_path: Path,
+                                                          source: Original) -> None:
     before = make_pipeline(tmp_path)
     try:
         made = await before.variant("img1", source, spec(w="30"))
@@ -212,11 +213,33 @@ async def test_start_indexes_what_is_already_on_disk(tmp_path: Path, source: Ori
         before.close()
     after = make_pipeline(tmp_path)
     try:
-        await after.start()
+        await after.load_cache()
+        assert not after.cache.loading and len(after.cache) == 1
+        assert after.cached("img1", spec(w="30")) == made  # in memory: no disk access
         again = await after.variant("img1", source, spec(w="30"))
     finally:
         after.close()
-    assert again == made and after.transforms_run == 0 and after.cache_hits == 1
+    assert again == made and after.transforms_run == 0 and after.cache_hits == 2
+
+
+async def test_a_miss_while_loading_is_found_on_disk_not_made_again(
+        tmp_path: Path, source: Original) -> None:
+    before = make_pipeline(tmp_path)
+    try:
+        made = await before.variant("img1", source, spec(w="30"))
+    finally:
+        before.close()
+    inode = made.path.stat().st_ino
+    after = make_pipeline(tmp_path)  # its index is not loaded
+    try:
+        assert after.cache.loading and after.cached("img1", spec(w="30")) is None
+        again = await after.variant("img1", source, spec(w="30"))
+        assert after.cached("img1", spec(w="30")) == made  # indexed now
+        other = await after.variant("img1", source, spec(w="31"))  # not on disk: made
+    finally:
+        after.close()
+    assert again == made and made.path.stat().st_ino == inode
+    assert after.transforms_run == 1 and after.cache_misses == 1 and other.path.exists()
 
 
 async def test_run_runs_blocking_work(pipeline: Pipeline) -> None:

@@ -19,6 +19,7 @@ from pichub.blobs import BlobStore
 from pichub.imaging.spec import TransformSpec
 from pichub.imaging.transform import transform
 from pichub.keys import BLOBS, PIPELINE
+from pichub.services.sweep import SETTLE_S
 from tests import samples
 from tests.conftest import Api
 from tests.support.quality import ssim
@@ -178,7 +179,11 @@ def test_kill_9_during_uploads_leaves_no_copy_without_its_image(tmp_path: Path) 
         stop.set()
         for loop in loops:
             loop.join(30)
-        server = Server(data_dir)  # the start-up sweep runs before it listens
+        server = Server(data_dir)
+    server.stop()
+    time.sleep(SETTLE_S)  # what the kills left behind is older than the next start-up...
+    server = Server(data_dir)
+    server.wait_for_line("blob sweep done")  # ...whose sweep runs in the background
     server.stop()
     known = {image_id for image_id, _ in _images(data_dir)}
     blobs = BlobStore(data_dir / "blobs")

@@ -95,10 +95,6 @@ async def delete(conn: Conn, image_id: str) -> None:
     await conn.execute("DELETE FROM images WHERE id = ?", (image_id,))
 
 
-async def all_ids(db: Database) -> set[str]:
-    return {row[0] for row in await db.fetchall("SELECT id FROM images")}
-
-
 async def stills_after(db: Database, after_seq: int, limit: int) -> list[Row]:
     """Still images (one frame) in insertion order after `after_seq`: for back-fills that
     resume where they stopped."""
@@ -109,3 +105,19 @@ async def stills_after(db: Database, after_seq: int, limit: int) -> list[Row]:
 
 async def count_stills(db: Database) -> int:
     return int(await db.fetchval("SELECT COUNT(*) FROM images WHERE frames = 1"))
+
+
+#: Ids per query of `existing` (well under SQLite's limit of bound parameters).
+EXISTING_CHUNK = 500
+
+
+async def existing(db: Database, ids: set[str]) -> set[str]:
+    """Which of `ids` have an image row: one indexed lookup per id, EXISTING_CHUNK a query."""
+    wanted = sorted(ids)
+    found: set[str] = set()
+    for start in range(0, len(wanted), EXISTING_CHUNK):
+        chunk = wanted[start:start + EXISTING_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        rows = await db.fetchall(f"SELECT id FROM images WHERE id IN ({marks})", chunk)
+        found.update(row[0] for row in rows)
+    return found

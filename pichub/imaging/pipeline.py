@@ -1,15 +1,18 @@
 """From (image, spec) to a cached variant file: disk cache, single-flight, bounded pool.
 
 `Pipeline.variant` answers a cache hit from the in-memory index without
-touching the pool. A miss joins the single flight for its cache key; the
-leader is admitted only while fewer than `workers + queue_size` transforms are
-admitted (running or waiting for a thread), else it fails fast with 503 and
-`Retry-After`, so a burst of distinct URLs can never queue unbounded work or
-memory. In the pool (`pool.PriorityPool`) variants run ahead of upload
-work, so a burst of uploads delays a cold variant by at most the jobs already
-running. The transform and the cache write run together in the pool; an
-eviction pass is scheduled in the background whenever a put leaves the cache
-over its budget (or enough hits wait to have their recency written to disk).
+touching the pool. While the index is still loading from disk (`load_cache`, a
+background job after start-up), a miss first looks for the file on disk
+(`DiskCache.adopt`), so a variant made before a restart is never made again.
+A miss joins the single flight for its cache key; the leader is admitted only
+while fewer than `workers + queue_size` transforms are admitted (running or
+waiting for a thread), else it fails fast with 503 and `Retry-After`, so a
+burst of distinct URLs can never queue unbounded work or memory. In the pool
+(`pool.PriorityPool`) variants run ahead of upload work, so a burst of uploads
+delays a cold variant by at most the jobs already running. The transform and
+the cache write run together in the pool; an eviction pass is scheduled in the
+background whenever a put leaves the cache over its bounds (or enough hits wait
+to have their recency written to disk).
 
 Counters (`transforms_run`, `transforms_rejected`, `cache_hits`,
 `cache_misses`) are plain attributes; /metrics exports them as they are.
@@ -34,12 +37,13 @@ from PIL import Image
 from pichub.blobs import atomic_write, working_beside, working_path
 from pichub.errors import ServiceUnavailable
 from pichub.imaging import geometry, working
-from pichub.imaging.cache import CacheHit, DiskCache
+from pichub.imaging.cache import CacheHit, DiskCache, IndexLoader
 from pichub.imaging.formats import ext_of, mime_of
 from pichub.imaging.geometry import Size
 from pichub.imaging.pool import MemoryBudget, Priority, PriorityPool
 from pichub.imaging.spec import TransformSpec
 from pichub.imaging.transform import Encoded, transform
+from pichub.pacing import Pacing, Progress
 from pichub.singleflight import SingleFlight
 
 log = logging.getLogger(__name__)
@@ -49,6 +53,8 @@ TOUCH_BATCH = 256
 #: Stored images whose facts are remembered (see `Pipeline.source`), and for how long.
 SOURCES_MAX = 10_000
 SOURCE_TTL_S = 5.0
+#: How background jobs step when not told otherwise (storage.loader_files, loader_sleep_ms).
+DEFAULT_PACING = Pacing()
 
 
 class TransformFn(Protocol):
@@ -128,6 +134,7 @@ class Pipeline:
         upload_memory_bytes: int = 320 * 2**20,
         transform_fn: TransformFn = transform,
         on_transform: Callable[[float], object] = lambda seconds: None,
+        pacing: Pacing = DEFAULT_PACING,
     ) -> None:
         self.cache = cache
         self.default_quality = default_quality
@@ -142,6 +149,8 @@ class Pipeline:
         self._flights: SingleFlight[str, CacheHit] = SingleFlight()
         self._background: set[asyncio.Task[None]] = set()
         self._evicting = False
+        self.pacing = pacing  # of background jobs (`load_cache`, `background`)
+        self._stepping = asyncio.Lock()  # one background step in the pool at a time
         self._sources: OrderedDict[str, tuple[Source, float]] = OrderedDict()
         self._generation = 0
         self.transforms_run = 0
@@ -149,11 +158,28 @@ class Pipeline:
         self.cache_hits = 0
         self.cache_misses = 0
 
-    async def start(self) -> None:
-        """Rebuild the cache index from disk (in the pool), then trim it to budget."""
-        found = await self.run(Priority.VARIANT, self.cache.scan)
-        log.info("variant cache: %d files, %d bytes", found, self.cache.total_bytes)
+    async def load_cache(self, progress: Progress | None = None) -> None:
+        """Load the cache index from disk in paced background steps (pichub.pacing), then
+        trim the cache to its bounds. Requests are served meanwhile (see `variant`)."""
+        progress = progress or Progress("variant cache index", log)
+        loader = IndexLoader(self.cache, self.pacing.files)
+        while await self.background(loader.step):
+            progress.update(loader.seen, loader.evicted + loader.temps_removed)
+            await asyncio.sleep(self.pacing.sleep_s)
+        kept = await self.background(loader.finish)
+        progress.update(loader.seen, loader.evicted + loader.temps_removed)
+        progress.finish("%d variants indexed (%d files, %d bytes in the cache), %d deleted "
+                        "as over the bounds, %d stale temp files removed", kept,
+                        len(self.cache), self.cache.total_bytes, loader.evicted,
+                        loader.temps_removed)
         self._maybe_evict()
+
+    async def background(self, fn: Callable[[], T]) -> T:
+        """Run one step of a background job (the cache loader, the orphan sweep) in the pool
+        at BACKGROUND priority, one such step at a time, so that together they hold at
+        most one thread and every variant or upload waiting goes first."""
+        async with self._stepping:
+            return await self.run(Priority.BACKGROUND, fn)
 
     def cached(self, image_id: str, spec: TransformSpec) -> Variant | None:
         """The variant if it is already cached (counted as a hit), else None.
@@ -178,9 +204,16 @@ class Pipeline:
         found = self.cached(image_id, spec)
         if found is not None:
             return found
-        self.cache_misses += 1
         spec = spec.with_default_quality(self.default_quality)
         key, ext = spec.cache_key(image_id), ext_of(spec.fm)
+        if self.cache.loading:  # made before the restart, not indexed yet?
+            adopted = await asyncio.to_thread(self.cache.adopt, key, ext)
+            if adopted is not None:
+                self.cache_hits += 1
+                self._maybe_evict()
+                return Variant(adopted.path, mime_of(spec.fm), adopted.size, _etag(key),
+                               adopted.recent)
+        self.cache_misses += 1
         hit = await self._flights.do(
             key, lambda: self._produce(key, ext, original, spec)
         )
@@ -313,7 +346,7 @@ class Pipeline:
     def _maybe_evict(self) -> None:
         """Schedule one background `cache.evict` when over budget or with many hits to
         write back; never more than one at a time."""
-        over = self.cache.total_bytes > self.cache.max_bytes
+        over = self.cache.over_budget
         if self._evicting or not (over or self.cache.pending_touches >= TOUCH_BATCH):
             return
         self._evicting = True

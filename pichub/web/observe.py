@@ -39,6 +39,8 @@ class Metrics:
                                    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
         self.cache_bytes = Gauge("pichub_variant_cache_bytes", "Size of the variant cache",
                                  registry=r)
+        self.cache_files = Gauge("pichub_variant_cache_files", "Variants the cache index holds",
+                                 registry=r)
         self.upload_bytes = Counter("pichub_upload_bytes", "Bytes of images stored", registry=r)
         self.uploads = Counter("pichub_uploads", "Images stored", registry=r)
         self.webhook_queue = Gauge("pichub_webhook_queue_depth", "Webhook deliveries pending",

@@ -52,6 +52,7 @@ class Server:
             preexec_fn=limit_open_files(nofile) if nofile else None,
         )
         self.output = self._wait_ready()
+        self.ready_at = time.monotonic()
         self.log: list[tuple[float, str]] = []  # (time.monotonic() when read, line)
         self._reader = threading.Thread(target=self._collect, daemon=True)
         self._reader.start()
@@ -86,7 +87,10 @@ class Server:
         return "".join(line for _, line in self.log)
 
     def wait_for_line(self, text: str, timeout: float = 10.0) -> float:
-        """When (time.monotonic()) the test first saw a line containing `text`."""
+        """When (time.monotonic()) the test first saw a line containing `text` (when the
+        server was up, for a line written before)."""
+        if text in self.output:
+            return self.ready_at
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for seen, line in list(self.log):

@@ -1,0 +1,84 @@
+"""The orphan sweep: files in the blob store that no image row owns, removed after start-up.
+
+An upload writes its blob (and working copies) first and commits its row after, so a
+crash in between leaves files with no row, and a crash in the middle of a write leaves a
+temp file (TMP_PREFIX). The sweep finds both without loading every id: it walks the
+store in paced steps (pichub.pacing) while the server already serves, and asks the
+database, once per step, which of the ids it saw exist.
+
+It must never remove the files of an upload in progress, whose row commits moments
+after them. Only files unchanged since before the sweep was created (minus SETTLE_S,
+for file system clocks that lag) can go; every upload this process receives writes
+its files later than that. A file that qualifies has its row looked up once more right
+before it is unlinked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, Final
+
+from pichub.blobs import TMP_PREFIX, BlobStore, owner, remove, unchanged_since
+from pichub.db import images as images_db
+from pichub.db.database import Database
+from pichub.pacing import Pacing, Progress
+
+log = logging.getLogger(__name__)
+#: Seconds a file must be older than the sweep to be removed (kernels stamp files with a
+#: clock that may lag `time.time()` by a tick; this covers it many times over).
+SETTLE_S: Final = 2.0
+#: Runs one blocking step in a thread (`Pipeline.background`: the image pool, low priority).
+Background = Callable[[Callable[[], Any]], Awaitable[Any]]
+
+
+class OrphanSweep:
+    """One sweep of `blobs`: create it before the port opens, then `await run()`."""
+
+    def __init__(self, db: Database, blobs: BlobStore, background: Background,
+                 pacing: Pacing, progress: Progress) -> None:
+        self.db = db
+        self.blobs = blobs
+        self.background = background
+        self.pacing = pacing
+        self.progress = progress
+        self.before = time.time() - SETTLE_S
+        self.orphans = 0
+        self.temps = 0
+
+    async def run(self) -> None:
+        """Walk the whole store, removing orphans and temp files, and log what it did."""
+        batches = self.blobs.batches(self.pacing.files)
+        seen = 0
+        while (batch := await self.background(functools.partial(next, batches, None))):
+            await self._sweep(batch)
+            seen += len(batch)
+            self.progress.update(seen, self.orphans + self.temps)
+            await asyncio.sleep(self.pacing.sleep_s)
+        self.progress.update(seen, self.orphans + self.temps)
+        self.progress.finish("%d files, %d orphan and %d temporary file(s) removed", seen,
+                             self.orphans, self.temps)
+
+    async def _sweep(self, batch: list[Path]) -> None:
+        temps = [path for path in batch if path.name.startswith(TMP_PREFIX)]
+        files = [path for path in batch if not path.name.startswith(TMP_PREFIX)]
+        known = await images_db.existing(self.db, {owner(path) for path in files})
+        unowned = [path for path in files if owner(path) not in known]
+        if not unowned and not temps:
+            return
+        old = await self.background(functools.partial(unchanged_since, unowned + temps,
+                                                      self.before))
+        orphans = [path for path in old if not path.name.startswith(TMP_PREFIX)]
+        if orphans:  # once more, right before the unlink
+            known = await images_db.existing(self.db, {owner(path) for path in orphans})
+            orphans = [path for path in orphans if owner(path) not in known]
+        stale = [path for path in old if path.name.startswith(TMP_PREFIX)]
+        await self.background(functools.partial(remove, orphans + stale))
+        for path in orphans:
+            log.debug("removed %s: no image owns it", path)
+        self.orphans += len(orphans)
+        self.temps += len(stale)
