@@ -2,9 +2,11 @@
 
 Like nginx's cache loader, PicHub opens its port at once and only then walks its
 stores (the orphan sweep over `blobs/`, the variant cache's index over `cache/`):
-`Pacing.files` files per step, each step in the image pool at background priority,
-`Pacing.sleep_s` asleep between steps, so a million files never hog a core or the
-pool. `Progress` tells the log how far a job got every few seconds.
+`Pacing.files` files per step, one step of either job at a time in the image pool at
+background priority, then a rest as long as the step took and at least
+`Pacing.sleep_s` (`Pipeline.background`), so a million files never take more than
+half a core or one thread of the pool. `Progress` tells the log how far a job got
+every few seconds.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ PROGRESS_EVERY_S: Final = 5.0
 
 @dataclass(frozen=True)
 class Pacing:
-    """How a background job steps: `files` per step, `sleep_s` between steps
+    """How background jobs step: `files` per step, at least `sleep_s` between steps
     (`storage.loader_files`, `storage.loader_sleep_ms`; nginx's loader_files/loader_sleep)."""
 
     files: int = 500

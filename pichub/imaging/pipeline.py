@@ -165,7 +165,6 @@ class Pipeline:
         loader = IndexLoader(self.cache, self.pacing.files)
         while await self.background(loader.step):
             progress.update(loader.seen, loader.evicted + loader.temps_removed)
-            await asyncio.sleep(self.pacing.sleep_s)
         kept = await self.background(loader.finish)
         progress.update(loader.seen, loader.evicted + loader.temps_removed)
         progress.finish("%d variants indexed (%d files, %d bytes in the cache), %d deleted "
@@ -176,10 +175,14 @@ class Pipeline:
 
     async def background(self, fn: Callable[[], T]) -> T:
         """Run one step of a background job (the cache loader, the orphan sweep) in the pool
-        at BACKGROUND priority, one such step at a time, so that together they hold at
-        most one thread and every variant or upload waiting goes first."""
+        at BACKGROUND priority, then rest as long as it took (at least `pacing.sleep_s`)
+        before the next step of any job: together they hold at most one thread half of
+        the time, and every variant or upload waiting goes first."""
         async with self._stepping:
-            return await self.run(Priority.BACKGROUND, fn)
+            started = time.monotonic()
+            result = await self.run(Priority.BACKGROUND, fn)
+            await asyncio.sleep(max(self.pacing.sleep_s, time.monotonic() - started))
+            return result
 
     def cached(self, image_id: str, spec: TransformSpec) -> Variant | None:
         """The variant if it is already cached (counted as a hit), else None.

@@ -15,7 +15,6 @@ before it is unlinked.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import time
@@ -32,7 +31,8 @@ log = logging.getLogger(__name__)
 #: Seconds a file must be older than the sweep to be removed (kernels stamp files with a
 #: clock that may lag `time.time()` by a tick; this covers it many times over).
 SETTLE_S: Final = 2.0
-#: Runs one blocking step in a thread (`Pipeline.background`: the image pool, low priority).
+#: Runs one blocking step in a thread (`Pipeline.background`: the image pool, low priority,
+#: paced).
 Background = Callable[[Callable[[], Any]], Awaitable[Any]]
 
 
@@ -58,7 +58,6 @@ class OrphanSweep:
             await self._sweep(batch)
             seen += len(batch)
             self.progress.update(seen, self.orphans + self.temps)
-            await asyncio.sleep(self.pacing.sleep_s)
         self.progress.update(seen, self.orphans + self.temps)
         self.progress.finish("%d files, %d orphan and %d temporary file(s) removed", seen,
                              self.orphans, self.temps)
