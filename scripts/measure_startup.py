@@ -59,6 +59,12 @@ def drop_caches() -> str:
         return f"could not drop the page cache ({exc.strerror}): warm"
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system time of the process so far (all threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def status(pid: int, field: str) -> float:
     """A VmRSS/VmHWM-like field of /proc/PID/status, in MiB."""
     text = Path(f"/proc/{pid}/status").read_text()
@@ -86,6 +92,7 @@ def serve(data: Path, pichub: Path, env: dict[str, str]) -> None:
     reader.start()
     try:
         ready = _first_200(base + "/healthz", proc, started)
+        cpu_at_ready = cpu_seconds(proc.pid)
         print(f"ready     first /healthz 200 after {ready:.2f} s")
         ids = _some_ids(data, 50)
         _latencies("loading", base, ids)
@@ -94,6 +101,10 @@ def serve(data: Path, pichub: Path, env: dict[str, str]) -> None:
             if proc.poll() is not None or time.monotonic() - started > max(jobs, default=0) + 20:
                 break  # no progress line for a while: older code, or a job failed
             time.sleep(0.2)
+        busy = cpu_seconds(proc.pid) - cpu_at_ready
+        wall = time.monotonic() - started - ready
+        print(f"CPU       {busy:.1f} s in the {wall:.1f} s after ready "
+              f"({busy / wall:.0%} of a core)")
         for done in DONE:
             seen = [(at, line) for at, line in lines if done in line]
             if seen:

@@ -54,7 +54,7 @@ async def wait_until(condition: Callable[[], bool], seconds: float = 20.0) -> No
     raise AssertionError(f"not true within {seconds} s")
 
 
-def test_healthz_answers_at_once_while_the_sweep_runs_and_the_sweep_finishes(
+def test_healthz_answers_while_the_sweep_still_runs_and_the_sweep_then_finishes(
         tmp_path: Path) -> None:
     data = tmp_path / "data"
     made = asyncio.run(library.build(data, 150, orphans=100, temps=3))
