@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pichub.db.database import Conn, Database, Row, fetch_one, set_clause
+from pichub.db.keyset import Listing
 from pichub.timeutil import iso
-
-_ORDER = "ORDER BY created_at DESC, seq DESC"
 
 
 @dataclass(frozen=True)
@@ -49,25 +48,30 @@ async def get(db: Database | Conn, image_id: str, user_id: int | None = None) ->
                            (image_id, user_id))
 
 
-async def page(
-    db: Database, *, user_id: int | None, album_id: int | None, public_only: bool,
-    limit: int, offset: int,
-) -> tuple[list[Row], int]:
-    where, params = [], []
+#: The key of every image list, and its types (for cursors).
+KEY = ("created_at", "seq")
+KEY_SHAPE = (str, int)
+
+
+def listing(*, user_id: int | None = None, album_id: int | None = None,
+            public_only: bool = False) -> Listing:
+    """A list of images, newest first; each filter combination reads one index."""
+    filters: list[str] = []
+    params: list[object] = []
     if user_id is not None:
-        where.append("user_id = ?")
+        filters.append("user_id = ?")
         params.append(user_id)
     if album_id is not None:
-        where.append("album_id = ?")
+        filters.append("album_id = ?")
         params.append(album_id)
     if public_only:
-        where.append("is_public = 1")
-    clause = f"WHERE {' AND '.join(where)}" if where else ""
-    rows = await db.fetchall(
-        f"SELECT * FROM images {clause} {_ORDER} LIMIT ? OFFSET ?", (*params, limit, offset)
-    )
-    total = await db.fetchval(f"SELECT COUNT(*) FROM images {clause}", params)
-    return rows, int(total)
+        filters.append("is_public = 1")
+    return Listing("images", KEY, tuple(filters), tuple(params))
+
+
+async def public_count(db: Database) -> int:
+    """How many images are public (a stored counter)."""
+    return int(await db.fetchval("SELECT value FROM counters WHERE name = 'public_images'"))
 
 
 _UNSET: Any = object()

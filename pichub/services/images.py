@@ -13,16 +13,18 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from pichub.blobs import BlobStore
+from pichub.db import albums as albums_db
 from pichub.db import events as events_db
 from pichub.db import images as images_db
+from pichub.db import users as users_db
 from pichub.db.database import Database, Row
+from pichub.db.keyset import Listing
 from pichub.errors import NotFound
 from pichub.imaging.formats import ext_of
 from pichub.models.base import changes
-from pichub.models.common import Meta
 from pichub.models.images import Image, ImageUpdate
 from pichub.services.albums import require_album
-from pichub.services.common import Page
+from pichub.services.common import Page, PageRequest, read_page
 
 Purge = Callable[[str], Awaitable[object]]
 
@@ -38,15 +40,23 @@ class Images:
         self.purge_variants = purge_variants
         self.on_change = on_change
 
-    async def page(self, user_id: int, base_url: str, page: int, per_page: int,
+    async def page(self, user_id: int, base_url: str, request: PageRequest,
                    album_id: int | None = None) -> Page[Image]:
         """The user's images (in `album_id`, one of theirs, when given), newest first."""
-        await require_album(self.db, user_id, album_id)
-        return await self._page(base_url, page, per_page, user_id=user_id, album_id=album_id)
+        if album_id is None:
+            total = await users_db.image_count(self.db, user_id)
+        else:
+            album = await albums_db.get(self.db, user_id, album_id)
+            if album is None:
+                raise NotFound("album")
+            total = album["image_count"]
+        listing = images_db.listing(user_id=user_id, album_id=album_id)
+        return await self._page(listing, request, total, base_url)
 
-    async def square(self, base_url: str, page: int, per_page: int) -> Page[Image]:
+    async def square(self, base_url: str, request: PageRequest) -> Page[Image]:
         """Everyone's public images, newest first."""
-        return await self._page(base_url, page, per_page, public_only=True)
+        total = await images_db.public_count(self.db)
+        return await self._page(images_db.listing(public_only=True), request, total, base_url)
 
     async def get(self, user_id: int, image_id: str, base_url: str) -> Image:
         row = await images_db.get(self.db, image_id, user_id)
@@ -86,11 +96,7 @@ class Images:
         finally:
             await asyncio.to_thread(self.blobs.delete, image_id, ext_of(row["format"]))
 
-    async def _page(self, base_url: str, page: int, per_page: int, *,
-                    user_id: int | None = None, album_id: int | None = None,
-                    public_only: bool = False) -> Page[Image]:
-        rows, total = await images_db.page(self.db, user_id=user_id, album_id=album_id,
-                                           public_only=public_only, limit=per_page,
-                                           offset=(page - 1) * per_page)
-        return Page([Image.from_row(row, base_url) for row in rows],
-                    Meta.of(page, per_page, total))
+    async def _page(self, listing: Listing, request: PageRequest, total: int,
+                    base_url: str) -> Page[Image]:
+        return await read_page(self.db, listing, images_db.KEY_SHAPE, request, total,
+                               lambda row: Image.from_row(row, base_url))

@@ -252,6 +252,12 @@ def _parameters() -> J:
         "per_page": {"name": "per_page", "in": "query", "schema": {
             "type": "integer", "minimum": 1, "maximum": 100, "default": 20},
             "description": "Items per page, 1–100 (else 422)."},
+        "cursor": {"name": "cursor", "in": "query", "schema": {"type": "string"},
+                   "description": "A `meta.next_cursor` or `meta.prev_cursor` of this list: the "
+                                  "page after (before) it, at the same cost on any page and "
+                                  "without skipping or repeating items while the list "
+                                  "changes. Wins over `page`; one not made for this list "
+                                  "→ 422."},
         "album_id": {"name": "album_id", "in": "query", "schema": {"type": "integer"},
                      "description": "Only images in this album (yours; another user's → 404)."},
     }
@@ -339,7 +345,9 @@ def _info(s: Settings) -> J:
 no token. Browser sessions of the web UI never authorise API calls.
 
 **Envelope**: success is `{{"success": true, "data": …}}`; lists add
-`"meta": {{"page", "per_page", "total", "total_pages"}}` and are newest first. Errors are
+`"meta": {{"page", "per_page", "total", "total_pages", "next_cursor", "prev_cursor"}}` and
+are newest first: walk them by `page` or, faster on deep pages and stable while the list
+changes, by passing `next_cursor` back as `?cursor=`. Errors are
 `{{"success": false, "message", "error": {{"code", "message", "details"}}}}` with the codes
 below, including unknown routes (404), wrong methods (405) and unexpected errors (500).
 Another user's resource answers 404, never 403. `DELETE` answers

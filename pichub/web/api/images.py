@@ -14,15 +14,15 @@ from pichub.web.routes import ApiRoute
 
 async def list_images(request: web.Request) -> web.Response:
     who = actor(request, "read")
-    page, per_page = pagination(request.query)
+    listed = pagination(request.query)
     album_id = query_id(request.query, "album_id", "album")
     images = request.app[SERVICES].images
-    return ok_page(await images.page(who.user_id, base_url(request), page, per_page, album_id))
+    return ok_page(await images.page(who.user_id, base_url(request), listed, album_id))
 
 
 async def square(request: web.Request) -> web.Response:
-    page, per_page = pagination(request.query)
-    return ok_page(await request.app[SERVICES].images.square(base_url(request), page, per_page))
+    listed = pagination(request.query)
+    return ok_page(await request.app[SERVICES].images.square(base_url(request), listed))
 
 
 async def get_image(request: web.Request) -> web.Response:
@@ -50,7 +50,7 @@ ROUTES = [
     ApiRoute("GET", "/images", list_images, "listImages", "Images", "List my images",
              "Your images, newest first (ties in the same second keep upload order).",
              data=Image, many=True, listed=True, errors=(404, 422),
-             query=("page", "per_page", "album_id")),
+             query=("page", "cursor", "per_page", "album_id")),
     ApiRoute("GET", "/images/{id}", get_image, "getImage", "Images", "Get one of my images",
              data=Image, errors=(404,)),
     ApiRoute("PATCH", "/images/{id}", patch_image, "updateImage", "Images",
@@ -62,5 +62,6 @@ ROUTES = [
              "`image.deleted`. Irreversible.", scope="write", data=Deleted, errors=(404,)),
     ApiRoute("GET", "/square", square, "square", "Images", "Public square",
              "Public images of all users, newest first. No authentication.", scope=None,
-             data=Image, many=True, listed=True, errors=(422,), query=("page", "per_page")),
+             data=Image, many=True, listed=True, errors=(422,),
+             query=("page", "cursor", "per_page")),
 ]

@@ -23,8 +23,8 @@ from pichub.ratelimit import user_rate_key
 from pichub.services.sessions import Session
 from pichub.web.api.upload import receive_and_store
 from pichub.web.common import base_url, ok
-from pichub.web.params import page_number, row_id
-from pichub.web.ui.forms import Form, flash, pager, redirect, safe_next, text_field
+from pichub.web.params import row_id
+from pichub.web.ui.forms import Form, flash, paged, redirect, safe_next, text_field
 from pichub.web.ui.guards import action, page, xhr
 from pichub.web.ui.templates import render
 
@@ -48,14 +48,14 @@ async def dashboard(request: web.Request, session: Session) -> web.StreamRespons
     album_id = _album_filter(request)
     albums = await album_choices(request, session.user_id)
     current = next((a for a in albums if a["id"] == album_id), None)
-    number = page_number(request.query)
-    listed = await request.app[SERVICES].images.page(session.user_id, base_url(request), number,
-                                                     PER_PAGE, album_id)
+    images = request.app[SERVICES].images
+    listed, pages = await paged(request, PER_PAGE, lambda wanted: images.page(
+        session.user_id, base_url(request), wanted, album_id))
     settings = request.app[SETTINGS]
     return render(request, "dashboard.html", {
         "images": listed.items, "albums": albums, "album_id": album_id,
         "current_album": current, "next": request.path_qs,
-        "pager": pager(request, number, PER_PAGE, listed.meta.total),
+        "pager": pages,
         "default_quality": settings.images.default_quality,
         "max_upload_mb": settings.storage.max_upload_mb,
     }, session=session)
