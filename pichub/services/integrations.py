@@ -115,12 +115,12 @@ CLIENTS: Final[dict[str, tuple[str, str, str, _Render, str]]] = {
                "opens the image's delete link."),
     "picgo-web-uploader": ("PicGo with picgo-plugin-web-uploader", "picgo-web-uploader.json",
                            "application/json", _picgo_web_uploader,
-                           "Install the plugin (`picgo install web-uploader`), then merge "
+                           "Install the plugin (picgo install web-uploader), then merge "
                            "this JSON into ~/.picgo/config.json (PicGo-Core) or set the same "
                            "fields in the plugin's settings (PicGo app)."),
     "picgo-lankong": ("PicGo with picgo-plugin-lankong (Lsky Pro V2)", "picgo-lankong.json",
                       "application/json", _picgo_lankong,
-                      "Install the plugin (`picgo install lankong`), then merge this JSON into "
+                      "Install the plugin (picgo install lankong), then merge this JSON into "
                       "~/.picgo/config.json; in the PicGo app choose Lsky Pro V2, server "
                       "and token as below. Deleting in PicGo's album deletes on PicHub."),
     "flameshot": ("Flameshot (Linux)", "pichub-shot.sh", "text/x-shellscript", _flameshot,
@@ -128,7 +128,7 @@ CLIENTS: Final[dict[str, tuple[str, str, str, _Render, str]]] = {
     "upic": ("uPic (macOS)", "pichub-upic.json", "application/json", _upic,
              "Preferences → Hosts → Import hosts, choose this file (a custom host)."),
     "curl": ("curl / shell", "pichub-upload.sh", "text/x-shellscript", _curl,
-             "Save the script and run `pichub-upload photo.jpg`; it prints each URL."),
+             "Save the script and run: pichub-upload photo.jpg; it prints each URL."),
 }
 
 
