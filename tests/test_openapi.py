@@ -189,7 +189,7 @@ async def test_real_responses_match_the_documented_schemas(api: Api) -> None:
     assert status == 201 and body["errors"]
     _validator(doc, _success_schema(doc, "/upload", "post", "201")).validate(body)
     image = body["data"][0]
-    assert set(image) == set(doc["components"]["schemas"]["Image"]["required"])
+    assert set(image) == set(doc["components"]["schemas"]["UploadedImage"]["required"])
     status, body = await api.call("POST", "/api/v1/albums", json={"name": "Trips"})
     _validator(doc, _success_schema(doc, "/albums", "post", "201")).validate(body)
     for path, route in [("/api/v1/images", "/images"), ("/api/v1/albums", "/albums"),

@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 from html import escape
 from typing import Annotated, Any, Final, Literal
+from urllib.parse import urlencode
 
 from pydantic import ConfigDict, Field
 
 from pichub.db.database import Row
 from pichub.imaging.formats import ext_of, mime_of
+from pichub.imaging.spec import sign
 from pichub.models.base import BOOLEAN, ID_OR_NULL, TIMESTAMP_EXAMPLE, Model, Text
 
 IMAGE_ID_EXAMPLE: Final = "Xb3kQ9vTz1Lm"
@@ -31,11 +33,23 @@ def image_url(base_url: str, image_id: str, fmt: str) -> str:
     return f"{base_url}/img/{image_id}.{ext_of(fmt)}"
 
 
+def variant_url(base_url: str, image_id: str, signing_key: str | None, ext: str = "webp",
+                **params: int | str) -> str:
+    """`{base}/img/{id}.{ext}?w=…`: a variant, signed (`s=`) when `images.signing_key` is
+    set, since `/img` refuses an unsigned variant then (originals stay unsigned)."""
+    path = f"/img/{image_id}.{ext}"
+    query = {name: str(value) for name, value in params.items()}
+    if signing_key:
+        query["s"] = sign(path, query, signing_key)
+    return f"{base_url}{path}?{urlencode(query)}"
+
+
 class ImageLinks(Model):
     """Ready-to-paste forms of the image's URL."""
 
     url: str = Field(description="Same as the image's `url`.")
-    thumbnail: str = Field(description=f"A {THUMBNAIL_WIDTH} px wide WebP variant.")
+    thumbnail: str = Field(description=f"A {THUMBNAIL_WIDTH} px wide WebP variant (signed "
+                                       "when `images.signing_key` is set).")
     markdown: str = Field(description="`![original_name](url)`, the name escaped.")
     html: str = Field(description="`<img src alt>`, the name escaped.")
     bbcode: str = Field(description="`[img]url[/img]`")
@@ -81,11 +95,12 @@ class Image(Model):
     links: ImageLinks
 
     @classmethod
-    def from_row(cls, row: Row, base_url: str) -> Image:
+    def from_row(cls, row: Row, base_url: str, signing_key: str | None = None) -> Image:
+        """The image of a row; `signing_key` (`images.signing_key`) signs the variant URLs."""
         url = image_url(base_url, row["id"], row["format"])
         name = row["original_name"]
         links = ImageLinks(
-            url=url, thumbnail=f"{base_url}/img/{row['id']}.webp?w={THUMBNAIL_WIDTH}",
+            url=url, thumbnail=variant_url(base_url, row["id"], signing_key, w=THUMBNAIL_WIDTH),
             markdown=f"![{markdown_text(name)}]({url})",
             html=f'<img src="{url}" alt="{escape(name)}">', bbcode=f"[img]{url}[/img]")
         return cls.model_construct(
@@ -94,6 +109,24 @@ class Image(Model):
             width=row["width"], height=row["height"], size=row["size"], sha256=row["sha256"],
             album_id=row["album_id"], is_public=bool(row["is_public"]),
             created_at=row["created_at"], links=links)
+
+
+class UploadedImage(Image):
+    """An image as the upload answers it: with its delete link, which no other answer
+    carries (only the link's hash is stored, so it can be shown only this once)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {**IMAGE_EXAMPLE, "delete_url": "https://pichub.example.com/delete/"
+                                        "pqJ4vB0qk1m5xW2eZc8Yt7Lr3Na6Ds9Ui0Ho2Gf4Kj8"}]})
+
+    delete_url: str = Field(description="Deletes the image without signing in: opening it "
+                                        "shows a confirmation page (a GET never deletes), "
+                                        "whose button deletes. Keep it secret; shown only "
+                                        "in this answer.")
+
+    @classmethod
+    def of(cls, image: Image, delete_url: str) -> UploadedImage:
+        return cls.model_construct(**dict(image), delete_url=delete_url)
 
 
 class ImageUpdate(Model):

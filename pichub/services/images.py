@@ -4,7 +4,8 @@ Deleting commits the row and its `image.deleted` event first (the commit
 point), then removes the cached variants and the blob; a crash in between
 leaves an orphan blob that the start-up sweep removes, never a row without
 its bytes. Changing an image records no event (the event list has no
-`image.updated`).
+`image.updated`). A delete link (handed out once, in the upload answer) deletes
+its image the same way, without signing in; only its SHA-256 is stored.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from collections.abc import Awaitable, Callable
 
 from pichub.blobs import BlobStore
 from pichub.db import albums as albums_db
+from pichub.db import delete_links as links_db
 from pichub.db import events as events_db
 from pichub.db import images as images_db
 from pichub.db import users as users_db
 from pichub.db.database import Database, Row
 from pichub.db.keyset import Listing
 from pichub.errors import NotFound
+from pichub.hashing import hash_secret
 from pichub.imaging.formats import ext_of
 from pichub.models.base import changes
 from pichub.models.images import Image, ImageUpdate
@@ -34,11 +37,16 @@ class Images:
     webhook worker after a commit with an event."""
 
     def __init__(self, db: Database, blobs: BlobStore, purge_variants: Purge,
-                 on_change: Callable[[], None]) -> None:
+                 on_change: Callable[[], None], signing_key: str | None = None) -> None:
         self.db = db
         self.blobs = blobs
         self.purge_variants = purge_variants
         self.on_change = on_change
+        self.signing_key = signing_key  # `images.signing_key`: variant URLs are signed
+
+    def image(self, row: Row, base_url: str) -> Image:
+        """A row as the API shows it, its variant URLs signed when they must be."""
+        return Image.from_row(row, base_url, self.signing_key)
 
     async def page(self, user_id: int, base_url: str, request: PageRequest,
                    album_id: int | None = None) -> Page[Image]:
@@ -62,7 +70,7 @@ class Images:
         row = await images_db.get(self.db, image_id, user_id)
         if row is None:
             raise NotFound("image")
-        return Image.from_row(row, base_url)
+        return self.image(row, base_url)
 
     async def find(self, image_id: str) -> Row | None:
         """Any user's image by its (unguessable) id, as stored."""
@@ -79,7 +87,7 @@ class Images:
             await images_db.update(conn, image_id, user_id, **fields)
             row = await images_db.get(conn, image_id, user_id)
         assert row is not None
-        return Image.from_row(row, base_url)
+        return self.image(row, base_url)
 
     async def delete(self, user_id: int, image_id: str, base_url: str) -> None:
         """Row and event first (the commit point), then the variants and the blob."""
@@ -89,14 +97,27 @@ class Images:
                 raise NotFound("image")
             await images_db.delete(conn, image_id)
             await events_db.record(conn, user_id, "image.deleted",
-                                   Image.from_row(row, base_url).model_dump())
+                                   self.image(row, base_url).model_dump())
         self.on_change()
         try:  # variants first: the pipeline also forgets what it remembered of the image
             await self.purge_variants(image_id)
         finally:
             await asyncio.to_thread(self.blobs.delete, image_id, ext_of(row["format"]))
 
+    async def find_by_delete_link(self, token: str) -> Row | None:
+        """The image a delete link's token deletes; None for a wrong or used token."""
+        return await links_db.find_image(self.db, hash_secret(token))
+
+    async def delete_by_link(self, token: str, base_url: str) -> Row:
+        """Delete the image of a delete link, as its owner's delete would (event, variants,
+        blob); 404 for a wrong or already used token. Returns the deleted row."""
+        row = await self.find_by_delete_link(token)
+        if row is None:
+            raise NotFound("delete link")
+        await self.delete(row["user_id"], row["id"], base_url)
+        return row
+
     async def _page(self, listing: Listing, request: PageRequest, total: int,
                     base_url: str) -> Page[Image]:
         return await read_page(self.db, listing, images_db.KEY_SHAPE, request, total,
-                               lambda row: Image.from_row(row, base_url))
+                               lambda row: self.image(row, base_url))

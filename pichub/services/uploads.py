@@ -6,7 +6,9 @@ re-encoded in the image pool (`imaging.ops`), its blob written durably (a
 kept original is moved into place, never read into memory), and its row
 committed with the `image.uploaded` event in one transaction, after the
 album and quota checks. A crash at any point leaves the whole image or
-nothing visible: the start-up sweep removes a blob without its row.
+nothing visible: the start-up sweep removes a blob without its row. Each image
+gets a delete link in that transaction: a random token, stored as its SHA-256
+only, whose URL is in the upload answer and nowhere else (not in the event).
 """
 
 from __future__ import annotations
@@ -24,20 +26,23 @@ from typing import Any, Final
 
 from pichub.blobs import BlobStore, sha256_file
 from pichub.config import StorageSettings
+from pichub.db import delete_links as links_db
 from pichub.db import events as events_db
 from pichub.db import images as images_db
 from pichub.db import users as users_db
 from pichub.db.database import Conn, Database
 from pichub.errors import InsufficientStorage, PichubError, ValidationError, is_disk_full
+from pichub.hashing import hash_secret
 from pichub.imaging.budget import conversion_bytes
 from pichub.imaging.formats import ext_of
 from pichub.imaging.ops import UploadResult, probe, process_upload
 from pichub.models.common import UploadFailure
-from pichub.models.images import Image
+from pichub.models.images import Image, UploadedImage
 from pichub.models.uploads import UploadForm
 from pichub.services.albums import require_album
 
 MB: Final = 2**20
+DELETE_PATH: Final = "/delete/"  # + the token: the delete link's page (`web/ui/deletelinks`)
 #: Runs a conversion of about `estimate` bytes of memory (first argument) in the image pool,
 #: once the upload memory budget has room for it, after the variants waiting for a thread.
 Convert = Callable[..., Awaitable[Any]]
@@ -58,7 +63,7 @@ class Received:
 class Outcome:
     """What became of each file: the stored images, in request order, and the failures."""
 
-    images: list[Image] = field(default_factory=list)
+    images: list[UploadedImage] = field(default_factory=list)
     errors: list[tuple[int, str, PichubError]] = field(default_factory=list)
 
     def failures(self) -> list[UploadFailure]:
@@ -83,13 +88,14 @@ class Uploads:
 
     def __init__(self, db: Database, blobs: BlobStore, storage: StorageSettings,
                  default_quality: int, convert: Convert,
-                 on_change: Callable[[], None]) -> None:
+                 on_change: Callable[[], None], signing_key: str | None = None) -> None:
         self.db = db
         self.blobs = blobs
         self.storage = storage
         self.default_quality = default_quality
         self._convert = convert
         self.on_change = on_change
+        self.signing_key = signing_key  # `images.signing_key`: variant URLs are signed
 
     def check_free_space(self, extra: int = 0) -> None:
         """507 when storing `extra` more bytes would take the disk below its reserve."""
@@ -199,23 +205,26 @@ class Uploads:
             raise
         return len(result.data), hashlib.sha256(result.data).hexdigest()
 
-    async def _commit(self, record: images_db.NewImage, base_url: str) -> Image:
-        """Row and event in one transaction; the blob goes again when that fails."""
+    async def _commit(self, record: images_db.NewImage, base_url: str) -> UploadedImage:
+        """Row, delete link and event in one transaction; the blob goes again when that
+        fails."""
+        delete_token = secrets.token_urlsafe(32)
         try:
             async with self.db.transaction() as conn:
                 await require_album(conn, record.user_id, record.album_id)
                 await _check_quota(conn, record.user_id, record.size)
                 await images_db.insert(conn, record)
+                await links_db.insert(conn, record.id, hash_secret(delete_token))
                 row = await images_db.get(conn, record.id)
                 assert row is not None
-                image = Image.from_row(row, base_url)
+                image = Image.from_row(row, base_url, self.signing_key)
                 await events_db.record(conn, record.user_id, "image.uploaded",
                                        image.model_dump())
         except BaseException:
             await asyncio.to_thread(self.blobs.delete, record.id, ext_of(record.format))
             raise
         self.on_change()
-        return image
+        return UploadedImage.of(image, f"{base_url}{DELETE_PATH}{delete_token}")
 
 
 async def _check_quota(conn: Conn, user_id: int, size: int) -> None:

@@ -29,6 +29,7 @@ from pichub.ratelimit import user_rate_key
 from pichub.services.accounts import Actor, actor_from_token
 from pichub.web.clientip import forwarded_host, rate_limit_key, request_client_ip
 from pichub.web.routes import API_PREFIXES
+from pichub.web.shapes import error_shape
 from pichub.web.ui.templates import error_page
 
 log = logging.getLogger("pichub")
@@ -137,9 +138,13 @@ def _as_error(request: web.Request, exc: Exception) -> PichubError | None:
 
 async def _error_answer(request: web.Request, error: PichubError) -> web.StreamResponse:
     """The envelope (or, for a browser outside the API, an HTML page) of `error`."""
-    response = error_response(error)
-    if wants_html(request):
+    shape = error_shape(request)  # text, Lsky's or Chevereto's answer, for their clients
+    if shape is not None:
+        response = shape(error)
+    elif wants_html(request):
         response = error_page(request, error, None)
+    else:
+        response = error_response(error)
     if (decision := request.get(RATE)) is not None:
         response.headers.update(decision.headers())
     if response.keep_alive is False:

@@ -99,20 +99,20 @@ async def _read_parts(reader: MultipartReader, form: Form, tmp_dir: Path,
             form.files.append(item)
             item.path = tmp_dir / f"{TMP_PREFIX}{secrets.token_hex(8)}"
             try:
-                await _stream_file(part, item.path, limit, storage.min_free_mb * MB)
+                await stream_file(part, item.path, limit, storage.min_free_mb * MB)
             except PayloadTooLarge:
                 item.path.unlink(missing_ok=True)
                 item.path = None
                 known = _declared_length(part) or content_length or limit + 1
                 item.error = PayloadTooLarge.file(storage.max_upload_mb, known)
-                if not await _drain_part(part, limit):
+                if not await drain_part(part, limit):
                     form.complete = False
                     return
         elif part.name:
-            await _read_field(part, form)
+            await read_field(part, form)
 
 
-async def _drain_part(part: BodyPartReader, budget: int) -> bool:
+async def drain_part(part: BodyPartReader, budget: int) -> bool:
     """Discard the rest of a part, reading at most `budget` bytes; True if it ended."""
     while budget >= 0:
         chunk = await part.read_chunk(CHUNK)
@@ -135,7 +135,7 @@ def _write_block(fh: BinaryIO, data: bytes, reserve: int) -> None:
             raise InsufficientStorage.disk_full()
 
 
-async def _stream_file(part: BodyPartReader, dest: Path, limit: int, reserve: int) -> int:
+async def stream_file(part: BodyPartReader, dest: Path, limit: int, reserve: int) -> int:
     """Copy the part into `dest`, stopping as soon as it passes `limit` bytes.
 
     Returns the size; raises PayloadTooLarge when over, InsufficientStorage when the
@@ -160,7 +160,7 @@ async def _stream_file(part: BodyPartReader, dest: Path, limit: int, reserve: in
     return size
 
 
-async def _read_field(part: BodyPartReader, form: Form) -> None:
+async def read_field(part: BodyPartReader, form: Form) -> None:
     if len(form.fields) >= MAX_FIELDS:
         raise PayloadTooLarge("Too many form fields",
                               f"At most {MAX_FIELDS} form fields besides the files")

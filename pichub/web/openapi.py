@@ -71,6 +71,7 @@ TAGS: Final = [
     ("Images", "Your images, and the public square."),
     ("Albums", "Group images; deleting an album keeps its images."),
     ("Webhooks", "Signed event notifications (Standard Webhooks) with a delivery log."),
+    ("Integrations", "Ready-made configurations for ShareX, PicGo, Flameshot, uPic and curl."),
     ("Dynamic images", "Resize and re-encode on the fly at `/img/{id}.{ext}` (no auth)."),
     ("Meta", "This document."),
 ]
@@ -112,6 +113,9 @@ def _rate_headers() -> J:
 
 
 def _success(route: ApiRoute) -> J:
+    if route.content is not None:
+        return {"description": route.summary + ".", "headers": _rate_headers(),
+                "content": route.content}
     data: J = route.extra_data or {"type": "object"}
     if route.data is not None:
         data = model_ref(route.data)
@@ -158,8 +162,9 @@ def _operation(route: ApiRoute, schemas: J, s: Settings) -> J:
     op: J = {"operationId": route.operation_id, "tags": [route.tag], "summary": route.summary,
              "description": description.strip(), "responses": responses,
              "security": [{"bearerAuth": []}] if route.scope else []}
-    if route.query:
-        op["parameters"] = [ref("parameters", name) for name in route.query]
+    if route.query or route.parameters:
+        op["parameters"] = [*(ref("parameters", name) for name in route.query),
+                            *route.parameters]
     if route.body is not None:
         op["requestBody"] = {"required": True,
                              "content": {JSON: {"schema": model_ref(route.body)}}}

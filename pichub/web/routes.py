@@ -53,6 +53,10 @@ class ApiRoute:
     extra_data: dict[str, Any] | None = None
     #: Optional top-level lists of the success envelope besides `data`: (name, item model).
     extra_lists: tuple[tuple[str, type[BaseModel], str], ...] = ()
+    #: The success answer's OpenAPI `content` when it is a file, not the JSON envelope.
+    content: dict[str, Any] | None = None
+    #: OpenAPI parameter objects of this route alone (a path parameter other than `{id}`).
+    parameters: tuple[dict[str, Any], ...] = ()
 
 
 def register(app: web.Application, table: Iterable[ApiRoute]) -> None:

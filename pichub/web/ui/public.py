@@ -8,7 +8,6 @@ from aiohttp import web
 
 from pichub.errors import NotFound
 from pichub.keys import SERVICES
-from pichub.models.images import Image
 from pichub.web.common import base_url
 from pichub.web.routes import API_PREFIXES
 from pichub.web.ui.forms import paged
@@ -39,7 +38,7 @@ async def image_page(request: web.Request) -> web.StreamResponse:
     if owner and session is not None and row["album_id"] is not None:
         album = await services.albums.get(session.user_id, row["album_id"], base_url(request))
         album_name = album.name
-    image = Image.from_row(row, base_url(request))
+    image = services.images.image(row, base_url(request))
     return render(request, "image.html", {
         "image": image, "owner": owner, "src": image.url.removeprefix(base_url(request)),
         "album_name": album_name,
