@@ -24,6 +24,7 @@ from pichub.keys import (
     ALLOWED_HOSTS,
     BLOBS,
     DB,
+    FETCHER,
     LIMITER,
     METRICS,
     PIPELINE,
@@ -42,6 +43,7 @@ from pichub.services.webhooks import Webhooks
 from pichub.web import api, health, img
 from pichub.web.clientip import parse_trusted
 from pichub.web.compat import chevereto, lsky
+from pichub.web.fetch import UrlFetcher
 from pichub.web.middleware import api_middleware, front_middleware
 from pichub.web.observe import Metrics, observe_middleware
 from pichub.web.routes import register
@@ -103,6 +105,10 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
     app[DB] = db
     app[BLOBS] = blobs
     app[UPLOAD_TMP] = paths["tmp"]
+    fetcher = UrlFetcher(settings.storage, paths["tmp"])
+    fetcher.start()
+    stack.push_async_callback(fetcher.close)
+    app[FETCHER] = fetcher
     app[PIPELINE] = pipeline
     app[METRICS].refreshers.append(cache_size)
     worker = WebhookWorker(db, settings.webhooks)

@@ -18,7 +18,7 @@ from aiohttp import web
 from client_site import ClientSite, start
 from npm_clients import node_script, requires_clients
 
-PRIVATE_OK = {"webhooks": {"allow_private_networks": True}}
+PRIVATE_OK = {"storage": {"fetch_allow_private_networks": True}}
 
 
 async def _photo_server(aiohttp_server: Any, body: bytes) -> str:

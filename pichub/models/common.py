@@ -58,10 +58,12 @@ class ErrorBody(Model):
 
 
 class UploadFailure(Model):
-    """One file of a batch that was not stored (the others were)."""
+    """One file or URL of a batch that was not stored (the others were)."""
 
-    index: int = Field(description="0-based position in the request.")
+    index: int = Field(description="0-based position in the request: the files first, then "
+                                   "the URLs, each in the order sent.")
     filename: str
     code: str = Field(examples=["UNSUPPORTED_MEDIA_TYPE"])
     message: str
     details: Any = None
+    url: str | None = Field(None, description="The URL, when the item was one.")

@@ -3,18 +3,23 @@
 Names, values and defaults are the seed API's: booleans as `true/false/1/0`,
 `quality` 1-100 (the server's `images.default_quality` when absent), `format`
 auto/jpeg/jpg/png/webp. Options may come before or after the files.
+
+`UploadUrls` is the same upload as a JSON object: URLs to fetch instead of files,
+with the same options (JSON booleans and numbers, or the form's strings).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from pichub.imaging.formats import FORMAT_ALIASES, UPLOAD_FORMATS
-from pichub.models.base import FormBool, FormChoice, FormInt, Model, Text
+from pichub.models.base import Checked, FormBool, FormChoice, FormInt, Model, Text, problem
 
 FILE_FIELDS: Final = ("files[]", "files", "file", "image", "image[]")
+#: Form fields that carry a URL to fetch (each may repeat).
+URL_FIELDS: Final = ("url", "url[]", "urls", "urls[]")
 FORMAT_CHOICES: Final[dict[str, str | None]] = {"auto": None} | {
     alias: fmt for alias, fmt in sorted(FORMAT_ALIASES.items(), key=lambda item: item[1])
     if fmt in UPLOAD_FORMATS}
@@ -49,3 +54,39 @@ class UploadForm(Model):
     def target_format(self) -> str | None:
         """The stored format asked for; None keeps the source's."""
         return self.format or ("webp" if self.convertToWebP else None)
+
+
+def _url_list(value: object) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise problem("must be a list of URLs")
+    return value
+
+
+def _one_url(value: object) -> str:
+    if not isinstance(value, str):
+        raise problem("must be a URL (a string)")
+    return value
+
+
+_URL_SCHEMA: Final[dict[str, Any]] = {"type": "string", "format": "uri",
+                                      "example": "https://example.com/photo.jpg"}
+
+
+class UploadUrls(UploadForm):
+    """An upload as a JSON object: the images at `url` and `urls` (fetched by the server,
+    each standing or falling alone), with the same options as the multipart form."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"url": "https://example.com/photos/sunset.jpg", "album_id": 3, "is_public": False},
+        {"urls": ["https://example.com/a.png", "https://example.com/b.gif"],
+         "convertToWebP": False, "description": "Imported"}]})
+
+    url: Annotated[str, Checked(_one_url, tuple(_URL_SCHEMA.items()), replace=True), Field(
+        description="An image to fetch (http or https).")] = ""
+    urls: Annotated[list[str], Checked(_url_list, (
+        ("type", "array"), ("items", _URL_SCHEMA)), replace=True), Field(
+        description="More images to fetch, after `url`.")] = []
+
+    def all_urls(self) -> list[str]:
+        """Every URL asked for, in order, blank ones left out."""
+        return [url for url in (self.url, *self.urls) if url.strip()]

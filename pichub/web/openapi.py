@@ -67,7 +67,8 @@ ERRORS: Final[dict[int, tuple[str, str, Any, str]]] = {
           "Per-user quota or the server's free-disk reserve exceeded; nothing was stored."),
 }
 TAGS: Final = [
-    ("Upload", "`POST /upload`: multipart, one or more files."),
+    ("Upload", "`POST /upload`: files (multipart), or URLs for PicHub to fetch (multipart "
+               "fields or JSON)."),
     ("Images", "Your images, and the public square."),
     ("Albums", "Group images; deleting an album keeps its images."),
     ("Webhooks", "Signed event notifications (Standard Webhooks) with a delivery log."),
@@ -132,21 +133,31 @@ def _success(route: ApiRoute) -> J:
 
 
 def _form_body(route: ApiRoute, schemas: J, s: Settings) -> J:
-    """A multipart body: the files plus the form model's fields (inlined, so that Swagger UI
-    draws one input per field), with the server's defaults."""
+    """A multipart body: the files and URLs plus the form model's fields (inlined, so that
+    Swagger UI draws one input per field), with the server's defaults; and, when the route
+    also has a JSON `body`, that as the other content type."""
     assert route.form is not None
     form = schemas[route.form.__name__]
+    most = s.storage.max_files_per_request
     props: J = {"files[]": {
-        "type": "array", "items": {"type": "string", "format": "binary"}, "minItems": 1,
-        "maxItems": s.storage.max_files_per_request,
+        "type": "array", "items": {"type": "string", "format": "binary"},
+        "maxItems": most,
         "description": f"The images, at most {s.storage.max_upload_mb} MB each."}}
+    content: J = {}
+    if route.body is not None:
+        props["url"] = {"type": "array", "items": {"type": "string", "format": "uri"},
+                        "maxItems": most,
+                        "description": "Images for PicHub to fetch (the field may repeat; "
+                                       "`urls[]` is the same). Files and URLs together: at "
+                                       f"most {most}."}
+        content[JSON] = {"schema": model_ref(route.body)}
     props.update(form["properties"])
     props["quality"] = {**props["quality"], "default": s.images.default_quality}
-    schema = {"type": "object", "required": ["files[]"], "properties": props,
+    schema = {"type": "object", "properties": props,
               "description": form.get("description", "")}
-    return {"required": True, "content": {"multipart/form-data": {
-        "schema": schema, "encoding": {"files[]": {"contentType": "image/*, "
-                                                   "application/octet-stream"}}}}}
+    multipart = {"schema": schema, "encoding": {"files[]": {"contentType": "image/*, "
+                                                            "application/octet-stream"}}}
+    return {"required": True, "content": {"multipart/form-data": multipart, **content}}
 
 
 def _operation(route: ApiRoute, schemas: J, s: Settings) -> J:
@@ -175,9 +186,11 @@ def _operation(route: ApiRoute, schemas: J, s: Settings) -> J:
             f"\n\nLimits, checked before decoding: {storage.max_pixels} pixels, "
             f"{storage.max_frames} frames, and a decode budget of {storage.max_decode_mb} MB "
             "(width × height × frames × bytes per pixel; 4 for RGB(A) and animation frames) → "
-            f"422. At most {storage.max_files_per_request} files per request, "
-            f"{storage.max_upload_mb} MB each. Also rate limited by `rate_limits.upload` "
-            f"({s.rate_limits.upload}).")
+            f"422. At most {storage.max_files_per_request} files and URLs per request, "
+            f"{storage.max_upload_mb} MB each; a URL within {storage.fetch_timeout_s:g} s "
+            f"(and {storage.fetch_read_timeout_s:g} s for each wait). Also rate limited by "
+            f"`rate_limits.upload` ({s.rate_limits.upload}): a request counts once, whatever "
+            "it carries.")
     return op
 
 

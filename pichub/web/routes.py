@@ -25,13 +25,13 @@ class ApiRoute:
     """One operation of the JSON API.
 
     `body`: the JSON request model; `form`: the multipart form model (its
-    fields besides the files). `data`: the model of the answer's `data` (a
-    list of them when `many`, plus `meta` when `listed`); None for an answer
-    described by `extra_data` (a raw JSON Schema). `scope`: the token scope
-    needed, None for a public route. `errors`: the statuses it can answer
-    besides those every route may (400 for a Host outside `server.allowed_hosts`,
-    401/403 from `scope`, 405, 408 with a body, 429, 500, 503 while busy or
-    shutting down).
+    fields besides the files); a route with both takes either. `data`: the
+    model of the answer's `data` (a list of them when `many`, plus `meta`
+    when `listed`); None for an answer described by `extra_data` (a raw JSON
+    Schema). `scope`: the token scope needed, None for a public route.
+    `errors`: the statuses it can answer besides those every route may (400 for
+    a Host outside `server.allowed_hosts`, 401/403 from `scope`, 405, 408 with
+    a body, 429, 500, 503 while busy or shutting down).
     """
 
     method: str

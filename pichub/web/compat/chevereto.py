@@ -3,8 +3,8 @@ imgBB-style clients speak it.
 
 - `key` (a PicHub token) as a form or query field, or the `X-API-Key` header;
 - `source`: a file part, a base64 string (or `data:` URL), or an http(s) URL that
-  PicHub fetches through the webhooks' SSRF guard, with `storage.max_upload_mb` and a
-  time limit (`web.remote`); read as it streams (`compat.source`);
+  PicHub fetches like any upload by URL (`web.fetch`: the SSRF guard, `storage.max_upload_mb`
+  and the `storage.fetch_*` limits); read as it streams (`compat.source`);
 - `format`: `json` (default), `txt` (the URL as text), `redirect` (to the image's page);
 - `album_id`, `title`/`description` are kept; other Chevereto fields are ignored.
 
@@ -25,7 +25,7 @@ from aiohttp import web
 
 from pichub.errors import ValidationError
 from pichub.imaging.formats import ext_of
-from pichub.keys import BLOBS, SERVICES, SETTINGS, UPLOAD_TMP
+from pichub.keys import BLOBS, FETCHER, SERVICES, SETTINGS, UPLOAD_TMP
 from pichub.models.base import validate
 from pichub.models.images import UploadedImage, variant_url
 from pichub.models.uploads import UploadForm
@@ -34,7 +34,6 @@ from pichub.web.api.upload import store_received
 from pichub.web.common import base_url
 from pichub.web.compat.common import authenticate, digests, token_of, with_rate_headers
 from pichub.web.compat.source import FIELD, SourceForm, read_source_form
-from pichub.web.remote import fetch_to_file
 from pichub.web.shapes import CHEVERETO_PATHS, ERROR_SHAPE, text_error
 
 FORMATS: Final = ("json", "txt", "redirect")
@@ -100,10 +99,7 @@ async def _fetch_url(request: web.Request, form: SourceForm) -> None:
     url = form.url or (request.query.get(FIELD) if not form.files else None)
     if not url:
         return
-    settings = request.app[SETTINGS]
-    form.files.append(await fetch_to_file(
-        url, request.app[UPLOAD_TMP], max_upload_mb=settings.storage.max_upload_mb,
-        allow_private=settings.webhooks.allow_private_networks))
+    form.files.append(await request.app[FETCHER].fetch(0, url))
 
 
 async def upload(request: web.Request) -> web.StreamResponse:

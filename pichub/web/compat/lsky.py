@@ -66,8 +66,8 @@ def _item(image: Image) -> dict[str, Any]:
 async def upload(request: web.Request) -> web.Response:
     token = token_of(request.headers.get("Authorization"))
     who = await authenticate(request, token, upload=True, scope="write")
-    outcome, complete = await receive_and_store(request, who, _fields)
-    image: UploadedImage = outcome.images[0]
+    stored = await receive_and_store(request, who, _fields)
+    image: UploadedImage = stored.outcome.images[0]
     item = _item(image)
     blob = request.app[BLOBS].path(image.id, ext_of(image.format))
     item["md5"], item["sha1"] = await asyncio.to_thread(digests, str(blob))
@@ -75,7 +75,7 @@ async def upload(request: web.Request) -> web.Response:
         del item[key]  # the upload answer has none (Lsky Pro's `only(...)` list)
     item["delete_url"] = image.delete_url
     response = with_rate_headers(request, web.json_response(lsky_body(True, "Uploaded", item)))
-    if not complete:
+    if not stored.complete:
         response.force_close()
     return response
 

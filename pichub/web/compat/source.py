@@ -5,7 +5,7 @@ imgBB-style clients send `source=<base64>` urlencoded, often before `key`, so
 the body is parsed as it streams: a base64 value is decoded chunk by chunk into
 a temp file under `tmp/` (never past `storage.max_upload_mb`: 413); a URL is
 only remembered (at most MAX_URL bytes) and fetched after the caller is known
-(`web.remote`). Other fields are bounded like the multipart ones (`web.multipart`).
+(`web.fetch`). Other fields are bounded like the multipart ones (`web.multipart`).
 """
 
 from __future__ import annotations

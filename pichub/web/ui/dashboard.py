@@ -1,7 +1,8 @@
 """The dashboard: my images, the browser uploader, and editing or deleting an image.
 
-The uploader sends one XHR per file to `POST /dashboard/upload` (so each file
-has its own progress bar and stands or falls alone). That endpoint takes the
+The uploader sends one XHR per file (dropped, picked or pasted) or per URL (the
+"from URL" box) to `POST /dashboard/upload`, so each has its own progress row and
+stands or falls alone. That endpoint takes the
 session cookie plus the `X-CSRF-Token` header, counts against the `upload`
 rate limit per user, then reads and stores the files the way the API does
 (same fields, defaults, errors and JSON) and adds `html`: the new cards,
@@ -68,17 +69,17 @@ async def upload(request: web.Request, session: Session) -> web.StreamResponse:
     decision = await request.app[LIMITER].check("upload", user_rate_key(session.user_id))
     if not decision.allowed:
         raise decision.error()
-    outcome, complete = await receive_and_store(request, session.actor())
+    stored = await receive_and_store(request, session.actor())
     albums = await album_choices(request, session.user_id)
     macros = request.app[JINJA].get_template("_macros.html").module
     cards = [macros.owner_card(image, albums, session.csrf_token, "/dashboard")  # type: ignore[attr-defined]
-             for image in outcome.images]
+             for image in stored.outcome.images]
     extra: dict[str, Any] = {"html": str(Markup("").join(cards))}
-    if outcome.errors:
-        extra["errors"] = outcome.failures()
-    response = ok(outcome.images, status=201, extra=extra)
+    if stored.outcome.errors:
+        extra["errors"] = stored.failures()
+    response = ok(stored.outcome.images, status=201, extra=extra)
     response.headers.update(decision.headers())
-    if not complete:
+    if not stored.complete:
         response.force_close()
     return response
 
