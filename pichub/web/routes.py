@@ -53,6 +53,8 @@ class ApiRoute:
     extra_data: dict[str, Any] | None = None
     #: Optional top-level lists of the success envelope besides `data`: (name, item model).
     extra_lists: tuple[tuple[str, type[BaseModel], str], ...] = ()
+    #: Media types of a file answer (the bytes themselves, no JSON envelope).
+    media: tuple[str, ...] = ()
 
 
 def register(app: web.Application, table: Iterable[ApiRoute]) -> None:

@@ -54,7 +54,10 @@ ROUTES = [
         "POST", "/upload", upload, "upload", "Upload", "Upload images",
         "Upload one or more images (multipart/form-data; the fields `files[]`, `files`, "
         "`file` and `image` all take files). The type is sniffed from the bytes (JPEG, PNG, "
-        "WebP, GIF, AVIF), never from the name or Content-Type. Each file stands or falls "
+        "WebP, GIF, AVIF, HEIC/HEIF, JPEG XL), never from the name or Content-Type. A HEIC "
+        "is always stored in a web format (WebP; with `convertToWebP=false` JPEG, or PNG "
+        "when it has alpha; or `format`) and its uploaded bytes are kept beside, counted in "
+        "the quota (`original_format`, `GET /images/{id}/original`). Each file stands or falls "
         "alone: when some fail, the others are stored and the answer is 201 with a top-level "
         "`errors` list (0-based `index`); when all fail, the first file's error is returned. "
         "Output format: `format` other than `auto` wins, else `convertToWebP` gives WebP "
