@@ -4,6 +4,7 @@ with nothing left behind."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 from pathlib import Path
@@ -12,7 +13,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from pichub.app import create_app
 from pichub.imaging.formats import sniff
+from pichub.services import backup
 from tests import samples
 from tests.conftest import Api, ApiFactory, make_settings
 from tests.imaging_samples import srgb_icc
@@ -230,3 +233,20 @@ async def test_bad_file_beside_a_good_one(api: Api) -> None:
 ])
 def test_sniff_by_ftyp_brands(head: bytes, expected: str | None) -> None:
     assert sniff(head) == expected
+
+
+async def test_backup_and_restore_keep_the_original(make_api: ApiFactory, tmp_path: Path,
+                                                    aiohttp_client: Any) -> None:
+    api = await make_api(make_settings(tmp_path))
+    source = heic.small()
+    status, body = await api.upload(("p.heic", source))
+    image = body["data"][0]
+    data = tmp_path / "data"
+    manifest = await asyncio.to_thread(backup.backup, data, tmp_path / "bk")
+    assert manifest.images == 1 and manifest.bytes == image["size"] + len(source)
+    await asyncio.to_thread(backup.restore, tmp_path / "bk", tmp_path / "restored")
+    restored = make_settings(tmp_path, storage={"data_dir": tmp_path / "restored"})
+    client = await aiohttp_client(create_app(restored))
+    async with client.get(f"/api/v1/images/{image['id']}/original",
+                          headers=api.headers()) as resp:
+        assert resp.status == 200 and await resp.read() == source

@@ -97,18 +97,21 @@ class DecodeCost:
 #: Peak bytes per pixel of an upload conversion, measured (20 MP JPEG and 24 MP PNG, one at
 #: a time in a fresh process): re-encoding to WebP ≈ 10 (the decode, then libwebp's own
 #: copies; codecs.WEBP_FAST_METHOD for big images), to AVIF ≈ 13, to JPEG, PNG or GIF ≈ 4-5,
-#: keeping the file (verify decode) ≈ 4. JPEG XL output ≈ 10 (libjxl's encoder buffers).
-CONVERSION_BYTES_PER_PIXEL: Final = {"webp": 10, "avif": 13, "jxl": 10}
+#: keeping the file (verify decode) ≈ 4. To JPEG XL ≈ 24 (libjxl's encoder holds about 20
+#: bytes a pixel whatever its effort).
+CONVERSION_BYTES_PER_PIXEL: Final = {"webp": 10, "avif": 13, "jxl": 25}
 DEFAULT_CONVERSION_BYTES_PER_PIXEL: Final = 5
+#: What a HEIC or JPEG XL source adds to a conversion (its decoder's buffers), measured on
+#: 12 MP: HEIC → WebP 11.2, → JPEG 8.3, → JPEG XL 29.2; JPEG XL → WebP 13.9, kept 10.2.
+SOURCE_EXTRA_BYTES_PER_PIXEL: Final = {"heic": 3, "jxl": 5}
 
 
 def conversion_bytes(width: int, height: int, target: str | None,
                      source: str | None = None) -> int:
-    """About the most memory converting a width × height upload to `target` (None: the
-    source's format) takes, for admission before the work starts. A HEIC or JPEG XL
-    source's decode (DECODER_BYTES_PER_PIXEL) is the floor."""
+    """About the most memory converting a width × height upload in format `source` to
+    `target` (None: the source's format) takes, for admission before the work starts."""
     per_pixel = CONVERSION_BYTES_PER_PIXEL.get(target or "", DEFAULT_CONVERSION_BYTES_PER_PIXEL)
-    per_pixel = max(per_pixel, DECODER_BYTES_PER_PIXEL.get(source or "", 0) + 2)
+    per_pixel += SOURCE_EXTRA_BYTES_PER_PIXEL.get(source or "", 0)
     return width * height * per_pixel
 
 

@@ -36,6 +36,7 @@ RATIOS: Final = {1: (1, 1), 2: (12, 10), 3: (4, 3), 4: (3, 2), 5: (16, 9), 6: (5
 _SIZE: Final = ((1, 9), (1, 13), (1, 18), (1, 30))  # U32 distributions: (offset, bits)
 _PREVIEW_DIV8: Final = ((16, 0), (32, 0), (1, 5), (33, 9))
 _PREVIEW: Final = ((1, 6), (65, 8), (321, 10), (1345, 12))
+TIFF_HEADERS: Final = (b"II*\x00", b"MM\x00*")
 #: Boxes that make the picture: kept by `remove_exif` (the others are metadata or unknown).
 RENDERING: Final = frozenset({b"JXL ", b"ftyp", b"jxll", b"jxlc", b"jxlp", b"jxli", b"jbrd"})
 
@@ -208,9 +209,8 @@ def _box(kind: bytes, payload: memoryview, whole: memoryview,
          policy: MetadataPolicy) -> bytes | memoryview | None:
     """The box as it should be written: `whole` unchanged, edited bytes, or None (dropped)."""
     if kind == b"Exif":
-        offset = struct.unpack(">I", payload[:4])[0]
-        tiff = bytes(payload[4 + offset :])
-        edited = policy.exif(tiff)
+        tiff = _exif_tiff(bytes(payload))
+        edited = None if tiff is None else policy.exif(tiff)
         if edited is tiff:
             return whole
         return None if edited is None else _box_bytes(kind, b"\x00\x00\x00\x00" + edited)
@@ -225,6 +225,17 @@ def _box(kind: bytes, payload: memoryview, whole: memoryview,
     if policy.remove_all and kind not in RENDERING:
         return None
     return whole
+
+
+def _exif_tiff(payload: bytes) -> bytes | None:
+    """The TIFF bytes of an `Exif` box: after its 4-byte offset to the TIFF header, or the
+    whole payload when that offset is missing (some writers leave it out); None when
+    neither finds a TIFF header."""
+    if payload[:4] in TIFF_HEADERS:
+        return payload
+    offset = int.from_bytes(payload[:4], "big")
+    tiff = payload[4 + offset :]
+    return tiff if tiff[:4] in TIFF_HEADERS else None
 
 
 def _box_bytes(kind: bytes, payload: bytes) -> bytes:
