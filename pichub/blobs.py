@@ -1,7 +1,9 @@
 """BlobStore: the stored originals, on disk, written the safe way.
 
 Layout: `root/ab/cd/<id>.<ext>` (the first four characters of the id shard it),
-with the image's working copies beside it as `<id>.w<level>.<ext>`.
+with the image's working copies beside it as `<id>.w<level>.<ext>` and a kept
+original upload (a HEIC stored as WebP or JPEG) as `<id>.orig.<ext>`: every file
+of an image starts with its id, which is what the orphan sweep and `delete` go by.
 A write goes to a temp file in the target directory, is fsynced, then renamed
 over with `os.replace`, and the directory is fsynced, so a crash leaves either
 the whole blob or no blob. All methods are blocking: call them in a thread.
@@ -22,6 +24,8 @@ from typing import BinaryIO
 _ID = re.compile(r"^[A-Za-z0-9_-]{4,64}$")
 _EXT = re.compile(r"^[a-z0-9]{2,5}$")
 TMP_PREFIX = ".tmp-"
+#: Between the id and the extension of a kept original upload: `<id>.orig.heic`.
+ORIGINAL_INFIX = ".orig."
 
 
 def sha256_file(path: Path) -> str:
@@ -120,7 +124,9 @@ class BlobStore:
         """Move the file at `source` into the store (same guarantees as `put`, no copy in
         memory): its data is fsynced, then it is renamed into place and the directory
         fsynced. Across file systems it is copied to a temp name first."""
-        path = self.path(image_id, ext)
+        return self._move_in(self.path(image_id, ext), source)
+
+    def _move_in(self, path: Path, source: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(source, "rb") as fh:
             os.fsync(fh.fileno())
@@ -135,11 +141,32 @@ class BlobStore:
         return path
 
     def delete(self, image_id: str, ext: str) -> None:
-        """The original and its working copies."""
+        """The original, its working copies and its kept original upload."""
         path = self.path(image_id, ext)
         for copy in self.working_copies(image_id).values():
             copy.unlink(missing_ok=True)
+        for kept in self.originals(image_id):
+            kept.unlink(missing_ok=True)
         path.unlink(missing_ok=True)
+
+    # --- kept original uploads: `<id>.orig.<ext>` beside the stored image ---------------------
+
+    def original_path(self, image_id: str, ext: str) -> Path:
+        """Where the original upload of `image_id`, in format `ext`, is kept."""
+        return self.path(image_id, ext).with_name(f"{image_id}{ORIGINAL_INFIX}{ext}")
+
+    def put_original_file(self, image_id: str, ext: str, source: Path) -> Path:
+        """Move the uploaded file at `source` in as the kept original (as `put_file`)."""
+        return self._move_in(self.original_path(image_id, ext), source)
+
+    def originals(self, image_id: str) -> list[Path]:
+        """The kept original uploads of `image_id` on disk (none, or one)."""
+        prefix = image_id + ORIGINAL_INFIX
+        try:
+            entries = list(os.scandir(self.path(image_id, "jpg").parent))
+        except FileNotFoundError:
+            return []
+        return [Path(entry.path) for entry in entries if entry.name.startswith(prefix)]
 
     # --- working copies (imaging.working): `<id>.w<level>.<ext>` beside the original ---------
 

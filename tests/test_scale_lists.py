@@ -39,8 +39,8 @@ RECOUNT = {
         " FROM users u ORDER BY u.id"),
     "users.used_bytes": (
         "SELECT id, used_bytes FROM users ORDER BY id",
-        "SELECT u.id, (SELECT COALESCE(SUM(size), 0) FROM images i WHERE i.user_id = u.id)"
-        " FROM users u ORDER BY u.id"),
+        "SELECT u.id, (SELECT COALESCE(SUM(size + original_size), 0) FROM images i"
+        " WHERE i.user_id = u.id) FROM users u ORDER BY u.id"),
     "users.album_count": (
         "SELECT id, album_count FROM users ORDER BY id",
         "SELECT u.id, (SELECT COUNT(*) FROM albums a WHERE a.user_id = u.id)"

@@ -25,17 +25,23 @@ class NewImage:
     size: int
     sha256: str
     is_public: bool
+    #: The kept original upload (a HEIC beside its WebP/JPEG), if any.
+    original_format: str | None = None
+    original_size: int = 0
+    original_sha256: str | None = None
 
 
 async def insert(conn: Conn, image: NewImage) -> None:
     await conn.execute(
         "INSERT INTO images (id, user_id, album_id, filename, original_name, description, format,"
-        " width, height, frames, size, sha256, is_public, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " width, height, frames, size, sha256, is_public, created_at, original_format,"
+        " original_size, original_sha256)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             image.id, image.user_id, image.album_id, image.filename, image.original_name,
             image.description, image.format, image.width, image.height, image.frames, image.size,
-            image.sha256, int(image.is_public), iso(),
+            image.sha256, int(image.is_public), iso(), image.original_format,
+            image.original_size, image.original_sha256,
         ),
     )
 

@@ -16,7 +16,7 @@ from pichub.models.base import BOOLEAN, ID_OR_NULL, TIMESTAMP_EXAMPLE, Model, Te
 
 IMAGE_ID_EXAMPLE: Final = "Xb3kQ9vTz1Lm"
 THUMBNAIL_WIDTH: Final = 300
-Format = Literal["jpeg", "png", "webp", "gif", "avif"]
+Format = Literal["jpeg", "png", "webp", "gif", "avif", "jxl"]
 _MARKDOWN_SPECIAL = re.compile(r"([\\\[\]])")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
@@ -62,6 +62,7 @@ IMAGE_EXAMPLE: Final[dict[str, Any]] = {
     "mime": "image/webp", "width": 1600, "height": 1200, "size": 214873,
     "sha256": "9f2c4d0e8b7a6f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a0f9e8d7c",
     "album_id": 3, "is_public": True, "created_at": TIMESTAMP_EXAMPLE,
+    "original_format": None, "original_size": None,
     "links": {"url": _EXAMPLE_URL, "thumbnail": f"{_EXAMPLE_URL}?w={THUMBNAIL_WIDTH}",
               "markdown": f"![holiday photo.jpg]({_EXAMPLE_URL})",
               "html": f'<img src="{_EXAMPLE_URL}" alt="holiday photo.jpg">',
@@ -93,6 +94,14 @@ class Image(Model):
     created_at: str = Field(description="Upload time (ISO 8601 UTC, `Z`).",
                             examples=[TIMESTAMP_EXAMPLE])
     links: ImageLinks
+    original_format: Literal["heic"] | None = Field(
+        description="The format of the original upload kept beside the stored image (a HEIC "
+                    "photo is stored as WebP or JPEG, which browsers show): the owner downloads "
+                    "it from `GET /images/{id}/original`. Null when the stored file is the "
+                    "upload or its only version.")
+    original_size: int | None = Field(
+        description="Bytes of the kept original, counted in the quota with `size`; null "
+                    "when none is kept.")
 
     @classmethod
     def from_row(cls, row: Row, base_url: str, signing_key: str | None = None) -> Image:
@@ -108,7 +117,8 @@ class Image(Model):
             description=row["description"], format=row["format"], mime=mime_of(row["format"]),
             width=row["width"], height=row["height"], size=row["size"], sha256=row["sha256"],
             album_id=row["album_id"], is_public=bool(row["is_public"]),
-            created_at=row["created_at"], links=links)
+            created_at=row["created_at"], links=links, original_format=row["original_format"],
+            original_size=row["original_size"] if row["original_format"] else None)
 
 
 class UploadedImage(Image):

@@ -2,7 +2,8 @@
 
 Names, values and defaults are the seed API's: booleans as `true/false/1/0`,
 `quality` 1-100 (the server's `images.default_quality` when absent), `format`
-auto/jpeg/jpg/png/webp. Options may come before or after the files.
+auto/jpeg/jpg/png/webp, and avif/jxl besides the seed's. Options may come before or
+after the files.
 
 `UploadUrls` is the same upload as a JSON object: URLs to fetch instead of files,
 with the same options (JSON booleans and numbers, or the form's strings).
@@ -35,7 +36,8 @@ class UploadForm(Model):
         description="Encoder quality when PicHub re-encodes; default "
                     "`images.default_quality`.", json_schema_extra={"default": 85})] = None
     format: Annotated[str | None, FormChoice(FORMAT_CHOICES, "auto"), Field(
-        description="Output format; anything but `auto` wins over `convertToWebP`.",
+        description="Output format (`jpeg`/`jpg`, `png`, `webp`, `avif`, `jxl`); anything but "
+                    "`auto` wins over `convertToWebP`.",
         json_schema_extra={"default": "auto"})] = None
     remove_exif: Annotated[bool, FormBool(False), Field(
         description="Strip EXIF, XMP, GPS and comments (the ICC profile is kept).")] = False
@@ -44,7 +46,8 @@ class UploadForm(Model):
                     "removed; no effect with `remove_exif`.")] = False
     convertToWebP: Annotated[bool, FormBool(True), Field(  # noqa: N815 - the seed's name
         description="Store as WebP when `format` is `auto` (animated GIF → animated "
-                    "WebP).")] = True
+                    "WebP). False keeps the source format, except HEIC, which browsers "
+                    "cannot show: JPEG (PNG with alpha).")] = True
     auto_rename: Annotated[bool, FormBool(False), Field(
         description="A random `filename` instead of the sanitised original name.")] = False
     is_public: Annotated[bool, FormBool(True), Field(

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 from pichub.blobs import BlobStore
 from pichub.db import albums as albums_db
@@ -23,13 +25,24 @@ from pichub.db.database import Database, Row
 from pichub.db.keyset import Listing
 from pichub.errors import NotFound
 from pichub.hashing import hash_secret
-from pichub.imaging.formats import ext_of
+from pichub.imaging.formats import ext_of, mime_of, source_ext, source_mime
 from pichub.models.base import changes
 from pichub.models.images import Image, ImageUpdate
 from pichub.services.albums import require_album
 from pichub.services.common import Page, PageRequest, read_page
 
 Purge = Callable[[str], Awaitable[object]]
+
+
+@dataclass(frozen=True)
+class OriginalFile:
+    """The file `GET /images/{id}/original` answers: the kept original upload (`kept`), or
+    the stored file when the image has none."""
+
+    path: Path
+    mime: str
+    filename: str
+    kept: bool
 
 
 class Images:
@@ -71,6 +84,21 @@ class Images:
         if row is None:
             raise NotFound("image")
         return self.image(row, base_url)
+
+    async def original(self, user_id: int, image_id: str) -> OriginalFile:
+        """The user's image as uploaded: the kept original (a HEIC), else the stored file,
+        which then is the upload or the only version PicHub has. Not theirs → 404."""
+        row = await images_db.get(self.db, image_id, user_id)
+        if row is None:
+            raise NotFound("image")
+        stem = row["filename"].rsplit(".", 1)[0]
+        fmt = row["original_format"]
+        if fmt is None:
+            return OriginalFile(self.blobs.path(image_id, ext_of(row["format"])),
+                                mime_of(row["format"]), row["filename"], kept=False)
+        ext = source_ext(fmt)
+        return OriginalFile(self.blobs.original_path(image_id, ext), source_mime(fmt),
+                            f"{stem}.{ext}", kept=True)
 
     async def find(self, image_id: str) -> Row | None:
         """Any user's image by its (unguessable) id, as stored."""

@@ -3,7 +3,9 @@
 The web layer has already streamed each file to a temp file (`Received`) and
 validated the options (`UploadForm`). Here each file is checked and
 re-encoded in the image pool (`imaging.ops`), its blob written durably (a
-kept original is moved into place, never read into memory), and its row
+kept original is moved into place, never read into memory; a HEIC upload is
+stored converted and its own bytes are moved in beside, counted in the
+quota with it), and its row
 committed with the `image.uploaded` event in one transaction, after the
 album and quota checks. A crash at any point leaves the whole image or
 nothing visible: the start-up sweep removes a blob without its row. Each image
@@ -34,7 +36,7 @@ from pichub.db.database import Conn, Database
 from pichub.errors import InsufficientStorage, PichubError, ValidationError, is_disk_full
 from pichub.hashing import hash_secret
 from pichub.imaging.budget import conversion_bytes
-from pichub.imaging.formats import ext_of
+from pichub.imaging.formats import ext_of, source_ext
 from pichub.imaging.ops import UploadResult, probe, process_upload
 from pichub.models.common import UploadFailure
 from pichub.models.images import Image, UploadedImage
@@ -57,6 +59,16 @@ class Received:
     original_name: str
     path: Path | None = None
     error: PichubError | None = None
+
+
+@dataclass
+class _Written:
+    """What `_put_blob` wrote: the stored file, and the kept original (size 0: none)."""
+
+    size: int
+    sha256: str
+    original_size: int = 0
+    original_sha256: str | None = None
 
 
 @dataclass
@@ -156,7 +168,10 @@ class Uploads:
         assert item.path is not None
         storage = self.storage
         declared = await asyncio.to_thread(probe, item.path)
-        estimate = conversion_bytes(*declared, form.target_format()) if declared else 0
+        estimate = 0
+        if declared is not None:
+            width, height, source = declared
+            estimate = conversion_bytes(width, height, form.target_format(), source)
         result: UploadResult = await self._convert(
             estimate, process_upload, item.path, target=form.target_format(),
             quality=form.quality or self.default_quality, remove_exif=form.remove_exif,
@@ -166,8 +181,7 @@ class Uploads:
         image_id = secrets.token_urlsafe(9)
         ext = ext_of(result.format)
         try:
-            size, digest = await asyncio.to_thread(self._put_blob, image_id, ext, item.path,
-                                                   result)
+            written = await asyncio.to_thread(self._put_blob, image_id, ext, item.path, result)
         except OSError as exc:
             if is_disk_full(exc):
                 raise InsufficientStorage.disk_full() from None
@@ -177,7 +191,9 @@ class Uploads:
             filename=safe_filename(item.original_name, result.format, form.auto_rename),
             original_name=item.original_name[:255], description=form.description,
             format=result.format, width=result.width, height=result.height,
-            frames=result.frames, size=size, sha256=digest, is_public=form.is_public,
+            frames=result.frames, size=written.size, sha256=written.sha256,
+            is_public=form.is_public, original_format=result.original_format,
+            original_size=written.original_size, original_sha256=written.original_sha256,
         )
 
     async def _discard(self, prepared: Sequence[object]) -> None:
@@ -187,23 +203,30 @@ class Uploads:
                 await asyncio.to_thread(self.blobs.delete, ready.id, ext_of(ready.format))
 
     def _put_blob(self, image_id: str, ext: str, received: Path,
-                  result: UploadResult) -> tuple[int, str]:
+                  result: UploadResult) -> _Written:
         """Blocking: store the re-encoded bytes, or (None) the received file itself, moved
-        into place without reading it into memory, and the working copies beside it.
-        Returns the stored size and sha256 (of the original, the bytes `url` serves)."""
+        into place without reading it into memory, and the working copies beside it; a
+        HEIC's received file is moved in beside as its kept original.
+        Returns the sizes and sha256s (of the bytes `url` serves, and of the original)."""
         try:
             for copy in result.working:
                 self.blobs.put_working(image_id, copy.level, copy.ext, copy.data)
             if result.data is None:
                 digest, size = sha256_file(received), received.stat().st_size
                 self.blobs.put_file(image_id, ext, received)
-                return size, digest
+                return _Written(size, digest)
             self.check_free_space(len(result.data))
             self.blobs.put(image_id, ext, result.data)
+            written = _Written(len(result.data), hashlib.sha256(result.data).hexdigest())
+            if result.original_format is not None:
+                written.original_sha256 = sha256_file(received)
+                written.original_size = received.stat().st_size
+                self.blobs.put_original_file(image_id, source_ext(result.original_format),
+                                             received)
         except BaseException:
-            self.blobs.delete(image_id, ext)  # no working copy without its original
+            self.blobs.delete(image_id, ext)  # no working copy or original without the image
             raise
-        return len(result.data), hashlib.sha256(result.data).hexdigest()
+        return written
 
     async def _commit(self, record: images_db.NewImage, base_url: str) -> UploadedImage:
         """Row, delete link and event in one transaction; the blob goes again when that
@@ -212,7 +235,7 @@ class Uploads:
         try:
             async with self.db.transaction() as conn:
                 await require_album(conn, record.user_id, record.album_id)
-                await _check_quota(conn, record.user_id, record.size)
+                await _check_quota(conn, record.user_id, record.size + record.original_size)
                 await images_db.insert(conn, record)
                 await links_db.insert(conn, record.id, hash_secret(delete_token))
                 row = await images_db.get(conn, record.id)

@@ -37,7 +37,7 @@ from pichub.timeutil import parse_iso
 from pichub.web.clientip import rate_limit_key, request_client_ip
 
 CACHE_FOREVER = "public, max-age=31536000, immutable"
-ACCEPT_ORDER = (("image/avif", "avif"), ("image/webp", "webp"))
+ACCEPT_ORDER = (("image/jxl", "jxl"), ("image/avif", "avif"), ("image/webp", "webp"))
 #: Conditional or partial requests that FileResponse answers in full (412, 206, 416).
 FILE_RESPONSE_HEADERS = (hdrs.RANGE, hdrs.IF_RANGE, hdrs.IF_MATCH, hdrs.IF_UNMODIFIED_SINCE)
 
@@ -120,7 +120,8 @@ def _open_variant(path: Path) -> tuple[IO[bytes], int]:
 
 
 def negotiate(accept: str, stored_format: str) -> str:
-    """`fm=auto`: the best format the client says it takes; JPEG (PNG for alpha) else."""
+    """`fm=auto`: the best format the client says it takes (JPEG XL, then AVIF, then WebP:
+    the smallest first at equal quality); JPEG (PNG for alpha) else."""
     for mime, fmt in ACCEPT_ORDER:
         if mime in accept:
             return fmt

@@ -50,7 +50,8 @@ ERRORS: Final[dict[int, tuple[str, str, Any, str]]] = {
           "A file is larger than `storage.max_upload_mb`, or the form's other fields are "
           "too many or too large."),
     415: ("UNSUPPORTED_MEDIA_TYPE", "Unsupported file format", None,
-          "Not JPEG, PNG, WebP, GIF or AVIF (sniffed from the bytes)."),
+          "Not JPEG, PNG, WebP, GIF, AVIF, HEIC/HEIF or still JPEG XL (sniffed from the "
+          "bytes)."),
     422: ("VALIDATION_ERROR", "quality: must be between 1 and 100",
           [{"field": "quality", "message": "must be between 1 and 100"}],
           "Validation failed; `details` lists each bad field."),
@@ -214,7 +215,7 @@ def _img_path(s: Settings) -> J:
         {"name": "id", "in": "path", "required": True, "schema": {"type": "string"},
          "example": IMAGE_ID_EXAMPLE},
         {"name": "ext", "in": "path", "required": True, "example": "webp",
-         "schema": {"enum": ["jpg", "jpeg", "png", "webp", "gif", "avif"]},
+         "schema": {"enum": ["jpg", "jpeg", "png", "webp", "gif", "avif", "jxl"]},
          "description": "Output format unless `fm` is given."},
         {"name": "w", "in": "query", "schema": dim, "description": "Width, e.g. 800."},
         {"name": "h", "in": "query", "schema": dim,
@@ -228,8 +229,9 @@ def _img_path(s: Settings) -> J:
                         "to w×h (transparent, or white without alpha). `fill`: exactly w×h. "
                         "`inside`/`outside`: largest within / smallest covering w×h."},
         {"name": "fm", "in": "query", "schema": {"enum": [
-            "jpg", "jpeg", "png", "webp", "avif", "gif", "auto"]},
-         "description": "Output format; `auto` picks AVIF, then WebP, from `Accept`."},
+            "jpg", "jpeg", "png", "webp", "avif", "jxl", "gif", "auto"]},
+         "description": "Output format; `auto` picks JPEG XL, then AVIF, then WebP, from "
+                        "`Accept` (else JPEG, or PNG for PNG and GIF sources)."},
         {"name": "s", "in": "query", "schema": {"type": "string"},
          "description": "Signature, required for variants when `images.signing_key` is set: "
                         "URL-safe base64 HMAC-SHA256 over the path and the sorted query "
@@ -241,7 +243,7 @@ def _img_path(s: Settings) -> J:
                          "Cache-Control": {"schema": {"type": "string"},
                                            "example": "public, max-age=31536000, immutable"}},
              "content": {f"image/{t}": {"schema": {"type": "string", "format": "binary"}}
-                         for t in ("webp", "jpeg", "png", "gif", "avif")}}
+                         for t in ("webp", "jpeg", "png", "gif", "avif", "jxl")}}
     get = {"operationId": "getImageFile", "tags": ["Dynamic images"], "security": [],
            "summary": "Serve an image, resized and re-encoded on the fly",
            "description": "No auth: ids are unguessable. No parameters and the stored "

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from aiohttp import web
+import asyncio
 
+from aiohttp import hdrs, web
+
+from pichub.errors import NotFound
 from pichub.keys import SERVICES
 from pichub.models.common import Deleted
 from pichub.models.images import Image, ImageUpdate
 from pichub.web.common import actor, base_url, body_as, deleted, ok, ok_page
 from pichub.web.params import pagination, query_id
 from pichub.web.routes import ApiRoute
+
+#: Says whether `/original` answered a kept original upload or the stored file.
+ORIGINAL_HEADER = "X-PicHub-Original"
 
 
 async def list_images(request: web.Request) -> web.Response:
@@ -29,6 +35,18 @@ async def get_image(request: web.Request) -> web.Response:
     who = actor(request, "read")
     images = request.app[SERVICES].images
     return ok(await images.get(who.user_id, request.match_info["id"], base_url(request)))
+
+
+async def get_original(request: web.Request) -> web.StreamResponse:
+    who = actor(request, "read")
+    found = await request.app[SERVICES].images.original(who.user_id, request.match_info["id"])
+    disposition = f'attachment; filename="{found.filename}"'
+    headers = {hdrs.CONTENT_TYPE: found.mime, hdrs.CONTENT_DISPOSITION: disposition,
+               hdrs.CACHE_CONTROL: "private, no-cache", ORIGINAL_HEADER:
+               "upload" if found.kept else "stored"}
+    if not await asyncio.to_thread(found.path.is_file):
+        raise NotFound("image")  # deleted meanwhile
+    return web.FileResponse(found.path, headers=headers)
 
 
 async def patch_image(request: web.Request) -> web.Response:
@@ -53,6 +71,19 @@ ROUTES = [
              query=("page", "cursor", "per_page", "album_id")),
     ApiRoute("GET", "/images/{id}", get_image, "getImage", "Images", "Get one of my images",
              data=Image, errors=(404,)),
+    ApiRoute("GET", "/images/{id}/original", get_original, "getImageOriginal", "Images",
+             "Download the original upload",
+             "The file as it was uploaded, for its owner only (another user's image → 404). "
+             "A HEIC/HEIF photo is stored as WebP or JPEG for browsers and its uploaded bytes "
+             "are kept beside, byte for byte (metadata, location included, as uploaded): this "
+             "answers them (`image/heic`, `X-PicHub-Original: upload`). Any other image "
+             "answers its stored file, the bytes `url` serves (`X-PicHub-Original: stored`): "
+             "the upload itself when it was kept as it came, else its only version. Sent as "
+             "an attachment named after `filename`.",
+             data=None, errors=(404,),
+             content={media: {"schema": {"type": "string", "format": "binary"}}
+                      for media in ("image/heic", "image/jpeg", "image/png", "image/webp",
+                                    "image/gif", "image/avif", "image/jxl")}),
     ApiRoute("PATCH", "/images/{id}", patch_image, "updateImage", "Images",
              "Change album, visibility or description", "Send any of the fields; "
              "`album_id: null` takes the image out of its album. Fires no webhook event.",
