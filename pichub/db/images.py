@@ -29,21 +29,31 @@ class NewImage:
     original_format: str | None = None
     original_size: int = 0
     original_sha256: str | None = None
+    #: The uploader's own image with the same bytes, when there was one.
+    duplicate_of: str | None = None
 
 
 async def insert(conn: Conn, image: NewImage) -> None:
     await conn.execute(
         "INSERT INTO images (id, user_id, album_id, filename, original_name, description, format,"
         " width, height, frames, size, sha256, is_public, created_at, original_format,"
-        " original_size, original_sha256)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " original_size, original_sha256, duplicate_of)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             image.id, image.user_id, image.album_id, image.filename, image.original_name,
             image.description, image.format, image.width, image.height, image.frames, image.size,
             image.sha256, int(image.is_public), iso(), image.original_format,
-            image.original_size, image.original_sha256,
+            image.original_size, image.original_sha256, image.duplicate_of,
         ),
     )
+
+
+async def same_bytes(db: Database, sha256: str, user_id: int) -> Row | None:
+    """An image whose stored bytes have this sha256, `user_id`'s own first (the oldest),
+    else another user's: the donor of a de-duplicated upload."""
+    return await db.fetchone(
+        "SELECT id, user_id, original_sha256 FROM images WHERE sha256 = ?"
+        " ORDER BY user_id = ? DESC, seq LIMIT 1", (sha256, user_id))
 
 
 async def get(db: Database | Conn, image_id: str, user_id: int | None = None) -> Row | None:

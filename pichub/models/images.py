@@ -62,7 +62,7 @@ IMAGE_EXAMPLE: Final[dict[str, Any]] = {
     "mime": "image/webp", "width": 1600, "height": 1200, "size": 214873,
     "sha256": "9f2c4d0e8b7a6f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a0f9e8d7c",
     "album_id": 3, "is_public": True, "created_at": TIMESTAMP_EXAMPLE,
-    "original_format": None, "original_size": None,
+    "original_format": None, "original_size": None, "duplicate_of": None,
     "links": {"url": _EXAMPLE_URL, "thumbnail": f"{_EXAMPLE_URL}?w={THUMBNAIL_WIDTH}",
               "markdown": f"![holiday photo.jpg]({_EXAMPLE_URL})",
               "html": f'<img src="{_EXAMPLE_URL}" alt="holiday photo.jpg">',
@@ -102,6 +102,10 @@ class Image(Model):
     original_size: int | None = Field(
         description="Bytes of the kept original, counted in the quota with `size`; null "
                     "when none is kept.")
+    duplicate_of: str | None = Field(
+        description="When you already had an image with exactly these stored bytes at "
+                    "upload time: its id (this upload is still a new image of its own; the "
+                    "bytes are stored once). Null otherwise.")
 
     @classmethod
     def from_row(cls, row: Row, base_url: str, signing_key: str | None = None) -> Image:
@@ -118,7 +122,8 @@ class Image(Model):
             width=row["width"], height=row["height"], size=row["size"], sha256=row["sha256"],
             album_id=row["album_id"], is_public=bool(row["is_public"]),
             created_at=row["created_at"], links=links, original_format=row["original_format"],
-            original_size=row["original_size"] if row["original_format"] else None)
+            original_size=row["original_size"] if row["original_format"] else None,
+            duplicate_of=row["duplicate_of"])
 
 
 class UploadedImage(Image):

@@ -32,7 +32,7 @@ from pichub.db import delete_links as links_db
 from pichub.db import events as events_db
 from pichub.db import images as images_db
 from pichub.db import users as users_db
-from pichub.db.database import Conn, Database
+from pichub.db.database import Conn, Database, Row
 from pichub.errors import InsufficientStorage, PichubError, ValidationError, is_disk_full
 from pichub.hashing import hash_secret
 from pichub.imaging.budget import conversion_bytes
@@ -63,7 +63,7 @@ class Received:
 
 @dataclass
 class _Written:
-    """What `_put_blob` wrote: the stored file, and the kept original (size 0: none)."""
+    """What `_put_blob` stores: the stored file, and the kept original (size 0: none)."""
 
     size: int
     sha256: str
@@ -180,8 +180,11 @@ class Uploads:
         )
         image_id = secrets.token_urlsafe(9)
         ext = ext_of(result.format)
+        written = await asyncio.to_thread(_fingerprint, item.path, result)
+        donor = await images_db.same_bytes(self.db, written.sha256, user_id)
         try:
-            written = await asyncio.to_thread(self._put_blob, image_id, ext, item.path, result)
+            await asyncio.to_thread(self._put_blob, image_id, ext, item.path, result, written,
+                                    donor)
         except OSError as exc:
             if is_disk_full(exc):
                 raise InsufficientStorage.disk_full() from None
@@ -194,6 +197,8 @@ class Uploads:
             frames=result.frames, size=written.size, sha256=written.sha256,
             is_public=form.is_public, original_format=result.original_format,
             original_size=written.original_size, original_sha256=written.original_sha256,
+            duplicate_of=donor["id"] if donor is not None and donor["user_id"] == user_id
+            else None,
         )
 
     async def _discard(self, prepared: Sequence[object]) -> None:
@@ -202,31 +207,34 @@ class Uploads:
             if isinstance(ready, images_db.NewImage):
                 await asyncio.to_thread(self.blobs.delete, ready.id, ext_of(ready.format))
 
-    def _put_blob(self, image_id: str, ext: str, received: Path,
-                  result: UploadResult) -> _Written:
-        """Blocking: store the re-encoded bytes, or (None) the received file itself, moved
-        into place without reading it into memory, and the working copies beside it; a
-        HEIC's received file is moved in beside as its kept original.
-        Returns the sizes and sha256s (of the bytes `url` serves, and of the original)."""
+    def _put_blob(self, image_id: str, ext: str, received: Path, result: UploadResult,
+                  written: _Written, donor: Row | None) -> None:
+        """Blocking: store the image's files. When `donor` (an image with the same bytes)
+        is given they are shared with it (hard links); otherwise, or where that fails, the
+        re-encoded bytes are written, or (None) the received file itself is moved into
+        place without reading it into memory; then the working copies beside it; a HEIC's
+        received file is kept beside as its original."""
         try:
+            shared = donor is not None and self.blobs.share(donor["id"], image_id, ext)
+            if not shared:
+                if result.data is None:
+                    self.blobs.put_file(image_id, ext, received)
+                else:
+                    self.check_free_space(len(result.data))
+                    self.blobs.put(image_id, ext, result.data)
+            present = self.blobs.working_copies(image_id)
             for copy in result.working:
-                self.blobs.put_working(image_id, copy.level, copy.ext, copy.data)
-            if result.data is None:
-                digest, size = sha256_file(received), received.stat().st_size
-                self.blobs.put_file(image_id, ext, received)
-                return _Written(size, digest)
-            self.check_free_space(len(result.data))
-            self.blobs.put(image_id, ext, result.data)
-            written = _Written(len(result.data), hashlib.sha256(result.data).hexdigest())
+                if copy.level not in present:
+                    self.blobs.put_working(image_id, copy.level, copy.ext, copy.data)
             if result.original_format is not None:
-                written.original_sha256 = sha256_file(received)
-                written.original_size = received.stat().st_size
-                self.blobs.put_original_file(image_id, source_ext(result.original_format),
-                                             received)
+                original_ext = source_ext(result.original_format)
+                if not (shared and donor is not None
+                        and donor["original_sha256"] == written.original_sha256
+                        and self.blobs.share_original(donor["id"], image_id, original_ext)):
+                    self.blobs.put_original_file(image_id, original_ext, received)
         except BaseException:
             self.blobs.delete(image_id, ext)  # no working copy or original without the image
             raise
-        return written
 
     async def _commit(self, record: images_db.NewImage, base_url: str) -> UploadedImage:
         """Row, delete link and event in one transaction; the blob goes again when that
@@ -248,6 +256,19 @@ class Uploads:
             raise
         self.on_change()
         return UploadedImage.of(image, f"{base_url}{DELETE_PATH}{delete_token}")
+
+
+def _fingerprint(received: Path, result: UploadResult) -> _Written:
+    """Blocking: the sizes and sha256s of what will be stored (the bytes `url` serves: the
+    re-encoded ones, or the received file when it is kept as it came) and of a kept
+    original."""
+    if result.data is None:
+        return _Written(received.stat().st_size, sha256_file(received))
+    written = _Written(len(result.data), hashlib.sha256(result.data).hexdigest())
+    if result.original_format is not None:
+        written.original_size = received.stat().st_size
+        written.original_sha256 = sha256_file(received)
+    return written
 
 
 async def _check_quota(conn: Conn, user_id: int, size: int) -> None:
