@@ -154,7 +154,8 @@ async def token_revoke(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def backfill(settings: Settings, args: argparse.Namespace) -> int:
-    """`pichub backfill`: working copies for images that have none (see services.backfill)."""
+    """`pichub backfill`: working copies, placeholders and EXIF summaries that images lack
+    (see services.backfill)."""
     db = await _open(settings)
     show = _Ticker(sys.stdout.isatty())
     try:
@@ -164,6 +165,7 @@ async def backfill(settings: Settings, args: argparse.Namespace) -> int:
         await db.close()
     show.end()
     print(f"looked at {progress.done} image(s): {progress.made} working copies made, "
+          f"{progress.described} described (placeholders, EXIF summary), "
           f"{progress.failed} unreadable, in {time.monotonic() - progress.started:.1f} s")
     return 1 if progress.failed else 0
 
@@ -184,7 +186,8 @@ class _Ticker:
         self.last = now
         eta = progress.eta_s
         line = (f"{progress.done}/{progress.total} images, {progress.made} copies made, "
-                f"{progress.rate:.1f} images/s" + (f", ETA {eta:.0f} s" if eta else ""))
+                f"{progress.described} described, {progress.rate:.1f} images/s"
+                + (f", ETA {eta:.0f} s" if eta else ""))
         print("\r" + line.ljust(79) if self.terminal else line, end="" if self.terminal
               else "\n", flush=True)
 

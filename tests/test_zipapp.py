@@ -82,6 +82,8 @@ def test_zipapp_serves_uploads_and_variants_and_stops_on_sigterm(served: PyzServ
                          files={"files[]": ("photo.jpg", samples.jpeg((400, 300)))}, timeout=30)
     assert resp.status_code == 201, resp.text
     image = resp.json()["data"][0]
+    # The placeholders' encoder (the pure-Python `blurhash` package) ships inside the file.
+    assert len(image["blurhash"]) == 28 and re.fullmatch(r"#[0-9a-f]{6}", image["dominant_color"])
 
     original = requests.get(image["url"], timeout=10)
     assert original.status_code == 200

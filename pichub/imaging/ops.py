@@ -26,6 +26,11 @@ HEIC/HEIF is never stored as such (browsers cannot show it): it becomes the
 caller to keep the uploaded bytes beside. libheif applies the container's
 rotation and mirroring (`irot`/`imir`) while decoding, 10-bit pictures are
 decoded to 8 bits, the primary image of a multi-image file is the one stored.
+
+Each result also carries what the image's answer tells about it, computed here
+from what is decoded anyway: its placeholders (placeholders.py: from the
+smallest working copy, or the first frame of an animation) and the summary of
+the EXIF the stored file keeps (exif.py, read before any stripping).
 """
 
 from __future__ import annotations
@@ -38,8 +43,9 @@ from pathlib import Path
 from PIL import Image
 
 from pichub.errors import UnsupportedMediaType, ValidationError
-from pichub.imaging import codecs, containers, jxl, working
+from pichub.imaging import codecs, containers, jxl, placeholders, working
 from pichub.imaging.budget import DecodeCost
+from pichub.imaging.exif import ExifSummary, summarise
 from pichub.imaging.formats import (
     ANIMATED_FORMATS,
     SNIFF_BYTES,
@@ -55,7 +61,8 @@ ACCEPTED = "JPEG, PNG, WebP, GIF, AVIF, HEIC/HEIF, JPEG XL"
 @dataclass(frozen=True)
 class UploadResult:
     """What to store: `data` is None when the original bytes are kept unchanged;
-    `working` are the still image's working copies, made from the pixels decoded here."""
+    `working` are the still image's working copies, made from the pixels decoded here;
+    `placeholder` and `exif` what the image's answer tells about it (placeholders, exif)."""
 
     data: bytes | None
     format: str
@@ -65,6 +72,8 @@ class UploadResult:
     working: tuple[working.WorkingCopy, ...] = ()
     #: The upload's format when its bytes are to be kept beside the stored image (HEIC).
     original_format: str | None = None
+    placeholder: placeholders.Placeholder | None = None
+    exif: ExifSummary | None = None
 
 
 def process_upload(
@@ -92,11 +101,16 @@ def process_upload(
         fmt = target or _stored_format(source, im)
         with _decoding():  # PNG keeps EXIF after the pixels: decodes
             orientation = codecs.orientation(im, source)
+            exif = _exif_summary(im, fmt, policy)
         if fmt != source or orientation != 1:
-            return _reencode(im, source, fmt, frames, orientation, quality, policy)
-        _verify(im, frames)
-        copies = working.make(im, im.size, im.info.get("icc_profile")) if frames == 1 else []
-        kept = UploadResult(None, fmt, im.width, im.height, frames, tuple(copies))
+            result = _reencode(im, source, fmt, frames, orientation, quality, policy)
+            return replace(result, exif=exif)
+        first = _verify(im, frames)
+        copies: list[working.WorkingCopy] = []
+        if frames == 1:
+            copies, first = working.pyramid(im, im.size, im.info.get("icc_profile"))
+        kept = UploadResult(None, fmt, im.width, im.height, frames, tuple(copies),
+                            placeholder=placeholders.compute(first), exif=exif)
     return _with_metadata(path, kept, quality, policy)
 
 
@@ -208,12 +222,26 @@ def _check_numbers(width: int, height: int, frames: int, images: int, mode: str,
         raise ValidationError.field("file", cost.explain(limits.max_decode_bytes))
 
 
-def _verify(im: Image.Image, frames: int) -> None:
-    """Decode every frame: a truncated or garbage file fails here, not later on /img."""
+def _verify(im: Image.Image, frames: int) -> Image.Image:
+    """Decode every frame: a truncated or garbage file fails here, not later on /img.
+    Returns a small copy of the first frame of an animation (for its placeholders), `im`
+    itself for a still."""
     canvas = im.size
+    first = im
     with _decoding():
         for index in range(frames):
             codecs.load_frame(im, index, canvas)
+            if index == 0 and frames > 1:
+                first = placeholders.preview(im)
+    return first
+
+
+def _exif_summary(im: Image.Image, fmt: str, policy: MetadataPolicy) -> ExifSummary | None:
+    """The summary of the EXIF that the stored file keeps: none with `remove_exif`, none
+    in a GIF (it carries no EXIF), the GPS position only when the location is kept."""
+    if policy.remove_all or fmt == "gif":
+        return None
+    return summarise(im.getexif(), with_gps=policy.keep_location)
 
 
 def _with_metadata(
@@ -236,7 +264,8 @@ def _with_metadata(
     with _open(path, kept.format) as im:
         if not _metadata_changes(im, policy):
             return kept
-        return _reencode(im, kept.format, kept.format, kept.frames, 1, quality, policy)
+        result = _reencode(im, kept.format, kept.format, kept.frames, 1, quality, policy)
+    return replace(result, placeholder=kept.placeholder, exif=kept.exif)
 
 
 def _metadata_changes(im: Image.Image, policy: MetadataPolicy) -> bool:
@@ -273,18 +302,23 @@ def _reencode(
     if flat is not frame:
         frame.close()
     data = codecs.encode_still(flat, fmt, quality, meta)
-    copies = working.make(flat, flat.size, meta.icc)
+    copies, smallest = working.pyramid(flat, flat.size, meta.icc)
     original = source if source in SOURCE_ONLY else None
-    return UploadResult(data, fmt, flat.width, flat.height, 1, tuple(copies), original)
+    return UploadResult(data, fmt, flat.width, flat.height, 1, tuple(copies), original,
+                        placeholders.compute(smallest))
 
 
 def _reencode_animation(
     im: Image.Image, fmt: str, frames: int, orientation: int, quality: int, meta: codecs.Metadata
 ) -> UploadResult:
     loop = im.info.get("loop")
+    first: list[Image.Image] = []  # a small copy of the first output frame: placeholders
 
     def make(frame: Image.Image) -> Image.Image:
-        return codecs.flatten(codecs.upright(frame.convert("RGBA"), orientation), fmt)
+        out = codecs.flatten(codecs.upright(frame.convert("RGBA"), orientation), fmt)
+        if not first:
+            first.append(placeholders.preview(out))
+        return out
 
     try:
         sequence = codecs.FrameSequence(im, frames, make)
@@ -292,7 +326,8 @@ def _reencode_animation(
     except codecs.DecodeError:
         raise ValidationError.field("file", "image data is truncated or corrupt") from None
     width, height = codecs.upright_size(im.size, orientation)
-    return UploadResult(data, fmt, width, height, frames)
+    placeholder = placeholders.compute(first[0]) if first else None
+    return UploadResult(data, fmt, width, height, frames, placeholder=placeholder)
 
 
 def _metadata(im: Image.Image, policy: MetadataPolicy) -> codecs.Metadata:

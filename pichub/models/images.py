@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from html import escape
 from typing import Annotated, Any, Final, Literal
@@ -55,6 +56,43 @@ class ImageLinks(Model):
     bbcode: str = Field(description="`[img]url[/img]`")
 
 
+class GpsPosition(Model):
+    """Where the picture was taken, as its EXIF says."""
+
+    latitude: float = Field(description="WGS 84 degrees, south negative.", examples=[48.858])
+    longitude: float = Field(description="WGS 84 degrees, west negative.", examples=[2.2945])
+    altitude: float | None = Field(description="Metres above sea level (negative below); "
+                                               "null when not recorded.")
+
+
+class ExifSummary(Model):
+    """A few camera facts from the image's EXIF, read once at upload. Only these: no serial
+    numbers, owner names or maker notes. Each is null when the EXIF does not say."""
+
+    make: str | None = Field(description="Camera maker.", examples=["Apple"])
+    model: str | None = Field(description="Camera model.", examples=["iPhone 15 Pro"])
+    lens: str | None = Field(description="Lens model.",
+                             examples=["iPhone 15 Pro back camera 6.765mm f/1.78"])
+    taken_at: str | None = Field(
+        description="When the picture was taken (`DateTimeOriginal`, else `DateTimeDigitized`): "
+                    "the camera's local time, ISO 8601, with its UTC offset when the camera "
+                    "recorded one (`OffsetTimeOriginal`); EXIF dates carry no time zone "
+                    "otherwise, so this is not converted to UTC.",
+        examples=["2024-05-01T10:00:00+02:00"])
+    exposure_time: float | None = Field(description="Seconds (1/250 s is 0.004).",
+                                        examples=[0.004])
+    f_number: float | None = Field(description="Aperture, the f-number (f/1.8 is 1.8).",
+                                   examples=[1.8])
+    iso: int | None = Field(description="ISO speed.", examples=[100])
+    focal_length: float | None = Field(description="Millimetres, the lens's own (not the "
+                                                   "35 mm equivalent).", examples=[6.77])
+    gps: GpsPosition | None = Field(
+        description="Null in every answer except `GET /images/{id}?include=gps` (the owner "
+                    "only), and there too unless the image kept its location: uploaded with "
+                    "`keep_location=true` (and without `remove_exif`). PicHub stores the "
+                    "position only then, since only then does the stored file have it.")
+
+
 _EXAMPLE_URL: Final = f"https://pichub.example.com/img/{IMAGE_ID_EXAMPLE}.webp"
 IMAGE_EXAMPLE: Final[dict[str, Any]] = {
     "id": IMAGE_ID_EXAMPLE, "url": _EXAMPLE_URL, "filename": "holiday_photo.webp",
@@ -63,6 +101,11 @@ IMAGE_EXAMPLE: Final[dict[str, Any]] = {
     "sha256": "9f2c4d0e8b7a6f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a0f9e8d7c",
     "album_id": 3, "is_public": True, "created_at": TIMESTAMP_EXAMPLE,
     "original_format": None, "original_size": None, "duplicate_of": None,
+    "blurhash": "LKO2?U%2Tw=w]~RBVZRi};RPxuwH", "dominant_color": "#7a8c9e",
+    "exif": {"make": "Apple", "model": "iPhone 15 Pro",
+             "lens": "iPhone 15 Pro back camera 6.765mm f/1.78",
+             "taken_at": "2024-05-01T10:00:00+02:00", "exposure_time": 0.004,
+             "f_number": 1.78, "iso": 100, "focal_length": 6.77, "gps": None},
     "links": {"url": _EXAMPLE_URL, "thumbnail": f"{_EXAMPLE_URL}?w={THUMBNAIL_WIDTH}",
               "markdown": f"![holiday photo.jpg]({_EXAMPLE_URL})",
               "html": f'<img src="{_EXAMPLE_URL}" alt="holiday photo.jpg">',
@@ -106,10 +149,29 @@ class Image(Model):
         description="When you already had an image with exactly these stored bytes at "
                     "upload time: its id (this upload is still a new image of its own; the "
                     "bytes are stored once). Null otherwise.")
+    blurhash: str | None = Field(
+        description="A BlurHash (https://blurha.sh) of the image for a placeholder while it "
+                    "loads: 4×3 components (3×4 for portrait images, 4×4 for square ones), "
+                    "transparent pixels on white; decode it at a small size with the image's "
+                    "`width`/`height` ratio. An animation's is of its first frame. Null for "
+                    "an image stored before PicHub computed it, until `pichub backfill`.",
+        examples=["LKO2?U%2Tw=w]~RBVZRi};RPxuwH"])
+    dominant_color: str | None = Field(
+        description="The image's most common colour, `#rrggbb` (lower case): the largest "
+                    "cluster of a 6-colour median-cut reduction, pixels under half opaque "
+                    "left out (a fully transparent image is white). Null like `blurhash`.",
+        pattern="^#[0-9a-f]{6}$", examples=["#7a8c9e"])
+    exif: ExifSummary | None = Field(
+        description="Camera facts from the EXIF the stored file keeps; null when it has none "
+                    "(uploaded with `remove_exif=true`, stored as GIF, or the source had none "
+                    "of these facts), or for an image stored before PicHub read them, until "
+                    "`pichub backfill`.")
 
     @classmethod
-    def from_row(cls, row: Row, base_url: str, signing_key: str | None = None) -> Image:
-        """The image of a row; `signing_key` (`images.signing_key`) signs the variant URLs."""
+    def from_row(cls, row: Row, base_url: str, signing_key: str | None = None, *,
+                 include_gps: bool = False) -> Image:
+        """The image of a row; `signing_key` (`images.signing_key`) signs the variant URLs;
+        `include_gps` adds the stored GPS position (for its owner who asked for it)."""
         url = image_url(base_url, row["id"], row["format"])
         name = row["original_name"]
         links = ImageLinks(
@@ -123,7 +185,24 @@ class Image(Model):
             album_id=row["album_id"], is_public=bool(row["is_public"]),
             created_at=row["created_at"], links=links, original_format=row["original_format"],
             original_size=row["original_size"] if row["original_format"] else None,
-            duplicate_of=row["duplicate_of"])
+            duplicate_of=row["duplicate_of"],
+            blurhash=row["blurhash"], dominant_color=row["dominant_color"],
+            exif=exif_summary(row, include_gps))
+
+
+def exif_summary(row: Row, include_gps: bool = False) -> ExifSummary | None:
+    """The stored EXIF summary of an image row, with its GPS position only if `include_gps`
+    (and stored); None when there is nothing to say."""
+    gps = None
+    if include_gps and row["gps_latitude"] is not None and row["gps_longitude"] is not None:
+        gps = GpsPosition.model_construct(latitude=row["gps_latitude"],
+                                          longitude=row["gps_longitude"],
+                                          altitude=row["gps_altitude"])
+    facts: dict[str, Any] = json.loads(row["exif"]) if row["exif"] else {}
+    if not facts and gps is None:
+        return None
+    known = {name: facts.get(name) for name in ExifSummary.model_fields if name != "gps"}
+    return ExifSummary.model_construct(**known, gps=gps)
 
 
 class UploadedImage(Image):

@@ -79,11 +79,14 @@ class Images:
         total = await images_db.public_count(self.db)
         return await self._page(images_db.listing(public_only=True), request, total, base_url)
 
-    async def get(self, user_id: int, image_id: str, base_url: str) -> Image:
+    async def get(self, user_id: int, image_id: str, base_url: str, *,
+                  include_gps: bool = False) -> Image:
+        """The user's image; `include_gps` adds its stored GPS position (only this route
+        ever answers it, and only to the owner who asks)."""
         row = await images_db.get(self.db, image_id, user_id)
         if row is None:
             raise NotFound("image")
-        return self.image(row, base_url)
+        return Image.from_row(row, base_url, self.signing_key, include_gps=include_gps)
 
     async def original(self, user_id: int, image_id: str) -> OriginalFile:
         """The user's image as uploaded: the kept original (a HEIC), else the stored file,

@@ -11,6 +11,9 @@ album and quota checks. A crash at any point leaves the whole image or
 nothing visible: the start-up sweep removes a blob without its row. Each image
 gets a delete link in that transaction: a random token, stored as its SHA-256
 only, whose URL is in the upload answer and nowhere else (not in the event).
+
+The pass in the image pool also finds the image's placeholders and EXIF summary, from
+the pixels and EXIF it reads anyway; they go into the row (`services.describe`).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from pichub.models.common import UploadFailure
 from pichub.models.images import Image, UploadedImage
 from pichub.models.uploads import UploadForm
 from pichub.services.albums import require_album
+from pichub.services.describe import stored_meta
 
 MB: Final = 2**20
 DELETE_PATH: Final = "/delete/"  # + the token: the delete link's page (`web/ui/deletelinks`)
@@ -199,6 +203,7 @@ class Uploads:
             original_size=written.original_size, original_sha256=written.original_sha256,
             duplicate_of=donor["id"] if donor is not None and donor["user_id"] == user_id
             else None,
+            meta=stored_meta(result.placeholder, result.exif),
         )
 
     async def _discard(self, prepared: Sequence[object]) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Final
 
 from aiohttp import hdrs, web
+from multidict import MultiMapping
 
-from pichub.errors import NotFound
+from pichub.errors import NotFound, ValidationError
 from pichub.keys import SERVICES
 from pichub.models.common import Deleted
 from pichub.models.images import Image, ImageUpdate
@@ -16,6 +18,8 @@ from pichub.web.routes import ApiRoute
 
 #: Says whether `/original` answered a kept original upload or the stored file.
 ORIGINAL_HEADER = "X-PicHub-Original"
+#: What `GET /images/{id}?include=` may add to the answer.
+INCLUDES: Final = frozenset({"gps"})
 
 
 async def list_images(request: web.Request) -> web.Response:
@@ -33,8 +37,22 @@ async def square(request: web.Request) -> web.Response:
 
 async def get_image(request: web.Request) -> web.Response:
     who = actor(request, "read")
+    include = includes(request.query)
     images = request.app[SERVICES].images
-    return ok(await images.get(who.user_id, request.match_info["id"], base_url(request)))
+    return ok(await images.get(who.user_id, request.match_info["id"], base_url(request),
+                               include_gps="gps" in include))
+
+
+def includes(query: MultiMapping[str]) -> set[str]:
+    """`?include=gps`: what to add to the answer (repeated, or comma-separated); 422 for a
+    name it does not know."""
+    names = {name.strip() for value in query.getall("include", ())
+             for name in value.split(",")} - {""}
+    if unknown := names - INCLUDES:
+        allowed = ", ".join(sorted(INCLUDES))
+        raise ValidationError.field("include",
+                                    f"unknown value {sorted(unknown)[0]!r}; allowed: {allowed}")
+    return names
 
 
 async def get_original(request: web.Request) -> web.StreamResponse:
@@ -70,7 +88,15 @@ ROUTES = [
              data=Image, many=True, listed=True, errors=(404, 422),
              query=("page", "cursor", "per_page", "album_id")),
     ApiRoute("GET", "/images/{id}", get_image, "getImage", "Images", "Get one of my images",
-             data=Image, errors=(404,)),
+             "With `?include=gps`, `exif.gps` holds the position where the picture was taken "
+             "when the image kept its location (uploaded with `keep_location=true`); no other "
+             "answer, list, event or page ever carries it.",
+             data=Image, errors=(404, 422),
+             parameters=({"name": "include", "in": "query", "required": False,
+                          "schema": {"type": "string", "enum": sorted(INCLUDES)},
+                          "description": "`gps`: add the stored GPS position to `exif` (null "
+                                         "when the image did not keep one). Any other value "
+                                         "→ 422."},)),
     ApiRoute("GET", "/images/{id}/original", get_original, "getImageOriginal", "Images",
              "Download the original upload",
              "The file as it was uploaded, for its owner only (another user's image → 404). "
