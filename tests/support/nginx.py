@@ -123,9 +123,10 @@ class Nginx:
         raise AssertionError("nginx did not listen:\n" + self.log.read_text(errors="replace"))
 
     def worker_pids(self) -> list[int]:
-        """The worker processes (the master's children), for their CPU time."""
+        """The worker processes (not the cache manager and loader), for their CPU time."""
         children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
-        return [int(pid) for pid in children.read_text().split()]
+        return [int(pid) for pid in children.read_text().split()
+                if b"worker process" in Path(f"/proc/{pid}/cmdline").read_bytes()]
 
     def stop(self) -> None:
         if self.proc.poll() is None:
