@@ -132,7 +132,7 @@ def test_absolute_urls_use_the_proxy_scheme_host_and_port(proxy: Proxy) -> None:
     got = requests.get(image["url"], verify=proxy.cert, timeout=10)
     assert got.status_code == 200
     assert hashlib.sha256(got.content).hexdigest() == image["sha256"]
-    assert got.headers["X-Cache-Status"] == "MISS"  # the optional /img/ cache is active
+    assert got.headers["X-Cache-Status"] == "MISS"  # the /img/ cache is active
 
     redirect = requests.get(f"{proxy.http}/api/v1/square", allow_redirects=False, timeout=10)
     assert redirect.status_code == 301

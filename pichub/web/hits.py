@@ -88,6 +88,26 @@ class HitLane:
 
     def _find(self, request: BaseRequest) -> tuple[Variant, datetime, bool, str] | None:
         """The cached variant a plain hit would be answered with, else None."""
+        match = self._plain(request)
+        if match is None:
+            return None
+        image_id = match["id"]
+        source = self._pipeline.source(image_id)
+        if source is None:
+            return None
+        plan = self._plan(request.rel_url, match["ext"], source.format,
+                          request.headers.get(hdrs.ACCEPT, ""))
+        if plan is None:
+            return None
+        variant = self._pipeline.cached(image_id, plan.spec)
+        if variant is None:
+            return None
+        return variant, source.modified, plan.vary, plan.route
+
+    def _plain(self, request: BaseRequest) -> re.Match[str] | None:
+        """The id and extension in the path, if the request can have a plain 200 for an
+        answer: GET or HEAD of /img/…, no body, no header asking for 304, 206, 412 or
+        100-continue, a Host PicHub answers to."""
         path, _, _ = request.raw_path.partition("?")
         if not path.startswith("/img/") or request.method not in _METHODS:
             return None
@@ -97,18 +117,7 @@ class HitLane:
                 or any(name in headers for name in _DECLINED_IF_PRESENT)
                 or foreign_host(self._app, request) is not None):
             return None
-        image_id = match["id"]
-        source = self._pipeline.source(image_id)
-        if source is None:
-            return None
-        plan = self._plan(request.rel_url, match["ext"], source.format,
-                          headers.get(hdrs.ACCEPT, ""))
-        if plan is None:
-            return None
-        variant = self._pipeline.cached(image_id, plan.spec)
-        if variant is None:
-            return None
-        return variant, source.modified, plan.vary, plan.route
+        return match
 
     def _make_plan(self, url: URL, ext: str | None, stored: str, accept: str) -> _Plan | None:
         """What a hit on `url` would send, or None when it is no plain hit (an original,
