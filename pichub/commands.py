@@ -21,7 +21,7 @@ from pichub.services.backfill import backfill as run_backfill
 from pichub.services.backup import BackupError, Manifest
 from pichub.services.backup import backup as backup_to_dir
 from pichub.services.backup import restore as restore_from_dir
-from pichub.web.observe import quiet_malformed_requests
+from pichub.web.observe import configure_logging
 
 log = logging.getLogger("pichub")
 
@@ -62,9 +62,7 @@ def serve(settings: Settings) -> int:
     A failure exits at once: status 2 for a bad configuration, 1 for anything
     else, with one line on stderr (after a logged traceback when unexpected).
     """
-    logging.basicConfig(level=settings.server.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    quiet_malformed_requests()
+    configure_logging(settings.server.log_level.upper())
     try:
         asyncio.run(_serve(settings))
     except ConfigError as exc:
