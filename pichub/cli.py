@@ -55,8 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     backup = sub.add_parser("backup", help="copy this instance (running or not) into DEST")
     _common(backup)
     backup.add_argument("dest", metavar="DEST", help="a directory that is absent or empty")
-    backfill = sub.add_parser("backfill", help="make missing working copies (safe while "
-                              "the server runs; resumable)")
+    backfill = sub.add_parser("backfill", help="make missing working copies, placeholders "
+                              "and EXIF summaries (safe while the server runs; resumable)")
     _common(backfill)
     backfill.add_argument("--limit", type=int, metavar="N", help="look at N images at most")
     restore = sub.add_parser("restore", help="restore a backup into the data directory")

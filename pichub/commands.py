@@ -21,7 +21,7 @@ from pichub.services.backfill import backfill as run_backfill
 from pichub.services.backup import BackupError, Manifest
 from pichub.services.backup import backup as backup_to_dir
 from pichub.services.backup import restore as restore_from_dir
-from pichub.web.observe import quiet_malformed_requests
+from pichub.web.observe import configure_logging
 
 log = logging.getLogger("pichub")
 
@@ -62,9 +62,7 @@ def serve(settings: Settings) -> int:
     A failure exits at once: status 2 for a bad configuration, 1 for anything
     else, with one line on stderr (after a logged traceback when unexpected).
     """
-    logging.basicConfig(level=settings.server.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    quiet_malformed_requests()
+    configure_logging(settings.server.log_level.upper())
     try:
         asyncio.run(_serve(settings))
     except ConfigError as exc:
@@ -154,7 +152,8 @@ async def token_revoke(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def backfill(settings: Settings, args: argparse.Namespace) -> int:
-    """`pichub backfill`: working copies for images that have none (see services.backfill)."""
+    """`pichub backfill`: working copies, placeholders and EXIF summaries that images lack
+    (see services.backfill)."""
     db = await _open(settings)
     show = _Ticker(sys.stdout.isatty())
     try:
@@ -164,6 +163,7 @@ async def backfill(settings: Settings, args: argparse.Namespace) -> int:
         await db.close()
     show.end()
     print(f"looked at {progress.done} image(s): {progress.made} working copies made, "
+          f"{progress.described} described (placeholders, EXIF summary), "
           f"{progress.failed} unreadable, in {time.monotonic() - progress.started:.1f} s")
     return 1 if progress.failed else 0
 
@@ -184,7 +184,8 @@ class _Ticker:
         self.last = now
         eta = progress.eta_s
         line = (f"{progress.done}/{progress.total} images, {progress.made} copies made, "
-                f"{progress.rate:.1f} images/s" + (f", ETA {eta:.0f} s" if eta else ""))
+                f"{progress.described} described, {progress.rate:.1f} images/s"
+                + (f", ETA {eta:.0f} s" if eta else ""))
         print("\r" + line.ljust(79) if self.terminal else line, end="" if self.terminal
               else "\n", flush=True)
 

@@ -90,6 +90,17 @@ class StorageSettings(_Section):
     max_files_per_request: int = Field(20, ge=1)
     loader_files: int = Field(500, ge=1)
     loader_sleep_ms: float = Field(10.0, ge=0)
+    fetch_allow_private_networks: bool = False
+    fetch_allowed_networks: list[str] = []
+    fetch_timeout_s: float = Field(30.0, gt=0)
+    fetch_read_timeout_s: float = Field(10.0, gt=0)
+
+    @field_validator("fetch_allowed_networks")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for cidr in v:
+            ipaddress.ip_network(cidr, strict=False)
+        return v
 
 
 class ImageSettings(_Section):

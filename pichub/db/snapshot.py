@@ -58,6 +58,17 @@ class Snapshot:
             raise SnapshotError(f"not a PicHub database: {exc}") from None
         return [(str(i), str(f), int(s), str(h)) for i, f, s, h in rows]
 
+    def originals(self) -> list[tuple[str, str, int, str]]:
+        """(id, format, size, sha256) of every kept original upload (a HEIC beside its
+        stored image), oldest first; none in a database from before they existed."""
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(images)")}
+        if "original_format" not in columns:
+            return []
+        rows = self._conn.execute(
+            "SELECT id, original_format, original_size, original_sha256 FROM images"
+            " WHERE original_format IS NOT NULL ORDER BY seq").fetchall()
+        return [(str(i), str(f), int(s), str(h)) for i, f, s, h in rows]
+
     def drop_images(self, ids: set[str]) -> None:
         """Remove these images' rows (their blobs vanished after the snapshot)."""
         with self._conn:

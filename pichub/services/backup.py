@@ -3,7 +3,8 @@
 A backup is laid out like a data directory, without `cache/` and `tmp/`:
 
     DEST/pichub.db        the database, copied with SQLite's online backup API
-    DEST/blobs/ab/cd/…    every original the snapshot refers to
+    DEST/blobs/ab/cd/…    every original the snapshot refers to, and every kept
+                          original upload (`<id>.orig.heic`, checked by its own sha256)
     DEST/manifest.json    written last: a backup without it is incomplete
 
 Consistency with a running server: the database snapshot is taken first, in
@@ -35,7 +36,7 @@ from typing import Any
 
 from pichub.blobs import BlobStore, atomic_write, fsync_dir
 from pichub.db.snapshot import Snapshot, SnapshotError, copy_online, latest_schema
-from pichub.imaging.formats import FORMATS, ext_of
+from pichub.imaging.formats import FORMATS, SOURCE_ONLY, ext_of, source_ext
 from pichub.timeutil import iso
 
 DB_FILE = "pichub.db"
@@ -74,6 +75,7 @@ class _Blob:
     ext: str
     size: int
     sha256: str
+    original: bool = False  # a kept original upload (`<id>.orig.<ext>`), not the stored file
 
 
 # --- backup ---------------------------------------------------------------------------------
@@ -111,7 +113,8 @@ def _backup_into(data_dir: Path, dest: Path) -> Manifest:
             kept = [b for b in blobs if b.id not in dropped]
             return Manifest(
                 created_at=iso(), pichub_version=_version(),
-                schema_version=snapshot.schema_version(), images=len(kept),
+                schema_version=snapshot.schema_version(),
+                images=sum(not b.original for b in kept),
                 bytes=sum(b.size for b in kept), dropped=sorted(dropped), damaged=sorted(damaged),
             )
     except SnapshotError as exc:
@@ -169,9 +172,10 @@ def _restore_into(src: Path, tmp: Path, manifest: Manifest) -> None:
             blobs = _blobs(snapshot)
     except SnapshotError as exc:
         raise BackupError(f"backup is damaged: {exc}") from None
-    if len(blobs) != manifest.images:
+    images = sum(not b.original for b in blobs)
+    if images != manifest.images:
         raise BackupError(f"backup is damaged: the manifest says {manifest.images} images, "
-                          f"the database has {len(blobs)}")
+                          f"the database has {images}")
     source, target = BlobStore(src / BLOBS_DIR), BlobStore(tmp / BLOBS_DIR)
     for blob in blobs:
         _restore_blob(blob, source, target, manifest)
@@ -263,12 +267,20 @@ def _blobs(snapshot: Snapshot) -> list[_Blob]:
         if fmt not in FORMATS:
             raise BackupError(f"image {image_id} has an unknown format {fmt!r}")
         blobs.append(_Blob(image_id, ext_of(fmt), size, sha256))
+    for image_id, fmt, size, sha256 in snapshot.originals():
+        if fmt not in SOURCE_ONLY:
+            raise BackupError(f"image {image_id} has an unknown original format {fmt!r}")
+        blobs.append(_Blob(image_id, source_ext(fmt), size, sha256, original=True))
     return blobs
 
 
 def _copy_blob(blob: _Blob, source: BlobStore, target: BlobStore) -> tuple[int, str]:
     try:
-        paths = source.path(blob.id, blob.ext), target.path(blob.id, blob.ext)
+        if blob.original:
+            paths = source.original_path(blob.id, blob.ext), target.original_path(blob.id,
+                                                                                   blob.ext)
+        else:
+            paths = source.path(blob.id, blob.ext), target.path(blob.id, blob.ext)
     except ValueError:
         raise BackupError(f"image {blob.id!r} has an id that cannot name a blob") from None
     return _copy_file(*paths)
