@@ -1,18 +1,22 @@
 """SQL for backup and restore: a database file opened without the server, plain blocking.
 
-`copy_online` takes SQLite's online backup of a live database (a consistent
-read transaction; writers keep going in WAL mode). `Snapshot` is such a copy,
-or a backup's database, opened to read and trim it. sqlite3 errors become
-`SnapshotError`, so callers need not know the driver.
+`copy_online` takes SQLite's online backup of a live database in one step (one
+consistent read transaction; writers keep going in WAL mode). `Snapshot` is
+such a copy, or a backup's database, opened to read and trim it: its images
+are read a page at a time in `seq` order, so memory does not grow with the
+library. sqlite3 errors become `SnapshotError`, so callers need not know the
+driver.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from contextlib import closing
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 
 class SnapshotError(Exception):
@@ -49,14 +53,30 @@ class Snapshot:
                  tb: TracebackType | None) -> None:
         self._conn.close()
 
-    def images(self) -> list[tuple[str, str, int, str]]:
-        """(id, format, size, sha256) of every image, oldest first."""
+    def image_totals(self) -> tuple[int, int]:
+        """(number of images, sum of their sizes)."""
+        row = self._read("SELECT count(*), coalesce(sum(size), 0) FROM images", ())
+        return int(row[0][0]), int(row[0][1])
+
+    def image_pages(self, page: int = 1000) -> Iterator[list[tuple[str, str, int, str]]]:
+        """(id, format, size, sha256) of every image, oldest first, `page` rows at a time."""
+        after = 0
+        while rows := self._read("SELECT seq, id, format, size, sha256 FROM images"
+                                 " WHERE seq > ? ORDER BY seq LIMIT ?", (after, page)):
+            after = int(rows[-1][0])
+            yield [(str(i), str(f), int(s), str(h)) for _, i, f, s, h in rows]
+
+    def known_ids(self, ids: list[str]) -> set[str]:
+        """Those of `ids` that name an image."""
+        marks = ",".join("?" * len(ids))
+        return {str(r[0]) for r in self._read(f"SELECT id FROM images WHERE id IN ({marks})",
+                                               tuple(ids))}
+
+    def _read(self, sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
         try:
-            rows = self._conn.execute(
-                "SELECT id, format, size, sha256 FROM images ORDER BY seq").fetchall()
+            return list(self._conn.execute(sql, params).fetchall())
         except sqlite3.Error as exc:
             raise SnapshotError(f"not a PicHub database: {exc}") from None
-        return [(str(i), str(f), int(s), str(h)) for i, f, s, h in rows]
 
     def drop_images(self, ids: set[str]) -> None:
         """Remove these images' rows (their blobs vanished after the snapshot)."""
@@ -64,7 +84,7 @@ class Snapshot:
             self._conn.executemany("DELETE FROM images WHERE id = ?", [(i,) for i in sorted(ids)])
 
     def make_self_contained(self) -> None:
-        """One file with no `-wal` beside it."""
+        """One file with no `-wal` beside it (and reading it changes nothing on disk)."""
         self._conn.execute("PRAGMA journal_mode=DELETE")
 
     def integrity(self) -> str:
