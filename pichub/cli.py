@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "an interrupted backup of this instance (it continues)")
     backup.add_argument("--jobs", type=_positive, metavar="N",
                         help="files copied side by side (default: 4 per core, at most 16)")
+    backup.add_argument("--nice", type=int, default=10, metavar="N",
+                        help="lower the backup's CPU priority by N so that a running server "
+                        "stays responsive (default 10; 0 keeps it)")
     backfill = sub.add_parser("backfill", help="make missing working copies (safe while "
                               "the server runs; resumable)")
     _common(backfill)

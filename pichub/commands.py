@@ -203,9 +203,6 @@ class _Ticker:
             self.last = 0.0
 
 
-BACKUP_NICENESS = 10  # a running server keeps the CPU it needs (per thread on Linux, inherited)
-
-
 async def backup(settings: Settings, args: argparse.Namespace) -> int:
     """`pichub backup DEST`: database snapshot and blobs; safe while the server runs, and run
     again after an interruption it continues."""
@@ -213,7 +210,8 @@ async def backup(settings: Settings, args: argparse.Namespace) -> int:
     show = _Ticker(sys.stderr.isatty(), sys.stderr)
     try:
         manifest = await _copying(show, _backup_niced, settings.storage.data_dir, dest,
-                                  _copy_reporter(show, "backup"), args.jobs or WORKERS)
+                                  _copy_reporter(show, "backup"), args.jobs or WORKERS,
+                                  args.nice)
     except (BackupError, OSError) as exc:  # one line, no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -230,8 +228,9 @@ async def backup(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _backup_niced(data_dir: Path, dest: Path, report: Callable[[CopyProgress], None],
-                  jobs: int, stop: threading.Event) -> Manifest:
-    os.nice(BACKUP_NICENESS)  # in the thread that starts the copy threads: they inherit it
+                  jobs: int, niceness: int, stop: threading.Event) -> Manifest:
+    if niceness > 0:  # a running server keeps the CPU it needs
+        os.nice(niceness)  # Linux: this thread, and the copy threads it starts inherit it
     return backup_to_dir(data_dir, dest, report, workers=jobs, stop=stop)
 
 

@@ -761,3 +761,19 @@ def test_interrupted_restore_of_another_backup_starts_over(tmp_path: Path) -> No
 
     assert_same_blobs(second / "blobs", target / "blobs")
     same_rows(second / "pichub.db", target / "pichub.db")
+
+
+def test_restore_never_follows_a_blob_that_is_a_link(tmp_path: Path) -> None:
+    """Even for an image the manifest lists as damaged (whose bytes are not checked)."""
+    data_dir, src = library(tmp_path / "data", 20), tmp_path / "backup"
+    backup.backup(data_dir, src)
+    rel = nth_blob(data_dir, 5)
+    secret = tmp_path / "secret.jpg"
+    secret.write_bytes(b"not for the backup")
+    (src / "blobs" / rel).unlink()
+    (src / "blobs" / rel).symlink_to(secret)
+    image_id = Path(rel).name.split(".")[0]
+    edit_manifest(src, damaged=[image_id])
+    with pytest.raises(BackupError, match=f"blob of image {image_id} is a symbolic link"):
+        backup.restore(src, tmp_path / "target")
+    assert_nothing_restored(tmp_path / "target")

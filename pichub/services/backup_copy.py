@@ -15,6 +15,7 @@ caller flushes everything once at the end.
 from __future__ import annotations
 
 import enum
+import errno
 import hashlib
 import os
 import re
@@ -178,9 +179,14 @@ def _copy_chunk(chunk: list[Blob], source: str, target: str, resuming: bool) -> 
 
 def _copy_one(blob: Blob, source: str, target: str, resuming: bool, buffer: memoryview) -> Fate:
     path = f"{target}/{blob.rel}"
-    if resuming and _holds(path, blob, buffer):
-        return Fate.KEPT
-    copied = _copy_file(f"{source}/{blob.rel}", path, buffer)
+    try:
+        if resuming and _holds(path, blob, buffer):
+            return Fate.KEPT
+        copied = _copy_file(f"{source}/{blob.rel}", path, buffer)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise CopyError(f"the blob of image {blob.id} is a symbolic link") from None
+        raise
     if copied is None:
         return Fate.MISSING
     return Fate.COPIED if copied == (blob.size, blob.sha256) else Fate.MISMATCH
