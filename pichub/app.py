@@ -24,6 +24,7 @@ from pichub.keys import (
     ALLOWED_HOSTS,
     BLOBS,
     DB,
+    FETCHER,
     LIMITER,
     METRICS,
     PIPELINE,
@@ -41,6 +42,8 @@ from pichub.services.uploads import Uploads
 from pichub.services.webhooks import Webhooks
 from pichub.web import api, health, img
 from pichub.web.clientip import parse_trusted
+from pichub.web.compat import chevereto, lsky
+from pichub.web.fetch import UrlFetcher
 from pichub.web.middleware import api_middleware, front_middleware
 from pichub.web.observe import Metrics, observe_middleware
 from pichub.web.routes import register
@@ -102,6 +105,10 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
     app[DB] = db
     app[BLOBS] = blobs
     app[UPLOAD_TMP] = paths["tmp"]
+    fetcher = UrlFetcher(settings.storage, paths["tmp"])
+    fetcher.start()
+    stack.push_async_callback(fetcher.close)
+    app[FETCHER] = fetcher
     app[PIPELINE] = pipeline
     app[METRICS].refreshers.append(cache_size)
     worker = WebhookWorker(db, settings.webhooks)
@@ -122,12 +129,14 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
                   lambda: worker.delivered_total)
     metrics.count("pichub_webhook_failures", "Webhook delivery attempts that failed",
                   lambda: worker.failures_total)
+    key = images.signing_key.get_secret_value() if images.signing_key else None
     app[SERVICES] = Services(
-        images=Images(db, blobs, purge_variants=pipeline.purge, on_change=worker.wake),
+        images=Images(db, blobs, purge_variants=pipeline.purge, on_change=worker.wake,
+                      signing_key=key),
         albums=Albums(db, on_change=worker.wake),
         webhooks=Webhooks(db, settings.webhooks, wake=worker.wake),
         uploads=Uploads(db, blobs, settings.storage, images.default_quality, convert,
-                        on_change=worker.wake),
+                        on_change=worker.wake, signing_key=key),
     )
     worker.start()
     stack.push_async_callback(worker.stop)
@@ -153,6 +162,7 @@ def create_app(settings: Settings) -> web.Application:
     register(app, api.ROUTES)
     app.add_routes(health.ROUTES)
     app.add_routes(img.ROUTES)
+    app.add_routes([*lsky.ROUTES, *chevereto.ROUTES])  # other hosts' APIs (README)
     setup_ui(app)  # pages, /docs, static files and the OpenAPI document
     app.add_routes(img.ROOT_ROUTES)  # last: `/{id}.{ext}` must not shadow UI paths
     return app

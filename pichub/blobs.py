@@ -1,10 +1,20 @@
 """BlobStore: the stored originals, on disk, written the safe way.
 
 Layout: `root/ab/cd/<id>.<ext>` (the first four characters of the id shard it),
-with the image's working copies beside it as `<id>.w<level>.<ext>`.
+with the image's working copies beside it as `<id>.w<level>.<ext>` and a kept
+original upload (a HEIC stored as WebP or JPEG) as `<id>.orig.<ext>`: every file
+of an image starts with its id, which is what the orphan sweep and `delete` go by.
 A write goes to a temp file in the target directory, is fsynced, then renamed
 over with `os.replace`, and the directory is fsynced, so a crash leaves either
 the whole blob or no blob. All methods are blocking: call them in a thread.
+
+De-duplication: an image whose bytes another image already has gets its names as
+hard links to that image's files (`share`), so the bytes are on disk once. The file
+system counts the references: deleting an image removes its names, and the bytes
+go with the last name. Names are installed like writes (a temp name, then
+`os.replace`), so a crash leaves a whole name or none, and the orphan sweep removes
+names without a row as ever. Where links are impossible (another file system, FAT,
+too many links) the bytes are written again.
 """
 
 from __future__ import annotations
@@ -22,6 +32,8 @@ from typing import BinaryIO
 _ID = re.compile(r"^[A-Za-z0-9_-]{4,64}$")
 _EXT = re.compile(r"^[a-z0-9]{2,5}$")
 TMP_PREFIX = ".tmp-"
+#: Between the id and the extension of a kept original upload: `<id>.orig.heic`.
+ORIGINAL_INFIX = ".orig."
 
 
 def sha256_file(path: Path) -> str:
@@ -55,6 +67,32 @@ def atomic_copy(source: Path, path: Path) -> None:
     """Copy the file at `source` to `path` with the guarantees of `atomic_write`."""
     with open(source, "rb") as src:
         _install(path, lambda fh: shutil.copyfileobj(src, fh, 1024 * 1024), True)
+
+
+#: Why `os.link` may fail where writing the bytes again still works.
+_NO_LINK = frozenset({errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES})
+
+
+def atomic_link(source: Path, path: Path) -> bool:
+    """Make `path` a hard link to the file at `source`, atomically and durably; False when
+    `source` is gone or the file system cannot link it (the caller writes the bytes)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{TMP_PREFIX}{os.urandom(6).hex()}")
+    try:
+        os.link(source, tmp)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        if exc.errno in _NO_LINK:
+            return False
+        raise
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+    return True
 
 
 def _install(path: Path, fill: Callable[[BinaryIO], object], durable_name: bool) -> None:
@@ -116,11 +154,28 @@ class BlobStore:
         atomic_write(path, data)
         return path
 
+    def share(self, donor_id: str, image_id: str, ext: str) -> bool:
+        """Give `image_id` the stored file of `donor_id` (same bytes, same `ext`) and its
+        working copies, as hard links; False (nothing changed) when the donor's file is
+        gone or cannot be linked."""
+        if not atomic_link(self.path(donor_id, ext), self.path(image_id, ext)):
+            return False
+        for level, copy in self.working_copies(donor_id).items():
+            atomic_link(copy, working_path(self.path(image_id, ext), level,
+                                           copy.name.rsplit(".", 1)[1]))
+        return True
+
+    def share_original(self, donor_id: str, image_id: str, ext: str) -> bool:
+        """Give `image_id` the kept original upload of `donor_id` as a hard link."""
+        return atomic_link(self.original_path(donor_id, ext), self.original_path(image_id, ext))
+
     def put_file(self, image_id: str, ext: str, source: Path) -> Path:
         """Move the file at `source` into the store (same guarantees as `put`, no copy in
         memory): its data is fsynced, then it is renamed into place and the directory
         fsynced. Across file systems it is copied to a temp name first."""
-        path = self.path(image_id, ext)
+        return self._move_in(self.path(image_id, ext), source)
+
+    def _move_in(self, path: Path, source: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(source, "rb") as fh:
             os.fsync(fh.fileno())
@@ -135,11 +190,32 @@ class BlobStore:
         return path
 
     def delete(self, image_id: str, ext: str) -> None:
-        """The original and its working copies."""
+        """The original, its working copies and its kept original upload."""
         path = self.path(image_id, ext)
         for copy in self.working_copies(image_id).values():
             copy.unlink(missing_ok=True)
+        for kept in self.originals(image_id):
+            kept.unlink(missing_ok=True)
         path.unlink(missing_ok=True)
+
+    # --- kept original uploads: `<id>.orig.<ext>` beside the stored image ---------------------
+
+    def original_path(self, image_id: str, ext: str) -> Path:
+        """Where the original upload of `image_id`, in format `ext`, is kept."""
+        return self.path(image_id, ext).with_name(f"{image_id}{ORIGINAL_INFIX}{ext}")
+
+    def put_original_file(self, image_id: str, ext: str, source: Path) -> Path:
+        """Move the uploaded file at `source` in as the kept original (as `put_file`)."""
+        return self._move_in(self.original_path(image_id, ext), source)
+
+    def originals(self, image_id: str) -> list[Path]:
+        """The kept original uploads of `image_id` on disk (none, or one)."""
+        prefix = image_id + ORIGINAL_INFIX
+        try:
+            entries = list(os.scandir(self.path(image_id, "jpg").parent))
+        except FileNotFoundError:
+            return []
+        return [Path(entry.path) for entry in entries if entry.name.startswith(prefix)]
 
     # --- working copies (imaging.working): `<id>.w<level>.<ext>` beside the original ---------
 

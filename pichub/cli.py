@@ -61,8 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     backup.add_argument("--nice", type=int, default=10, metavar="N",
                         help="lower the backup's CPU priority by N so that a running server "
                         "stays responsive (default 10; 0 keeps it)")
-    backfill = sub.add_parser("backfill", help="make missing working copies (safe while "
-                              "the server runs; resumable)")
+    backfill = sub.add_parser("backfill", help="make missing working copies, placeholders "
+                              "and EXIF summaries (safe while the server runs; resumable)")
     _common(backfill)
     backfill.add_argument("--limit", type=int, metavar="N", help="look at N images at most")
     restore = sub.add_parser("restore", help="restore a backup into the data directory")

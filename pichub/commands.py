@@ -26,7 +26,7 @@ from pichub.services.backup import WORKERS, BackupError, Interrupted, Manifest
 from pichub.services.backup import Progress as CopyProgress
 from pichub.services.backup import backup as backup_to_dir
 from pichub.services.backup import restore as restore_from_dir
-from pichub.web.observe import quiet_malformed_requests
+from pichub.web.observe import configure_logging
 
 log = logging.getLogger("pichub")
 
@@ -67,9 +67,7 @@ def serve(settings: Settings) -> int:
     A failure exits at once: status 2 for a bad configuration, 1 for anything
     else, with one line on stderr (after a logged traceback when unexpected).
     """
-    logging.basicConfig(level=settings.server.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    quiet_malformed_requests()
+    configure_logging(settings.server.log_level.upper())
     try:
         asyncio.run(_serve(settings))
     except ConfigError as exc:
@@ -159,7 +157,8 @@ async def token_revoke(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def backfill(settings: Settings, args: argparse.Namespace) -> int:
-    """`pichub backfill`: working copies for images that have none (see services.backfill)."""
+    """`pichub backfill`: working copies, placeholders and EXIF summaries that images lack
+    (see services.backfill)."""
     db = await _open(settings)
     show = _Ticker(sys.stdout.isatty())
     try:
@@ -169,6 +168,7 @@ async def backfill(settings: Settings, args: argparse.Namespace) -> int:
         await db.close()
     show.end()
     print(f"looked at {progress.done} image(s): {progress.made} working copies made, "
+          f"{progress.described} described (placeholders, EXIF summary), "
           f"{progress.failed} unreadable, in {time.monotonic() - progress.started:.1f} s")
     return 1 if progress.failed else 0
 
@@ -186,7 +186,8 @@ class _Ticker:
         eta = progress.eta_s
         self.show(progress.done == progress.total, lambda: (
             f"{progress.done}/{progress.total} images, {progress.made} copies made, "
-            f"{progress.rate:.1f} images/s" + (f", ETA {eta:.0f} s" if eta else "")))
+            f"{progress.described} described, {progress.rate:.1f} images/s"
+            + (f", ETA {eta:.0f} s" if eta else "")))
 
     def show(self, final: bool, line: Callable[[], str]) -> None:
         """Print `line()` if it is time to (always when `final`)."""

@@ -88,6 +88,17 @@ class StorageSettings(_Section):
     max_decode_mb: int = Field(400, ge=1)
     min_free_mb: int = Field(512, ge=0)
     max_files_per_request: int = Field(20, ge=1)
+    fetch_allow_private_networks: bool = False
+    fetch_allowed_networks: list[str] = []
+    fetch_timeout_s: float = Field(30.0, gt=0)
+    fetch_read_timeout_s: float = Field(10.0, gt=0)
+
+    @field_validator("fetch_allowed_networks")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for cidr in v:
+            ipaddress.ip_network(cidr, strict=False)
+        return v
 
 
 class ImageSettings(_Section):

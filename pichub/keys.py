@@ -17,6 +17,7 @@ from pichub.ratelimit import Decision, RateLimiter
 from pichub.services import Services
 from pichub.services.accounts import Actor
 from pichub.web.clientip import Network
+from pichub.web.fetch import UrlFetcher
 from pichub.web.observe import Metrics
 from pichub.web.ui.assets import Assets
 from pichub.webhooks.worker import WebhookWorker
@@ -25,6 +26,7 @@ SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", Database)
 BLOBS = web.AppKey("blobs", BlobStore)
 UPLOAD_TMP = web.AppKey("upload_tmp", Path)
+FETCHER = web.AppKey("fetcher", UrlFetcher)  # upload by URL, SSRF-guarded
 PIPELINE = web.AppKey("pipeline", Pipeline)
 TRUSTED_PROXIES = web.AppKey("trusted_proxies", Sequence[Network])  # server.trusted_proxies
 METRICS = web.AppKey("metrics", Metrics)

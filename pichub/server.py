@@ -7,7 +7,8 @@ once; requests in flight (uploads still arriving included) get
 `server.shutdown_timeout_s` to finish, each answered with `Connection: close`;
 whatever arrives after the drain began is not started; then aiohttp closes
 what is left and the app its resources. A second signal cuts the drain short.
-Connections themselves (timeouts, the cap) are in `pichub.web.connections`.
+Connections themselves (timeouts, the cap) are in `pichub.web.connections`; cache hits
+take the lane of `pichub.web.hits` before the app.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import functools
 import logging
 import os
 import resource
 import signal
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -27,7 +30,8 @@ from aiohttp import web
 from pichub.app import create_app
 from pichub.config import Settings
 from pichub.keys import ALLOWED_HOSTS, TRUSTED_PROXIES
-from pichub.web.connections import GuardedServer, Limits
+from pichub.web.connections import GuardedServer, Handler, Lane, Limits
+from pichub.web.hits import HitLane
 from pichub.web.observe import access_logger
 
 log = logging.getLogger("pichub")
@@ -49,15 +53,21 @@ class Runner(web.AppRunner):
     server as their protocol factory.
     """
 
-    def __init__(self, app: web.Application, limits: Limits, **handler_args: Any) -> None:
+    def __init__(self, app: web.Application, limits: Limits, *,
+                 lane: Callable[[web.Application, Handler], Lane] | None = None,
+                 **handler_args: Any) -> None:
         super().__init__(app, handle_signals=False, shutdown_timeout=CUT_GRACE_S,
                          **handler_args)
         self._limits = limits
+        self._lane = lane
         self._handler_args = handler_args
 
     async def _make_server(self) -> web.Server:
-        plain = await super()._make_server()
-        return GuardedServer(plain, self._limits, **self._handler_args)
+        plain = await super()._make_server()  # the app has started: its keys are set
+        lane = self._lane
+        return GuardedServer(plain, self._limits,
+                             lane=functools.partial(lane, self.app) if lane else None,
+                             **self._handler_args)
 
     @property
     def guarded(self) -> GuardedServer:
@@ -126,7 +136,7 @@ async def run(settings: Settings) -> None:
                     cap, fd_limit, server.max_connections)
     app = create_app(settings)
     runner = Runner(app, Limits(server.header_timeout_s, server.body_timeout_s, cap),
-                    keepalive_timeout=server.keepalive_timeout_s,
+                    lane=HitLane, keepalive_timeout=server.keepalive_timeout_s,
                     access_log_class=access_logger(app[TRUSTED_PROXIES]))
     try:
         await runner.setup()

@@ -39,7 +39,7 @@ from pichub.config import Settings
 from pichub.db.database import Database
 from pichub.db.snapshot import latest_schema
 from pichub.imaging.formats import ext_of
-from pichub.services import backup
+from pichub.services import backup, backup_copy
 from pichub.services.backup import BackupError, Manifest
 from tests import samples
 from tests.conftest import ApiFactory, make_settings
@@ -777,3 +777,43 @@ def test_restore_never_follows_a_blob_that_is_a_link(tmp_path: Path) -> None:
     with pytest.raises(BackupError, match=f"blob of image {image_id} is a symbolic link"):
         backup.restore(src, tmp_path / "target")
     assert_nothing_restored(tmp_path / "target")
+
+
+async def test_shared_blobs_stay_one_file_in_the_backup_and_after_restore(
+        make_api: ApiFactory, settings: Settings, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Uploads of the same bytes share one file (hard links); a backup and a restore keep
+    them one file, also when the backup was interrupted and resumed."""
+    api = await make_api(settings)
+    photo, other = samples.jpeg((90, 70)), samples.jpeg((70, 90))
+    ids = []
+    for data in (photo, other, photo, photo):
+        status, body = await api.upload(("p.jpg", data), convertToWebP="false")
+        assert status == 201
+        ids.append(body["data"][0]["id"])
+    data_dir = settings.storage.data_dir
+
+    def inodes(root: Path) -> list[int]:
+        return [blob_path(root, image_id, "jpeg").stat().st_ino for image_id in ids]
+
+    source = inodes(data_dir)
+    assert source[0] == source[2] == source[3] != source[1]
+    dest = tmp_path / "backup"
+    monkeypatch.setattr(backup_copy, "CHUNK", 1)  # stopped after a blob or two
+    report, stop = interrupted_after(1)
+    with pytest.raises(backup.Interrupted):
+        await run(lambda: backup.backup(data_dir, dest, report, workers=1, stop=stop))
+
+    manifest: Manifest = await run(backup.backup, data_dir, dest)
+
+    assert manifest.images == 4 and manifest.bytes == 3 * len(photo) + len(other)
+    copied = inodes(dest)
+    assert copied[0] == copied[2] == copied[3] != copied[1]
+    assert blob_path(dest, ids[0], "jpeg").stat().st_nlink == 3
+    assert blob_path(dest, ids[0], "jpeg").read_bytes() == photo
+    target = tmp_path / "restored"
+    await run(backup.restore, dest, target)
+    restored = inodes(target)
+    assert restored[0] == restored[2] == restored[3] != restored[1]
+    assert image_files(target) == {i: sha256(d) for i, d in zip(ids, (photo, other, photo,
+                                                                      photo), strict=True)}

@@ -113,6 +113,42 @@ def test_a_request_head_that_never_ends_is_closed(server: Server) -> None:
         trickler.join()
 
 
+def read_response(sock: socket.socket) -> tuple[str, bytes]:
+    """One whole answer on a kept-alive connection: status line and body."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    _, headers, _ = parse(head + b"\r\n\r\n")
+    while len(body) < int(headers["content-length"]):
+        body += sock.recv(65536)
+    return head.split(b"\r\n", 1)[0].decode(), body
+
+
+HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+def test_the_next_head_on_a_kept_alive_connection_must_end_in_time_too(server: Server) -> None:
+    """The head timer of a connection is armed once and re-armed when it fires early: a
+    second request's head still counts from its own first byte, and is cut."""
+    sock = connect(server)
+    sock.sendall(HEALTHZ)
+    assert read_response(sock)[0] == "HTTP/1.1 200 OK"
+    time.sleep(0.5)  # half the head timeout: the connection's first timer is still pending
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+    assert read_until_closed(sock) == b""
+
+
+def test_a_busy_kept_alive_connection_outlives_the_head_timeout(server: Server) -> None:
+    """Complete requests, one after another for longer than the head timeout: none is cut."""
+    sock = connect(server)
+    for _ in range(12):  # about 2.4 s on a server whose head timeout is 1 s
+        sock.sendall(HEALTHZ)
+        assert read_response(sock)[0] == "HTTP/1.1 200 OK"
+        time.sleep(0.2)
+    sock.close()
+
+
 def test_a_stalled_upload_is_cut_and_its_temp_file_removed(server: Server) -> None:
     body = upload_body(samples.png_alpha((300, 300)))
     sock = connect(server)

@@ -101,7 +101,7 @@ def test_upload_fields_and_defaults_come_from_the_settings() -> None:
     doc = document(settings)
     body = doc["paths"]["/upload"]["post"]["requestBody"]["content"]["multipart/form-data"]
     form = body["schema"]["properties"]
-    assert set(form) == {"files[]", "album_id", "quality", "format", "remove_exif",
+    assert set(form) == {"files[]", "url", "album_id", "quality", "format", "remove_exif",
                          "keep_location", "convertToWebP", "auto_rename", "is_public",
                          "description"}
     assert form["quality"]["default"] == 77 and form["files[]"]["maxItems"] == 7
@@ -189,7 +189,7 @@ async def test_real_responses_match_the_documented_schemas(api: Api) -> None:
     assert status == 201 and body["errors"]
     _validator(doc, _success_schema(doc, "/upload", "post", "201")).validate(body)
     image = body["data"][0]
-    assert set(image) == set(doc["components"]["schemas"]["Image"]["required"])
+    assert set(image) == set(doc["components"]["schemas"]["UploadedImage"]["required"])
     status, body = await api.call("POST", "/api/v1/albums", json={"name": "Trips"})
     _validator(doc, _success_schema(doc, "/albums", "post", "201")).validate(body)
     for path, route in [("/api/v1/images", "/images"), ("/api/v1/albums", "/albums"),
@@ -241,7 +241,8 @@ def test_every_request_body_is_documented_by_the_model_that_validates_it(
                 assert {k: v for k, v in documented.items() if k != "default"} == {
                     k: v for k, v in rule.items() if k != "default"}, name
             checked += 1
-    assert checked == 6  # upload, image PATCH, album POST/PATCH, webhook POST/PATCH
+    assert checked == 7  # upload (multipart and JSON), image PATCH, album POST/PATCH,
+    # webhook POST/PATCH
 
 
 def test_a_documented_body_is_refused_the_way_the_schema_says(doc: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ import pytest
 from browser import form_client
 
 from pichub.models.base import MAX_ROW_ID, parse_int
+from pichub.services.common import PageRequest
 from pichub.web.params import MAX_PAGE, page_number, pagination, row_id
 from tests import samples
 from tests.conftest import Api
@@ -33,8 +34,11 @@ def test_row_ids_outside_sqlite_are_not_found(raw: str) -> None:
 
 
 def test_pagination_bounds_and_lenient_html_pages() -> None:
-    assert pagination({}) == (1, 20)
-    assert pagination({"page": str(MAX_PAGE), "per_page": "100"}) == (MAX_PAGE, 100)
+    assert pagination({}) == PageRequest(20, 1)
+    assert pagination({"page": str(MAX_PAGE), "per_page": "100"}) == PageRequest(100, MAX_PAGE)
+    # a cursor wins over the page number; an empty one is no cursor
+    assert pagination({"page": "x", "cursor": "abc"}) == PageRequest(20, cursor="abc")
+    assert pagination({"page": "3", "cursor": ""}) == PageRequest(20, 3)
     for query in ({"page": HUGE}, {"page": "²"}, {"per_page": "101"}, {"page": "0"}):
         with pytest.raises(Exception) as info:
             pagination(query)

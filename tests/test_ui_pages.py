@@ -254,3 +254,39 @@ async def test_thumbnails_are_signed_when_a_signing_key_is_set(aiohttp_client: A
         assert resp.status == 200 and resp.content_type == "image/webp"
     async with ui.client.get(src.group(1).split("&amp;")[0]) as resp:
         assert resp.status == 403  # the same URL unsigned is refused
+
+
+async def test_lists_page_by_cursor_and_old_page_links_still_work(aiohttp_client: Any,
+                                                                   tmp_path: Path) -> None:
+    """The dashboard (24 a page) and the square (30) link to older/newer pages by cursor."""
+    ui = await _signed_in(aiohttp_client, tmp_path)
+    for batch in range(7):
+        status, _, _ = await _upload(ui, *[(f"{batch}-{n}.jpg", samples.jpeg((9 + n, 9)))
+                                           for n in range(5)])
+        assert status == 201
+    ids = [row["id"] for row in await ui.app[DB].fetchall(
+        "SELECT id FROM images ORDER BY created_at DESC, seq DESC")]
+
+    def shown(html: str) -> list[str]:
+        return re.findall(r'data-image-id="([^"]+)"', html)
+
+    status, first = await ui.text("/dashboard")
+    assert status == 200 and shown(first) == ids[:24] and "Page 1 of 2" in first
+    older = re.search(r'href="([^"]+)" rel="next"', first)
+    assert older and "cursor=" in older.group(1) and 'rel="prev"' not in first
+    status, second = await ui.text(older.group(1).replace("&amp;", "&"))
+    assert status == 200 and shown(second) == ids[24:] and 'rel="next"' not in second
+    newer = re.search(r'href="([^"]+)" rel="prev"', second)
+    assert newer
+    _, back = await ui.text(newer.group(1).replace("&amp;", "&"))
+    assert shown(back) == ids[:24]
+    _, old_link = await ui.text("/dashboard?page=2")
+    assert shown(old_link) == ids[24:]
+    _, mangled = await ui.text("/dashboard?cursor=not-a-cursor")
+    assert shown(mangled) == ids[:24]
+    status, square = await ui.text("/")
+    assert status == 200 and "35 images" in square
+    older = re.search(r'href="([^"]+)" rel="next"', square)
+    assert older and "cursor=" in older.group(1)
+    _, square2 = await ui.text(older.group(1).replace("&amp;", "&"))
+    assert len(re.findall(r'class="tile"', square2)) == 5

@@ -501,9 +501,12 @@ async def test_deliveries_page_is_newest_first_and_owner_scoped(db: Database) ->
     hook_id, _ = await add_webhook(db, alice, "https://a.example/")
     ids = [await _insert_delivery(db, hook_id, s, datetime_iso(days_ago=0))
            for s in ("delivered", "failed", "pending")]
-    rows, total = await deliveries_db.deliveries_page(db, alice, hook_id, limit=2)
-    assert [r["id"] for r in rows] == ids[::-1][:2] and total == 3
-    assert await deliveries_db.deliveries_page(db, bob, hook_id, limit=10) == ([], 0)
+    window = await deliveries_db.listing(hook_id).window(db, 2)
+    rows = window.rows
+    assert [r["id"] for r in rows] == ids[::-1][:2] and window.older and not window.newer
+    hook = await webhooks_db.get(db, alice, hook_id)
+    assert hook is not None and hook["delivery_count"] == 3  # the stored counter
+    assert await webhooks_db.get(db, bob, hook_id) is None  # the service's owner check
     obj = Delivery.from_row(rows[0]).model_dump()
     assert set(obj) == {"id", "event_id", "type", "attempt", "status", "response_status",
                         "error", "created_at", "next_attempt_at", "delivered_at"}

@@ -29,6 +29,7 @@ import requests
 from PIL import Image
 
 from tests import samples
+from tests.support import heic
 from tests.support.redis import redis_server
 from tests.support.server import Server
 
@@ -81,6 +82,8 @@ def test_zipapp_serves_uploads_and_variants_and_stops_on_sigterm(served: PyzServ
                          files={"files[]": ("photo.jpg", samples.jpeg((400, 300)))}, timeout=30)
     assert resp.status_code == 201, resp.text
     image = resp.json()["data"][0]
+    # The placeholders' encoder (the pure-Python `blurhash` package) ships inside the file.
+    assert len(image["blurhash"]) == 28 and re.fullmatch(r"#[0-9a-f]{6}", image["dominant_color"])
 
     original = requests.get(image["url"], timeout=10)
     assert original.status_code == 200
@@ -91,6 +94,21 @@ def test_zipapp_serves_uploads_and_variants_and_stops_on_sigterm(served: PyzServ
 
     served.proc.send_signal(signal.SIGTERM)
     assert served.wait(timeout=10) in (0, -signal.SIGTERM)
+
+
+def test_zipapp_loads_the_heif_and_jpeg_xl_codecs(served: PyzServer) -> None:
+    """pi-heif's and pillow-jxl-plugin's native libraries load from the file, as Pillow's do."""
+    match = re.search(r"API token: (\S+)", served.output)
+    assert match, served.output
+    auth = {"Authorization": f"Bearer {match.group(1)}"}
+    resp = requests.post(f"{served.base}/api/v1/upload", headers=auth, timeout=30,
+                         files={"files[]": ("p.heic", heic.small())}, data={"format": "jxl"})
+    assert resp.status_code == 201, resp.text
+    image = resp.json()["data"][0]
+    assert (image["format"], image["original_format"]) == ("jxl", "heic")
+    variant = requests.get(image["url"] + "?w=32&fm=webp", timeout=30)
+    assert variant.status_code == 200
+    assert Image.open(io.BytesIO(variant.content)).size == (32, 24)
 
 
 def test_zipapp_shares_rate_limits_through_redis(pyz: Path, tmp_path: Path,

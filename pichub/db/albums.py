@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from pichub.db.database import Conn, Database, Row, fetch_one, set_clause
+from pichub.db.keyset import Listing
 from pichub.models.base import MAX_ROW_ID
 from pichub.timeutil import iso
 
-_SELECT = (
-    "SELECT a.*, (SELECT COUNT(*) FROM images i WHERE i.album_id = a.id) AS image_count,"
-    " (SELECT i.id || '.' || i.format FROM images i WHERE i.album_id = a.id"
-    "  ORDER BY i.created_at DESC, i.seq DESC LIMIT 1) AS cover"
-    " FROM albums a"
-)
+#: The key of the album list, and its types (for cursors).
+KEY = ("created_at", "id")
+KEY_SHAPE = (str, int)
 _UPDATABLE = frozenset({"name", "description", "is_public"})
 
 
@@ -34,7 +32,7 @@ async def create(conn: Conn, user_id: int, name: str, description: str, is_publi
 async def get(db: Database | Conn, user_id: int, album_id: int) -> Row | None:
     if not _storable(album_id):
         return None
-    return await fetch_one(db, f"{_SELECT} WHERE a.id = ? AND a.user_id = ?",
+    return await fetch_one(db, "SELECT * FROM albums WHERE id = ? AND user_id = ?",
                            (album_id, user_id))
 
 
@@ -46,13 +44,14 @@ async def exists(db: Database | Conn, user_id: int, album_id: int) -> bool:
     return found is not None
 
 
-async def page(db: Database, user_id: int, limit: int, offset: int) -> tuple[list[Row], int]:
-    rows = await db.fetchall(
-        f"{_SELECT} WHERE a.user_id = ? ORDER BY a.created_at DESC, a.id DESC LIMIT ? OFFSET ?",
-        (user_id, limit, offset),
-    )
-    total = await db.fetchval("SELECT COUNT(*) FROM albums WHERE user_id = ?", (user_id,))
-    return rows, int(total)
+def listing(user_id: int) -> Listing:
+    """The user's albums, newest first; `image_count` and `cover` are stored columns."""
+    return Listing("albums", KEY, ("user_id = ?",), (user_id,))
+
+
+async def count(db: Database, user_id: int) -> int:
+    """How many albums the user has (a stored counter)."""
+    return int(await db.fetchval("SELECT album_count FROM users WHERE id = ?", (user_id,)) or 0)
 
 
 async def update(conn: Conn, user_id: int, album_id: int, *, name: str | None = None,

@@ -28,6 +28,7 @@ from typing import Any
 from pichub.db import events as events_db
 from pichub.db import webhooks as webhooks_db
 from pichub.db.database import Conn, Database, Row, fetch_one
+from pichub.db.keyset import Listing
 from pichub.timeutil import iso
 
 _ENDPOINT_KEY = "IFNULL(d.webhook_id, 0)"
@@ -179,20 +180,14 @@ async def record_failure(conn: Conn, delivery_id: int, attempt: int, response_st
 # --- reads for the API and metrics; retention --------------------------------------------------
 
 
-async def deliveries_page(db: Database, user_id: int, webhook_id: int, limit: int,
-                          offset: int = 0) -> tuple[list[Row], int]:
-    """Deliveries of the user's endpoint, newest first, and their total."""
-    rows = await db.fetchall(
-        "SELECT d.* FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id"
-        " WHERE d.webhook_id = ? AND w.user_id = ? ORDER BY d.id DESC LIMIT ? OFFSET ?",
-        (webhook_id, user_id, limit, offset),
-    )
-    total = await db.fetchval(
-        "SELECT COUNT(*) FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id"
-        " WHERE d.webhook_id = ? AND w.user_id = ?",
-        (webhook_id, user_id),
-    )
-    return rows, int(total)
+#: The key of a delivery log, and its types (for cursors).
+KEY = ("id",)
+KEY_SHAPE = (int,)
+
+
+def listing(webhook_id: int) -> Listing:
+    """The deliveries of an endpoint, newest first (the caller checked its owner)."""
+    return Listing("deliveries", KEY, ("webhook_id = ?",), (webhook_id,))
 
 
 async def pending_count(db: Database) -> int:

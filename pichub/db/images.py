@@ -6,9 +6,31 @@ from dataclasses import dataclass
 from typing import Any
 
 from pichub.db.database import Conn, Database, Row, fetch_one, set_clause
+from pichub.db.keyset import Listing
 from pichub.timeutil import iso
 
-_ORDER = "ORDER BY created_at DESC, seq DESC"
+
+@dataclass(frozen=True)
+class Meta:
+    """The columns computed from the pixels and EXIF (migration 0005): placeholders, the
+    EXIF summary as a JSON object without GPS, the GPS position (only when the stored file
+    keeps it), and `version`, the computation that filled them (0: not yet)."""
+
+    blurhash: str | None = None
+    dominant_color: str | None = None
+    exif: str | None = None
+    gps_latitude: float | None = None
+    gps_longitude: float | None = None
+    gps_altitude: float | None = None
+    version: int = 0
+
+    def values(self) -> tuple[object, ...]:
+        return (self.blurhash, self.dominant_color, self.exif, self.gps_latitude,
+                self.gps_longitude, self.gps_altitude, self.version)
+
+
+_META_COLUMNS = ("blurhash", "dominant_color", "exif", "gps_latitude", "gps_longitude",
+                 "gps_altitude", "meta_version")
 
 
 @dataclass(frozen=True)
@@ -26,19 +48,46 @@ class NewImage:
     size: int
     sha256: str
     is_public: bool
+    #: The kept original upload (a HEIC beside its WebP/JPEG), if any.
+    original_format: str | None = None
+    original_size: int = 0
+    original_sha256: str | None = None
+    #: The uploader's own image with the same bytes, when there was one.
+    duplicate_of: str | None = None
+    meta: Meta = Meta()
 
 
 async def insert(conn: Conn, image: NewImage) -> None:
     await conn.execute(
         "INSERT INTO images (id, user_id, album_id, filename, original_name, description, format,"
-        " width, height, frames, size, sha256, is_public, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " width, height, frames, size, sha256, is_public, created_at, original_format,"
+        f" original_size, original_sha256, duplicate_of, {', '.join(_META_COLUMNS)})"
+        f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
+        f"{', ?' * len(_META_COLUMNS)})",
         (
             image.id, image.user_id, image.album_id, image.filename, image.original_name,
             image.description, image.format, image.width, image.height, image.frames, image.size,
-            image.sha256, int(image.is_public), iso(),
+            image.sha256, int(image.is_public), iso(), image.original_format,
+            image.original_size, image.original_sha256, image.duplicate_of,
+            *image.meta.values(),
         ),
     )
+
+
+async def same_bytes(db: Database, sha256: str, user_id: int) -> Row | None:
+    """An image whose stored bytes have this sha256, `user_id`'s own first (the oldest),
+    else another user's: the donor of a de-duplicated upload."""
+    return await db.fetchone(
+        "SELECT id, user_id, original_sha256 FROM images WHERE sha256 = ?"
+        " ORDER BY user_id = ? DESC, seq LIMIT 1", (sha256, user_id))
+
+
+async def set_meta(conn: Conn, image_id: str, meta: Meta) -> bool:
+    """Store the computed columns of an image; False when it is gone."""
+    columns = ", ".join(f"{name} = ?" for name in _META_COLUMNS)
+    cur = await conn.execute(f"UPDATE images SET {columns} WHERE id = ?",
+                             (*meta.values(), image_id))
+    return cur.rowcount > 0
 
 
 async def get(db: Database | Conn, image_id: str, user_id: int | None = None) -> Row | None:
@@ -49,25 +98,30 @@ async def get(db: Database | Conn, image_id: str, user_id: int | None = None) ->
                            (image_id, user_id))
 
 
-async def page(
-    db: Database, *, user_id: int | None, album_id: int | None, public_only: bool,
-    limit: int, offset: int,
-) -> tuple[list[Row], int]:
-    where, params = [], []
+#: The key of every image list, and its types (for cursors).
+KEY = ("created_at", "seq")
+KEY_SHAPE = (str, int)
+
+
+def listing(*, user_id: int | None = None, album_id: int | None = None,
+            public_only: bool = False) -> Listing:
+    """A list of images, newest first; each filter combination reads one index."""
+    filters: list[str] = []
+    params: list[object] = []
     if user_id is not None:
-        where.append("user_id = ?")
+        filters.append("user_id = ?")
         params.append(user_id)
     if album_id is not None:
-        where.append("album_id = ?")
+        filters.append("album_id = ?")
         params.append(album_id)
     if public_only:
-        where.append("is_public = 1")
-    clause = f"WHERE {' AND '.join(where)}" if where else ""
-    rows = await db.fetchall(
-        f"SELECT * FROM images {clause} {_ORDER} LIMIT ? OFFSET ?", (*params, limit, offset)
-    )
-    total = await db.fetchval(f"SELECT COUNT(*) FROM images {clause}", params)
-    return rows, int(total)
+        filters.append("is_public = 1")
+    return Listing("images", KEY, tuple(filters), tuple(params))
+
+
+async def public_count(db: Database) -> int:
+    """How many images are public (a stored counter)."""
+    return int(await db.fetchval("SELECT value FROM counters WHERE name = 'public_images'"))
 
 
 _UNSET: Any = object()
@@ -99,13 +153,13 @@ async def all_ids(db: Database) -> set[str]:
     return {row[0] for row in await db.fetchall("SELECT id FROM images")}
 
 
-async def stills_after(db: Database, after_seq: int, limit: int) -> list[Row]:
-    """Still images (one frame) in insertion order after `after_seq`: for back-fills that
-    resume where they stopped."""
+async def after(db: Database, after_seq: int, limit: int) -> list[Row]:
+    """Images in insertion order after `after_seq`, with what a back-fill needs to know: for
+    back-fills that resume where they stopped."""
     return await db.fetchall(
-        "SELECT seq, id, format, width, height FROM images WHERE frames = 1 AND seq > ?"
-        " ORDER BY seq LIMIT ?", (after_seq, limit))
+        "SELECT seq, id, format, width, height, frames, meta_version FROM images"
+        " WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit))
 
 
-async def count_stills(db: Database) -> int:
-    return int(await db.fetchval("SELECT COUNT(*) FROM images WHERE frames = 1"))
+async def count(db: Database) -> int:
+    return int(await db.fetchval("SELECT COUNT(*) FROM images"))

@@ -18,6 +18,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+#: A blob file of the snapshot: (image id, format, size, sha256, is it a kept original upload).
+Row = tuple[str, str, int, str, bool]
+
 
 class SnapshotError(Exception):
     """The database file cannot be read, copied or changed; the message says why."""
@@ -53,18 +56,37 @@ class Snapshot:
                  tb: TracebackType | None) -> None:
         self._conn.close()
 
-    def image_totals(self) -> tuple[int, int]:
-        """(number of images, sum of their sizes)."""
-        row = self._read("SELECT count(*), coalesce(sum(size), 0) FROM images", ())
-        return int(row[0][0]), int(row[0][1])
+    def image_totals(self) -> tuple[int, int, int]:
+        """(images, blob files, bytes of all blob files): the stored files and the kept
+        original uploads."""
+        extra = ("count(original_format), coalesce(sum(original_size), 0)"
+                 if self._has_originals() else "0, 0")
+        row = self._read(f"SELECT count(*), coalesce(sum(size), 0), {extra} FROM images", ())
+        images, size, originals, original_size = (int(v) for v in row[0])
+        return images, images + originals, size + original_size
 
-    def image_pages(self, page: int = 1000) -> Iterator[list[tuple[str, str, int, str]]]:
-        """(id, format, size, sha256) of every image, oldest first, `page` rows at a time."""
+    def blob_pages(self, page: int = 1000) -> Iterator[list[Row]]:
+        """(id, format, size, sha256, original?) of every blob file, `page` rows at a time:
+        the stored files oldest first, then the kept original uploads (a HEIC beside its
+        stored image) oldest first."""
+        yield from self._pages("SELECT seq, id, format, size, sha256 FROM images", page, False)
+        if self._has_originals():
+            yield from self._pages(
+                "SELECT seq, id, original_format, original_size, original_sha256 FROM images",
+                page, True, "original_format IS NOT NULL AND ")
+
+    def _pages(self, select: str, page: int, original: bool,
+               where: str = "") -> Iterator[list[Row]]:
         after = 0
-        while rows := self._read("SELECT seq, id, format, size, sha256 FROM images"
-                                 " WHERE seq > ? ORDER BY seq LIMIT ?", (after, page)):
+        while rows := self._read(f"{select} WHERE {where}seq > ? ORDER BY seq LIMIT ?",
+                                 (after, page)):
             after = int(rows[-1][0])
-            yield [(str(i), str(f), int(s), str(h)) for _, i, f, s, h in rows]
+            yield [(str(i), str(f), int(s), str(h), original) for _, i, f, s, h in rows]
+
+    def _has_originals(self) -> bool:
+        """Whether the schema keeps original uploads (not before migration 0004)."""
+        columns = {row[1] for row in self._read("PRAGMA table_info(images)", ())}
+        return "original_format" in columns
 
     def known_ids(self, ids: list[str]) -> set[str]:
         """Those of `ids` that name an image."""

@@ -32,17 +32,18 @@ async def get_user_by_name(db: Database, username: str) -> Row | None:
 
 
 async def list_users(db: Database) -> list[Row]:
-    return await db.fetchall(
-        "SELECT u.*, (SELECT COUNT(*) FROM images i WHERE i.user_id = u.id) AS image_count,"
-        " (SELECT COALESCE(SUM(size), 0) FROM images i WHERE i.user_id = u.id) AS used_bytes"
-        " FROM users u ORDER BY u.id"
-    )
+    """Every user with their stored `image_count` and `used_bytes`."""
+    return await db.fetchall("SELECT * FROM users ORDER BY id")
+
+
+async def image_count(db: Database, user_id: int) -> int:
+    """How many images the user has (a stored counter)."""
+    return int(await db.fetchval("SELECT image_count FROM users WHERE id = ?", (user_id,)) or 0)
 
 
 async def used_bytes(conn: Conn, user_id: int) -> int:
-    async with conn.execute(
-        "SELECT COALESCE(SUM(size), 0) FROM images WHERE user_id = ?", (user_id,)
-    ) as cur:
+    """Bytes of the user's stored originals (a stored counter, kept by triggers)."""
+    async with conn.execute("SELECT used_bytes FROM users WHERE id = ?", (user_id,)) as cur:
         row = await cur.fetchone()
     return int(row[0]) if row else 0
 

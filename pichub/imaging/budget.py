@@ -33,6 +33,10 @@ ANIMATION_BYTES_PER_PIXEL: Final = 4
 #: Full canvases an animated encode holds at once (source frames, the RGBA frame,
 #: libwebp's key-frame and sub-frame candidates): the least an animation counts as.
 ANIMATION_MIN_FRAMES: Final = 8
+#: Bytes per pixel of formats whose decoders hold buffers of their own besides Pillow's
+#: image: libheif's YCbCr planes and RGB copy, libjxl's buffers and output, measured on a
+#: 12 MP photo (HEIC 7.3, JPEG XL 8.2). A 48 MP iPhone HEIC needs 390 MB.
+DECODER_BYTES_PER_PIXEL: Final = {"heic": 8, "jxl": 8}
 #: Decoded source pixels (frames × width × height) per unit of `decode_units`: 16 MP of
 #: animation frames cost about what one miss on a large still costs (≈ 0.1 s here).
 DECODE_UNIT_PIXELS: Final = 16_000_000
@@ -58,11 +62,13 @@ class DecodeCost:
     bytes_per_pixel: int
 
     @classmethod
-    def of(cls, width: int, height: int, frames: int, mode: str) -> DecodeCost:
+    def of(cls, width: int, height: int, frames: int, mode: str,
+           fmt: str | None = None) -> DecodeCost:
         """The cost of decoding `frames` frames of an image whose first frame has `mode`;
-        animations count at 4 bytes per pixel whatever their mode."""
+        animations count at 4 bytes per pixel whatever their mode, HEIC and JPEG XL
+        (`fmt`) at DECODER_BYTES_PER_PIXEL."""
         bpp = ANIMATION_BYTES_PER_PIXEL if frames > 1 else bytes_per_pixel(mode)
-        return cls(width, height, frames, bpp)
+        return cls(width, height, frames, DECODER_BYTES_PER_PIXEL.get(fmt or "", bpp))
 
     @property
     def counted_frames(self) -> int:
@@ -91,15 +97,21 @@ class DecodeCost:
 #: Peak bytes per pixel of an upload conversion, measured (20 MP JPEG and 24 MP PNG, one at
 #: a time in a fresh process): re-encoding to WebP ≈ 10 (the decode, then libwebp's own
 #: copies; codecs.WEBP_FAST_METHOD for big images), to AVIF ≈ 13, to JPEG, PNG or GIF ≈ 4-5,
-#: keeping the file (verify decode) ≈ 4.
-CONVERSION_BYTES_PER_PIXEL: Final = {"webp": 10, "avif": 13}
+#: keeping the file (verify decode) ≈ 4. To JPEG XL ≈ 24 (libjxl's encoder holds about 20
+#: bytes a pixel whatever its effort).
+CONVERSION_BYTES_PER_PIXEL: Final = {"webp": 10, "avif": 13, "jxl": 25}
 DEFAULT_CONVERSION_BYTES_PER_PIXEL: Final = 5
+#: What a HEIC or JPEG XL source adds to a conversion (its decoder's buffers), measured on
+#: 12 MP: HEIC → WebP 11.2, → JPEG 8.3, → JPEG XL 29.2; JPEG XL → WebP 13.9, kept 10.2.
+SOURCE_EXTRA_BYTES_PER_PIXEL: Final = {"heic": 3, "jxl": 5}
 
 
-def conversion_bytes(width: int, height: int, target: str | None) -> int:
-    """About the most memory converting a width × height upload to `target` (None: the
-    source's format) takes, for admission before the work starts."""
+def conversion_bytes(width: int, height: int, target: str | None,
+                     source: str | None = None) -> int:
+    """About the most memory converting a width × height upload in format `source` to
+    `target` (None: the source's format) takes, for admission before the work starts."""
     per_pixel = CONVERSION_BYTES_PER_PIXEL.get(target or "", DEFAULT_CONVERSION_BYTES_PER_PIXEL)
+    per_pixel += SOURCE_EXTRA_BYTES_PER_PIXEL.get(source or "", 0)
     return width * height * per_pixel
 
 

@@ -47,6 +47,7 @@ RECENT_S: Final = 60.0
 class _Entry:
     size: int
     last_used: float  # time.monotonic(); 0.0 for entries found by scan()
+    path: Path | None = None  # made at the first hit: joining a Path costs more than the rest
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,10 @@ class DiskCache:
             entry.last_used = now
             self._touched.add(rel)
             self._hits_since_flush += 1
-        return CacheHit(self.root / rel, entry.size, recent)
+            path = entry.path
+            if path is None:
+                path = entry.path = self.root / rel
+        return CacheHit(path, entry.size, recent)
 
     def get(self, key: str, ext: str) -> Path | None:
         """The variant's path if cached (see `lookup`)."""

@@ -3,7 +3,7 @@
 When an upload keeps its format and needs no rotation, only its metadata may
 have to change (location stripped, or everything with `remove_exif`).
 `rewrite` walks the container — JPEG segments, PNG chunks, WebP RIFF chunks,
-GIF blocks — and rebuilds it with the EXIF, XMP and (JPEG) IPTC that the
+GIF blocks, JPEG XL boxes — and rebuilds it with the EXIF, XMP and (JPEG) IPTC that the
 MetadataPolicy returns: the pixels are the very bytes uploaded, so there is no generation
 loss, and animated PNG/WebP/GIF stay animated. Blocks that are not metadata
 are copied unchanged.
@@ -28,6 +28,7 @@ import zlib
 from collections.abc import Callable
 from typing import Final
 
+from pichub.imaging import jxl
 from pichub.imaging.codecs import EXIF_HEADER
 from pichub.imaging.metadata import MetadataPolicy
 
@@ -39,7 +40,7 @@ MAX_XMP_BYTES: Final = 4 * 2**20
 def rewrite(data: bytes, fmt: str, policy: MetadataPolicy) -> bytes | None:
     """`data` with its metadata edited per `policy`; `data` itself when nothing
     changes; None when `fmt` has no rewriter (AVIF). Raises ValueError on a
-    container it cannot walk."""
+    container it cannot walk (or, for JPEG XL, must not edit)."""
     rewriter = REWRITERS.get(fmt)
     if rewriter is None:
         return None
@@ -356,4 +357,5 @@ REWRITERS: Final[dict[str, Callable[[memoryview, MetadataPolicy], bytes]]] = {
     "png": _png,
     "webp": _webp,
     "gif": _gif,
+    "jxl": jxl.rewrite,  # ISO BMFF-style boxes: jxl.py
 }

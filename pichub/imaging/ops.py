@@ -18,6 +18,19 @@ What is stored:
 Limits, checked from the header before any decode: `max_pixels` per frame,
 `max_frames`, and the decode budget (budget.DecodeCost: pixels × frames ×
 bytes per pixel), which is what stops a tiny file with a huge animated canvas.
+JPEG XL's plugin decodes on open, so its limits are checked on `jxl.read_header`
+first; an animated JPEG XL is refused (415).
+
+HEIC/HEIF is never stored as such (browsers cannot show it): it becomes the
+`target`, else JPEG (PNG when it has alpha), and `original_format` tells the
+caller to keep the uploaded bytes beside. libheif applies the container's
+rotation and mirroring (`irot`/`imir`) while decoding, 10-bit pictures are
+decoded to 8 bits, the primary image of a multi-image file is the one stored.
+
+Each result also carries what the image's answer tells about it, computed here
+from what is decoded anyway: its placeholders (placeholders.py: from the
+smallest working copy, or the first frame of an animation) and the summary of
+the EXIF the stored file keeps (exif.py, read before any stripping).
 """
 
 from __future__ import annotations
@@ -30,18 +43,26 @@ from pathlib import Path
 from PIL import Image
 
 from pichub.errors import UnsupportedMediaType, ValidationError
-from pichub.imaging import codecs, containers, working
+from pichub.imaging import codecs, containers, jxl, placeholders, working
 from pichub.imaging.budget import DecodeCost
-from pichub.imaging.formats import ANIMATED_FORMATS, FORMATS, sniff
+from pichub.imaging.exif import ExifSummary, summarise
+from pichub.imaging.formats import (
+    ANIMATED_FORMATS,
+    SNIFF_BYTES,
+    SOURCE_ONLY,
+    pillow_name,
+    sniff,
+)
 from pichub.imaging.metadata import MetadataPolicy
 
-ACCEPTED = "JPEG, PNG, WebP, GIF, AVIF"
+ACCEPTED = "JPEG, PNG, WebP, GIF, AVIF, HEIC/HEIF, JPEG XL"
 
 
 @dataclass(frozen=True)
 class UploadResult:
     """What to store: `data` is None when the original bytes are kept unchanged;
-    `working` are the still image's working copies, made from the pixels decoded here."""
+    `working` are the still image's working copies, made from the pixels decoded here;
+    `placeholder` and `exif` what the image's answer tells about it (placeholders, exif)."""
 
     data: bytes | None
     format: str
@@ -49,6 +70,10 @@ class UploadResult:
     height: int
     frames: int
     working: tuple[working.WorkingCopy, ...] = ()
+    #: The upload's format when its bytes are to be kept beside the stored image (HEIC).
+    original_format: str | None = None
+    placeholder: placeholders.Placeholder | None = None
+    exif: ExifSummary | None = None
 
 
 def process_upload(
@@ -67,37 +92,57 @@ def process_upload(
     `target` None keeps the source format; `quality` applies only to a re-encode.
     """
     source = _sniff(path)
-    fmt = target or source
+    limits = Limits(max_pixels, max_frames, max_decode_bytes)
+    if source == "jxl":
+        _check_jxl(path, limits)
     policy = MetadataPolicy(remove_all=remove_exif, keep_location=keep_location)
     with _open(path, source) as im:
-        frames = _check_limits(im, source, max_pixels, max_frames, max_decode_bytes)
-        with _decoding():
-            orientation = codecs.orientation(im)  # PNG keeps EXIF after the pixels: decodes
+        frames = _check_limits(im, source, limits)
+        fmt = target or _stored_format(source, im)
+        with _decoding():  # PNG keeps EXIF after the pixels: decodes
+            orientation = codecs.orientation(im, source)
+            exif = _exif_summary(im, fmt, policy)
         if fmt != source or orientation != 1:
-            return _reencode(im, fmt, frames, orientation, quality, policy)
-        _verify(im, frames)
-        copies = working.make(im, im.size, im.info.get("icc_profile")) if frames == 1 else []
-        kept = UploadResult(None, fmt, im.width, im.height, frames, tuple(copies))
+            result = _reencode(im, source, fmt, frames, orientation, quality, policy)
+            return replace(result, exif=exif)
+        first = _verify(im, frames)
+        copies: list[working.WorkingCopy] = []
+        if frames == 1:
+            copies, first = working.pyramid(im, im.size, im.info.get("icc_profile"))
+        kept = UploadResult(None, fmt, im.width, im.height, frames, tuple(copies),
+                            placeholder=placeholders.compute(first), exif=exif)
     return _with_metadata(path, kept, quality, policy)
 
 
-def probe(path: Path) -> tuple[int, int] | None:
-    """The width and height an image file declares (header only, no decode); None when it
-    is not one PicHub reads (`process_upload` then says why)."""
+@dataclass(frozen=True)
+class Limits:
+    """`storage.max_pixels`, `storage.max_frames`, and the decode budget in bytes."""
+
+    max_pixels: int
+    max_frames: int
+    max_decode_bytes: int
+
+
+def probe(path: Path) -> tuple[int, int, str] | None:
+    """The width and height an image file declares and its format (header only, no
+    decode); None when it is not one PicHub reads (`process_upload` then says why)."""
     try:
         with open(path, "rb") as fh:
-            source = sniff(fh.read(32))
+            source = sniff(fh.read(SNIFF_BYTES))
         if source is None:
             return None
-        with Image.open(path, formats=[FORMATS[source][2]]) as im:
-            return im.width, im.height
+        if source == "jxl":  # its plugin decodes on open
+            header = jxl.read_header(path)
+            return header.width, header.height, source
+        with Image.open(path, formats=[pillow_name(source)]) as im:
+            return im.width, im.height, source
     except (*codecs.DECODE_ERRORS, OSError):
         return None
 
 
 def _sniff(path: Path) -> str:
     with open(path, "rb") as fh:
-        source = sniff(fh.read(32))
+        source = sniff(fh.read(SNIFF_BYTES))
     if source is None:
         raise UnsupportedMediaType(
             "Unsupported file format",
@@ -107,12 +152,37 @@ def _sniff(path: Path) -> str:
 
 
 def _open(path: Path, fmt: str) -> Image.Image:
-    name = FORMATS[fmt][2]
+    name = pillow_name(fmt)
     try:
         return Image.open(path, formats=[name])
     except codecs.DECODE_ERRORS:
         message = f"cannot decode image: not a valid {name} file"
+        if fmt == "heic":
+            message += " (HEIF image sequences without a still image are not supported)"
         raise ValidationError.field("file", message) from None
+
+
+def _stored_format(source: str, im: Image.Image) -> str:
+    """The format an upload keeps when none is asked for: its own, except for formats
+    browsers cannot show (HEIC): JPEG, or PNG to keep an alpha channel."""
+    if source not in SOURCE_ONLY:
+        return source
+    return "png" if codecs.has_alpha(im) else "jpeg"
+
+
+def _check_jxl(path: Path, limits: Limits) -> None:
+    """The limits of a JPEG XL file, from its header: its plugin decodes on open."""
+    try:
+        header = jxl.read_header(path)
+    except (ValueError, OSError):
+        raise ValidationError.field(
+            "file", "cannot decode image: not a valid JPEG XL file") from None
+    if header.animated:
+        raise UnsupportedMediaType(
+            "Unsupported file format",
+            "Animated JPEG XL is not supported (its frames cannot be counted before "
+            "decoding); still JPEG XL images are.")
+    _check_numbers(header.width, header.height, 1, 1, "RGBA", "jxl", limits)
 
 
 @contextmanager
@@ -124,32 +194,54 @@ def _decoding() -> Iterator[None]:
         raise ValidationError.field("file", "image data is truncated or corrupt") from None
 
 
-def _check_limits(
-    im: Image.Image, fmt: str, max_pixels: int, max_frames: int, max_decode_bytes: int
-) -> int:
-    pixels = im.width * im.height
-    if pixels > max_pixels:
-        raise ValidationError.field(
-            "file", f"image has {pixels} pixels, more than the limit of {max_pixels}"
-        )
+def _check_limits(im: Image.Image, fmt: str, limits: Limits) -> int:
+    """The frames to decode, once the header's numbers are within `limits`."""
     with _decoding():
         frames = codecs.frame_count(im, fmt)
-    if frames > max_frames:
-        raise ValidationError.field(
-            "file", f"image has {frames} frames, more than the limit of {max_frames}"
-        )
-    cost = DecodeCost.of(im.width, im.height, frames, im.mode)
-    if cost.exceeds(max_decode_bytes):
-        raise ValidationError.field("file", cost.explain(max_decode_bytes))
+        # A HEIF file's images (a burst, a sequence's stills) are not frames, but each is
+        # parsed: they count against max_frames all the same.
+        images = int(getattr(im, "n_frames", 1)) if fmt == "heic" else frames
+    _check_numbers(im.width, im.height, frames, images, im.mode, fmt, limits)
     return frames
 
 
-def _verify(im: Image.Image, frames: int) -> None:
-    """Decode every frame: a truncated or garbage file fails here, not later on /img."""
+def _check_numbers(width: int, height: int, frames: int, images: int, mode: str, fmt: str,
+                   limits: Limits) -> None:
+    pixels = width * height
+    if pixels > limits.max_pixels:
+        raise ValidationError.field(
+            "file", f"image has {pixels} pixels, more than the limit of {limits.max_pixels}"
+        )
+    if images > limits.max_frames:
+        what = "images" if fmt == "heic" else "frames"
+        raise ValidationError.field(
+            "file", f"image has {images} {what}, more than the limit of {limits.max_frames}"
+        )
+    cost = DecodeCost.of(width, height, frames, mode, fmt)
+    if cost.exceeds(limits.max_decode_bytes):
+        raise ValidationError.field("file", cost.explain(limits.max_decode_bytes))
+
+
+def _verify(im: Image.Image, frames: int) -> Image.Image:
+    """Decode every frame: a truncated or garbage file fails here, not later on /img.
+    Returns a small copy of the first frame of an animation (for its placeholders), `im`
+    itself for a still."""
     canvas = im.size
+    first = im
     with _decoding():
         for index in range(frames):
             codecs.load_frame(im, index, canvas)
+            if index == 0 and frames > 1:
+                first = placeholders.preview(im)
+    return first
+
+
+def _exif_summary(im: Image.Image, fmt: str, policy: MetadataPolicy) -> ExifSummary | None:
+    """The summary of the EXIF that the stored file keeps: none with `remove_exif`, none
+    in a GIF (it carries no EXIF), the GPS position only when the location is kept."""
+    if policy.remove_all or fmt == "gif":
+        return None
+    return summarise(im.getexif(), with_gps=policy.keep_location)
 
 
 def _with_metadata(
@@ -172,7 +264,8 @@ def _with_metadata(
     with _open(path, kept.format) as im:
         if not _metadata_changes(im, policy):
             return kept
-        return _reencode(im, kept.format, kept.frames, 1, quality, policy)
+        result = _reencode(im, kept.format, kept.format, kept.frames, 1, quality, policy)
+    return replace(result, placeholder=kept.placeholder, exif=kept.exif)
 
 
 def _metadata_changes(im: Image.Image, policy: MetadataPolicy) -> bool:
@@ -188,13 +281,16 @@ def _metadata_changes(im: Image.Image, policy: MetadataPolicy) -> bool:
 
 def _reencode(
     im: Image.Image,
+    source: str,
     fmt: str,
     frames: int,
     orientation: int,
     quality: int,
     policy: MetadataPolicy,
 ) -> UploadResult:
-    meta = _metadata(im, replace(policy, upright=orientation != 1))
+    # Upright pixels get orientation 1 in EXIF and XMP, also where the decoder turned them.
+    upright = orientation != 1 or source in codecs.SELF_ORIENTING
+    meta = _metadata(im, replace(policy, upright=upright))
     if frames > 1 and fmt in ANIMATED_FORMATS:
         return _reencode_animation(im, fmt, frames, orientation, quality, meta)
     with _decoding():
@@ -206,17 +302,23 @@ def _reencode(
     if flat is not frame:
         frame.close()
     data = codecs.encode_still(flat, fmt, quality, meta)
-    copies = working.make(flat, flat.size, meta.icc)
-    return UploadResult(data, fmt, flat.width, flat.height, 1, tuple(copies))
+    copies, smallest = working.pyramid(flat, flat.size, meta.icc)
+    original = source if source in SOURCE_ONLY else None
+    return UploadResult(data, fmt, flat.width, flat.height, 1, tuple(copies), original,
+                        placeholders.compute(smallest))
 
 
 def _reencode_animation(
     im: Image.Image, fmt: str, frames: int, orientation: int, quality: int, meta: codecs.Metadata
 ) -> UploadResult:
     loop = im.info.get("loop")
+    first: list[Image.Image] = []  # a small copy of the first output frame: placeholders
 
     def make(frame: Image.Image) -> Image.Image:
-        return codecs.flatten(codecs.upright(frame.convert("RGBA"), orientation), fmt)
+        out = codecs.flatten(codecs.upright(frame.convert("RGBA"), orientation), fmt)
+        if not first:
+            first.append(placeholders.preview(out))
+        return out
 
     try:
         sequence = codecs.FrameSequence(im, frames, make)
@@ -224,7 +326,8 @@ def _reencode_animation(
     except codecs.DecodeError:
         raise ValidationError.field("file", "image data is truncated or corrupt") from None
     width, height = codecs.upright_size(im.size, orientation)
-    return UploadResult(data, fmt, width, height, frames)
+    placeholder = placeholders.compute(first[0]) if first else None
+    return UploadResult(data, fmt, width, height, frames, placeholder=placeholder)
 
 
 def _metadata(im: Image.Image, policy: MetadataPolicy) -> codecs.Metadata:

@@ -57,7 +57,7 @@ def _fit_param(query: Mapping[str, str]) -> str | None:
 def _format(raw: str, param: str) -> str:
     fmt = canonical(raw)
     if fmt is None:
-        raise _bad(param, raw, "one of jpg, jpeg, png, webp, avif, gif")
+        raise _bad(param, raw, "one of jpg, jpeg, png, webp, avif, jxl, gif")
     return fmt
 
 

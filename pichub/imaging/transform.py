@@ -36,7 +36,7 @@ from typing import Final
 from PIL import Image
 
 from pichub.errors import BadRequest
-from pichub.imaging import codecs, geometry
+from pichub.imaging import codecs, geometry, jxl
 from pichub.imaging.budget import ANIMATION_MIN_FRAMES, MB, DecodeCost
 from pichub.imaging.formats import ALPHA_FORMATS, ANIMATED_FORMATS, FORMATS, canonical, mime_of
 from pichub.imaging.spec import TransformSpec, quality_for
@@ -90,11 +90,15 @@ def transform(
     """
     fmt = canonical(source_format) or source_format
     quality = spec.q or quality_for(spec.fm, default_quality)
+    if fmt == "jxl":  # its plugin decodes on open: the budget is checked on the header
+        header = jxl.read_header(source)
+        _check_budget(header.width, header.height, 1, "RGBA", fmt, max_decode_bytes)
     with Image.open(source, formats=[FORMATS[fmt][2]]) as im:
         frames = codecs.frame_count(im, fmt)
         animated = frames > 1 and spec.fm in ANIMATED_FORMATS
-        _check_budget(im, frames if animated else 1, max_decode_bytes)
-        orientation = codecs.orientation(im)
+        _check_budget(im.width, im.height, frames if animated else 1, im.mode, fmt,
+                      max_decode_bytes)
+        orientation = codecs.orientation(im, fmt)
         meta = codecs.Metadata(icc=im.info.get("icc_profile"))
         upright = codecs.upright_size(im.size, orientation)
         p = geometry.plan(plan_size or upright, spec.w, spec.h, spec.fit, max_dimension)
@@ -118,12 +122,13 @@ def _within(size: geometry.Size, bound: geometry.Size) -> geometry.Size:
     return min(size[0], bound[0]), min(size[1], bound[1])
 
 
-def _check_budget(im: Image.Image, frames: int, limit: int | None) -> None:
-    cost = DecodeCost.of(im.width, im.height, frames, im.mode)
+def _check_budget(width: int, height: int, frames: int, mode: str, fmt: str,
+                  limit: int | None) -> None:
+    cost = DecodeCost.of(width, height, frames, mode, fmt)
     if limit is not None and cost.exceeds(limit):
         raise BadRequest(
             f"Image is too large to transform: {cost.explain(limit)}",
-            {"width": im.width, "height": im.height, "frames": frames,
+            {"width": width, "height": height, "frames": frames,
              "decode_mb": math.ceil(cost.bytes / MB), "max_decode_mb": limit // MB},
         )
 

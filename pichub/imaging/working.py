@@ -18,7 +18,7 @@ tests/test_imaging_working.py holds variants through a copy to SSIM ≥ 0.98
 of the same variants from the original, text screenshots included). They are
 files beside the original (`<id>.w1600.jpg`), written before the image's row
 commits, deleted with the image, left out of backups (made again on the first
-transform that decodes the original, or by `pichub backfill`).
+transform that decodes the original, or by `pichub backfill`: imaging.stored).
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from typing import Final
 from PIL import Image
 
 from pichub.imaging import codecs, geometry
-from pichub.imaging.formats import FORMATS
 
 #: Long sides of the working copies, largest first.
 LEVELS: Final = (1600, 512)
@@ -74,6 +73,13 @@ def make(im: Image.Image, original: geometry.Size, icc: bytes | None) -> list[Wo
     """The working copies of `original` (upright size) from `im`: its upright, loaded
     pixels at that size or, after a reduced decode, smaller (levels above what `im` has
     are skipped). Each level is made from the previous one: one cheap step each."""
+    return pyramid(im, original, icc)[0]
+
+
+def pyramid(im: Image.Image, original: geometry.Size,
+            icc: bytes | None) -> tuple[list[WorkingCopy], Image.Image]:
+    """`make`'s copies, and the smallest picture made on the way (`im` itself when no
+    level was made): a cheap start for anything else that needs few pixels (placeholders)."""
     copies: list[WorkingCopy] = []
     source = im
     for level in levels_for(original):
@@ -81,24 +87,12 @@ def make(im: Image.Image, original: geometry.Size, icc: bytes | None) -> list[Wo
         if source.width < target[0] or source.height < target[1]:
             continue
         try:
-            source = _resized(source, target)
-            copies.append(_encode(source, level, icc))
+            resized = _resized(source, target)
+            copies.append(_encode(resized, level, icc))
         except (ValueError, OSError):  # a mode Pillow cannot convert: variants use the original
             break
-    return copies
-
-
-def make_from_file(path: Path, fmt: str, original: geometry.Size) -> list[WorkingCopy]:
-    """The working copies of the stored (upright) image at `path`, decoding no more of it
-    than the largest level needs (JPEG shrinks on load)."""
-    levels = levels_for(original)
-    if not levels:
-        return []
-    with Image.open(path, formats=[FORMATS[fmt][2]]) as im:
-        if fmt == "jpeg":
-            im.draft(im.mode, level_size(original, levels[0]))
-        im.load()
-        return make(im, original, im.info.get("icc_profile"))
+        source = resized
+    return copies, source
 
 
 def pick(original: geometry.Size, needed: geometry.Size,

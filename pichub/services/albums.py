@@ -14,8 +14,7 @@ from pichub.db.database import Conn, Database
 from pichub.errors import NotFound
 from pichub.models.albums import Album, AlbumCreate, AlbumUpdate
 from pichub.models.base import changes
-from pichub.models.common import Meta
-from pichub.services.common import Page
+from pichub.services.common import Page, PageRequest, read_page
 
 #: The most albums an album picker of the web UI lists.
 MAX_CHOICES = 500
@@ -43,18 +42,19 @@ class Albums:
         self.on_change()
         return album
 
-    async def page(self, user_id: int, base_url: str, page: int, per_page: int) -> Page[Album]:
-        rows, total = await albums_db.page(self.db, user_id, per_page, (page - 1) * per_page)
-        return Page([Album.from_row(row, base_url) for row in rows],
-                    Meta.of(page, per_page, total))
+    async def page(self, user_id: int, base_url: str, request: PageRequest) -> Page[Album]:
+        """The user's albums, newest first."""
+        return await read_page(self.db, albums_db.listing(user_id), albums_db.KEY_SHAPE,
+                               request, await albums_db.count(self.db, user_id),
+                               lambda row: Album.from_row(row, base_url))
 
     async def get(self, user_id: int, album_id: int, base_url: str) -> Album:
         return await self._read(self.db, user_id, album_id, base_url)
 
     async def choices(self, user_id: int) -> list[tuple[int, str]]:
         """(id, name) of the user's newest albums, for pickers."""
-        rows, _ = await albums_db.page(self.db, user_id, MAX_CHOICES, 0)
-        return [(row["id"], row["name"]) for row in rows]
+        window = await albums_db.listing(user_id).window(self.db, MAX_CHOICES)
+        return [(row["id"], row["name"]) for row in window.rows]
 
     async def update(self, user_id: int, album_id: int, body: AlbumUpdate,
                      base_url: str) -> Album:

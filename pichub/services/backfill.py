@@ -1,9 +1,19 @@
-"""`pichub backfill`: working copies for images stored before they existed, or restored.
+"""`pichub backfill`: what images stored by an older PicHub, or restored, lack.
 
-Resumable and safe while the server runs: an image whose copies are all on disk
-is skipped, copies are written atomically, and an interrupted run simply starts
-over and skips what is done. Images are read in insertion order, a page at a
-time, so memory does not grow with the library.
+Two things, found and made in one pass, with one read of the stored file at
+most (`imaging.stored`):
+
+- working copies of still images (left out of backups; older uploads had none);
+- the placeholders and EXIF summary (`services.describe`) of images whose row
+  has none from the current computation (`meta_version` below META_VERSION):
+  every image stored before migration 0005.
+
+Resumable and safe while the server runs: an image with all its copies on disk
+and its row described is skipped without reading its file, copies are written
+atomically, each image's row is updated in its own short transaction (an
+image deleted meanwhile is simply not found), and an interrupted run simply
+starts over and skips what is done. Images are read in insertion order, a page
+at a time, so memory does not grow with the library.
 """
 
 from __future__ import annotations
@@ -18,17 +28,21 @@ from pichub.db import images as images_db
 from pichub.db.database import Database, Row
 from pichub.imaging import working
 from pichub.imaging.formats import ext_of
+from pichub.imaging.stored import Remade, remake
+from pichub.services.describe import META_VERSION, stored_meta
 
 PAGE = 200
 
 
 @dataclass
 class Progress:
-    """How far a back-fill is: images looked at, copies made, and the pace so far."""
+    """How far a back-fill is: images looked at, copies made, images described, and the
+    pace so far."""
 
     total: int
     done: int = 0
     made: int = 0
+    described: int = 0
     failed: int = 0
     started: float = 0.0
 
@@ -46,38 +60,54 @@ class Progress:
 
 async def backfill(db: Database, blobs: BlobStore, report: Callable[[Progress], None],
                    limit: int | None = None) -> Progress:
-    """Make the missing working copies of every still image (at most `limit` images)."""
-    progress = Progress(await images_db.count_stills(db), started=time.monotonic())
+    """Make the missing working copies and descriptions of every image (at most `limit`)."""
+    progress = Progress(await images_db.count(db), started=time.monotonic())
     if limit is not None:
         progress.total = min(progress.total, limit)
     after = 0
     while progress.done < progress.total:
-        rows = await images_db.stills_after(db, after, PAGE)
+        rows = await images_db.after(db, after, PAGE)
         if not rows:
             break
         for row in rows[: progress.total - progress.done]:
             after = row["seq"]
-            made = await asyncio.to_thread(_fill, blobs, row)
-            progress.made += max(made, 0)
-            progress.failed += made < 0
+            await _fill(db, blobs, row, progress)
             progress.done += 1
             report(progress)
     return progress
 
 
-def _fill(blobs: BlobStore, row: Row) -> int:
-    """Blocking: the image's missing copies; how many were written (-1: unreadable)."""
+async def _fill(db: Database, blobs: BlobStore, row: Row, progress: Progress) -> None:
+    remade = await asyncio.to_thread(_remake, blobs, row)
+    if remade is None:
+        progress.failed += 1
+        return
+    progress.made += len(remade.copies)
+    if remade.described:
+        async with db.transaction() as conn:
+            stored = await images_db.set_meta(conn, row["id"],
+                                              stored_meta(remade.placeholder, remade.exif))
+        progress.described += stored
+
+
+def _remake(blobs: BlobStore, row: Row) -> Remade | None:
+    """Blocking: the image's missing copies (written) and description; None when its file
+    cannot be read."""
     size = (row["width"], row["height"])
-    wanted = set(working.levels_for(size))
-    if not wanted or wanted <= set(blobs.working_copies(row["id"])):
-        return 0
-    ext = ext_of(row["format"])
+    have = blobs.working_copies(row["id"])
+    wanted = set(working.levels_for(size)) if row["frames"] == 1 else set()
+    copies = not wanted <= set(have)
+    describe = row["meta_version"] < META_VERSION
+    if not (copies or describe):
+        return Remade([])
+    smallest = have[min(have)] if have and not copies else None
     try:
-        copies = working.make_from_file(blobs.path(row["id"], ext), row["format"], size)
+        remade = remake(blobs.path(row["id"], ext_of(row["format"])), row["format"], size,
+                        copies=copies, describe=describe, smallest_copy=smallest)
     except FileNotFoundError:
-        return 0  # deleted meanwhile
+        return Remade([])  # deleted meanwhile
     except (OSError, ValueError, SyntaxError):
-        return -1
-    for copy in copies:
+        return None
+    for copy in remade.copies:
         blobs.put_working(row["id"], copy.level, copy.ext, copy.data)
-    return len(copies)
+    return remade

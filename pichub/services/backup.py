@@ -3,7 +3,8 @@
 A backup is laid out like a data directory, without `cache/` and `tmp/`:
 
     DEST/pichub.db        the database, copied with SQLite's online backup API
-    DEST/blobs/ab/cd/…    every original the snapshot refers to
+    DEST/blobs/ab/cd/…    every original the snapshot refers to, and every kept
+                          original upload (`<id>.orig.heic`, checked by its own sha256)
     DEST/manifest.json    written last: a backup without it is incomplete
 
 Consistency with a running server: the database snapshot is taken first, in
@@ -16,7 +17,10 @@ from the live instance anyway, and the backup reports it. Webhook events of
 such a delete may be missing from the backup; the image is gone either way.
 The copy reads only the snapshot and the blob files, so it holds no lock on
 the live database; `backup_copy` streams the rows a page at a time and
-copies and hashes the blobs in a bounded pool of threads.
+copies and hashes the blobs in a bounded pool of threads. Blobs that are one
+file at the source (de-duplicated uploads) are one file in the backup, and
+again after a restore. A blob missing at copy time drops its image from the
+backup's database whichever of its files (stored, kept original) it was.
 
 Resuming. While a backup is written, `DEST/.backup-in-progress` names its
 source and its snapshot (when it was taken, its size and sha256). Run again
@@ -155,16 +159,17 @@ def _backup_into(data_dir: Path, dest: Path, marker: dict[str, Any] | None, repo
     kept = _Totals()
     try:
         with Snapshot(dest / DB_FILE) as snapshot:
-            files, size = snapshot.image_totals()
+            _images, files, size = snapshot.image_totals()
             if fresh:
                 _require_space(dest, size)
-            copy_all(snapshot.image_pages(), data_dir / BLOBS_DIR, dest / BLOBS_DIR,
+            copy_all(snapshot.blob_pages(), data_dir / BLOBS_DIR, dest / BLOBS_DIR,
                      Progress(files, size), kept.judge, report, workers=workers, stop=stop)
-            if retaken and not fresh:  # blobs of an older snapshot may be there
-                _sweep(snapshot, dest / BLOBS_DIR)
             snapshot.drop_images(kept.dropped)
+            if kept.dropped or (retaken and not fresh):  # blobs no row names may be there
+                _sweep(snapshot, dest / BLOBS_DIR)
             snapshot.make_self_contained()
             schema = snapshot.schema_version()
+            images, _files, size = snapshot.image_totals()
     except SnapshotError as exc:
         raise BackupError(str(exc)) from None
     except CopyError as exc:
@@ -172,8 +177,8 @@ def _backup_into(data_dir: Path, dest: Path, marker: dict[str, Any] | None, repo
     os.sync()  # blobs and database durable before the manifest marks the backup complete
     manifest = Manifest(
         created_at=str(taken["taken_at"]), pichub_version=_version(), schema_version=schema,
-        images=kept.images, bytes=kept.bytes, dropped=sorted(kept.dropped),
-        damaged=sorted(kept.damaged))
+        images=images, bytes=size, dropped=sorted(kept.dropped),
+        damaged=sorted(kept.damaged - kept.dropped))
     atomic_write(dest / MANIFEST_FILE, manifest.to_json().encode())
     (dest / BACKUP_MARKER).unlink()
     fsync_dir(dest)
@@ -182,21 +187,16 @@ def _backup_into(data_dir: Path, dest: Path, marker: dict[str, Any] | None, repo
 
 @dataclass
 class _Totals:
-    """What a backup holds, accumulated blob by blob."""
+    """What went wrong with the backup's blobs, by image."""
 
-    images: int = 0
-    bytes: int = 0
-    dropped: set[str] = field(default_factory=set)
+    dropped: set[str] = field(default_factory=set)  # a file gone: deleted during the backup
     damaged: set[str] = field(default_factory=set)
 
     def judge(self, blob: Blob, fate: Fate) -> None:
-        if fate is Fate.MISSING:
+        if fate is Fate.MISSING:  # its stored file and its kept original go together
             self.dropped.add(blob.id)
-            return
-        if fate is Fate.MISMATCH:
+        elif fate is Fate.MISMATCH:
             self.damaged.add(blob.id)
-        self.images += 1
-        self.bytes += blob.size
 
 
 def _resumable_snapshot(dest: Path, marker: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -313,9 +313,9 @@ def _restore_into(src: Path, tmp: Path, manifest: Manifest, report: Report, work
     try:
         with Snapshot(tmp / DB_FILE) as snapshot:
             _check_database(snapshot, manifest)
-            files, size = snapshot.image_totals()
-            _check_totals(files, size, manifest)
-            copy_all(snapshot.image_pages(), src / BLOBS_DIR, tmp / BLOBS_DIR,
+            images, files, size = snapshot.image_totals()
+            _check_totals(images, size, manifest)
+            copy_all(snapshot.blob_pages(), src / BLOBS_DIR, tmp / BLOBS_DIR,
                      Progress(files, size), judge, report, workers=workers, stop=stop)
     except SnapshotError as exc:
         raise BackupError(f"backup is damaged: {exc}") from None
@@ -323,10 +323,10 @@ def _restore_into(src: Path, tmp: Path, manifest: Manifest, report: Report, work
         raise BackupError(f"backup is damaged: {exc}") from None
 
 
-def _check_totals(files: int, size: int, manifest: Manifest) -> None:
-    if files != manifest.images:
+def _check_totals(images: int, size: int, manifest: Manifest) -> None:
+    if images != manifest.images:
         raise BackupError(f"backup is damaged: the manifest says {manifest.images} images, "
-                          f"the database has {files}")
+                          f"the database has {images}")
     if size != manifest.bytes:
         raise BackupError(f"backup is damaged: {size} bytes of blobs, manifest says "
                           f"{manifest.bytes}")

@@ -4,27 +4,45 @@ Deleting commits the row and its `image.deleted` event first (the commit
 point), then removes the cached variants and the blob; a crash in between
 leaves an orphan blob that the start-up sweep removes, never a row without
 its bytes. Changing an image records no event (the event list has no
-`image.updated`).
+`image.updated`). A delete link (handed out once, in the upload answer) deletes
+its image the same way, without signing in; only its SHA-256 is stored.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 from pichub.blobs import BlobStore
+from pichub.db import albums as albums_db
+from pichub.db import delete_links as links_db
 from pichub.db import events as events_db
 from pichub.db import images as images_db
+from pichub.db import users as users_db
 from pichub.db.database import Database, Row
+from pichub.db.keyset import Listing
 from pichub.errors import NotFound
-from pichub.imaging.formats import ext_of
+from pichub.hashing import hash_secret
+from pichub.imaging.formats import ext_of, mime_of, source_ext, source_mime
 from pichub.models.base import changes
-from pichub.models.common import Meta
 from pichub.models.images import Image, ImageUpdate
 from pichub.services.albums import require_album
-from pichub.services.common import Page
+from pichub.services.common import Page, PageRequest, read_page
 
 Purge = Callable[[str], Awaitable[object]]
+
+
+@dataclass(frozen=True)
+class OriginalFile:
+    """The file `GET /images/{id}/original` answers: the kept original upload (`kept`), or
+    the stored file when the image has none."""
+
+    path: Path
+    mime: str
+    filename: str
+    kept: bool
 
 
 class Images:
@@ -32,27 +50,58 @@ class Images:
     webhook worker after a commit with an event."""
 
     def __init__(self, db: Database, blobs: BlobStore, purge_variants: Purge,
-                 on_change: Callable[[], None]) -> None:
+                 on_change: Callable[[], None], signing_key: str | None = None) -> None:
         self.db = db
         self.blobs = blobs
         self.purge_variants = purge_variants
         self.on_change = on_change
+        self.signing_key = signing_key  # `images.signing_key`: variant URLs are signed
 
-    async def page(self, user_id: int, base_url: str, page: int, per_page: int,
+    def image(self, row: Row, base_url: str) -> Image:
+        """A row as the API shows it, its variant URLs signed when they must be."""
+        return Image.from_row(row, base_url, self.signing_key)
+
+    async def page(self, user_id: int, base_url: str, request: PageRequest,
                    album_id: int | None = None) -> Page[Image]:
         """The user's images (in `album_id`, one of theirs, when given), newest first."""
-        await require_album(self.db, user_id, album_id)
-        return await self._page(base_url, page, per_page, user_id=user_id, album_id=album_id)
+        if album_id is None:
+            total = await users_db.image_count(self.db, user_id)
+        else:
+            album = await albums_db.get(self.db, user_id, album_id)
+            if album is None:
+                raise NotFound("album")
+            total = album["image_count"]
+        listing = images_db.listing(user_id=user_id, album_id=album_id)
+        return await self._page(listing, request, total, base_url)
 
-    async def square(self, base_url: str, page: int, per_page: int) -> Page[Image]:
+    async def square(self, base_url: str, request: PageRequest) -> Page[Image]:
         """Everyone's public images, newest first."""
-        return await self._page(base_url, page, per_page, public_only=True)
+        total = await images_db.public_count(self.db)
+        return await self._page(images_db.listing(public_only=True), request, total, base_url)
 
-    async def get(self, user_id: int, image_id: str, base_url: str) -> Image:
+    async def get(self, user_id: int, image_id: str, base_url: str, *,
+                  include_gps: bool = False) -> Image:
+        """The user's image; `include_gps` adds its stored GPS position (only this route
+        ever answers it, and only to the owner who asks)."""
         row = await images_db.get(self.db, image_id, user_id)
         if row is None:
             raise NotFound("image")
-        return Image.from_row(row, base_url)
+        return Image.from_row(row, base_url, self.signing_key, include_gps=include_gps)
+
+    async def original(self, user_id: int, image_id: str) -> OriginalFile:
+        """The user's image as uploaded: the kept original (a HEIC), else the stored file,
+        which then is the upload or the only version PicHub has. Not theirs → 404."""
+        row = await images_db.get(self.db, image_id, user_id)
+        if row is None:
+            raise NotFound("image")
+        stem = row["filename"].rsplit(".", 1)[0]
+        fmt = row["original_format"]
+        if fmt is None:
+            return OriginalFile(self.blobs.path(image_id, ext_of(row["format"])),
+                                mime_of(row["format"]), row["filename"], kept=False)
+        ext = source_ext(fmt)
+        return OriginalFile(self.blobs.original_path(image_id, ext), source_mime(fmt),
+                            f"{stem}.{ext}", kept=True)
 
     async def find(self, image_id: str) -> Row | None:
         """Any user's image by its (unguessable) id, as stored."""
@@ -69,7 +118,7 @@ class Images:
             await images_db.update(conn, image_id, user_id, **fields)
             row = await images_db.get(conn, image_id, user_id)
         assert row is not None
-        return Image.from_row(row, base_url)
+        return self.image(row, base_url)
 
     async def delete(self, user_id: int, image_id: str, base_url: str) -> None:
         """Row and event first (the commit point), then the variants and the blob."""
@@ -79,18 +128,27 @@ class Images:
                 raise NotFound("image")
             await images_db.delete(conn, image_id)
             await events_db.record(conn, user_id, "image.deleted",
-                                   Image.from_row(row, base_url).model_dump())
+                                   self.image(row, base_url).model_dump())
         self.on_change()
         try:  # variants first: the pipeline also forgets what it remembered of the image
             await self.purge_variants(image_id)
         finally:
             await asyncio.to_thread(self.blobs.delete, image_id, ext_of(row["format"]))
 
-    async def _page(self, base_url: str, page: int, per_page: int, *,
-                    user_id: int | None = None, album_id: int | None = None,
-                    public_only: bool = False) -> Page[Image]:
-        rows, total = await images_db.page(self.db, user_id=user_id, album_id=album_id,
-                                           public_only=public_only, limit=per_page,
-                                           offset=(page - 1) * per_page)
-        return Page([Image.from_row(row, base_url) for row in rows],
-                    Meta.of(page, per_page, total))
+    async def find_by_delete_link(self, token: str) -> Row | None:
+        """The image a delete link's token deletes; None for a wrong or used token."""
+        return await links_db.find_image(self.db, hash_secret(token))
+
+    async def delete_by_link(self, token: str, base_url: str) -> Row:
+        """Delete the image of a delete link, as its owner's delete would (event, variants,
+        blob); 404 for a wrong or already used token. Returns the deleted row."""
+        row = await self.find_by_delete_link(token)
+        if row is None:
+            raise NotFound("delete link")
+        await self.delete(row["user_id"], row["id"], base_url)
+        return row
+
+    async def _page(self, listing: Listing, request: PageRequest, total: int,
+                    base_url: str) -> Page[Image]:
+        return await read_page(self.db, listing, images_db.KEY_SHAPE, request, total,
+                               lambda row: self.image(row, base_url))

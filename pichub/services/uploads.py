@@ -3,10 +3,17 @@
 The web layer has already streamed each file to a temp file (`Received`) and
 validated the options (`UploadForm`). Here each file is checked and
 re-encoded in the image pool (`imaging.ops`), its blob written durably (a
-kept original is moved into place, never read into memory), and its row
+kept original is moved into place, never read into memory; a HEIC upload is
+stored converted and its own bytes are moved in beside, counted in the
+quota with it), and its row
 committed with the `image.uploaded` event in one transaction, after the
 album and quota checks. A crash at any point leaves the whole image or
-nothing visible: the start-up sweep removes a blob without its row.
+nothing visible: the start-up sweep removes a blob without its row. Each image
+gets a delete link in that transaction: a random token, stored as its SHA-256
+only, whose URL is in the upload answer and nowhere else (not in the event).
+
+The pass in the image pool also finds the image's placeholders and EXIF summary, from
+the pixels and EXIF it reads anyway; they go into the row (`services.describe`).
 """
 
 from __future__ import annotations
@@ -24,20 +31,24 @@ from typing import Any, Final
 
 from pichub.blobs import BlobStore, sha256_file
 from pichub.config import StorageSettings
+from pichub.db import delete_links as links_db
 from pichub.db import events as events_db
 from pichub.db import images as images_db
 from pichub.db import users as users_db
-from pichub.db.database import Conn, Database
+from pichub.db.database import Conn, Database, Row
 from pichub.errors import InsufficientStorage, PichubError, ValidationError, is_disk_full
+from pichub.hashing import hash_secret
 from pichub.imaging.budget import conversion_bytes
-from pichub.imaging.formats import ext_of
+from pichub.imaging.formats import ext_of, source_ext
 from pichub.imaging.ops import UploadResult, probe, process_upload
 from pichub.models.common import UploadFailure
-from pichub.models.images import Image
+from pichub.models.images import Image, UploadedImage
 from pichub.models.uploads import UploadForm
 from pichub.services.albums import require_album
+from pichub.services.describe import stored_meta
 
 MB: Final = 2**20
+DELETE_PATH: Final = "/delete/"  # + the token: the delete link's page (`web/ui/deletelinks`)
 #: Runs a conversion of about `estimate` bytes of memory (first argument) in the image pool,
 #: once the upload memory budget has room for it, after the variants waiting for a thread.
 Convert = Callable[..., Awaitable[Any]]
@@ -55,10 +66,20 @@ class Received:
 
 
 @dataclass
+class _Written:
+    """What `_put_blob` stores: the stored file, and the kept original (size 0: none)."""
+
+    size: int
+    sha256: str
+    original_size: int = 0
+    original_sha256: str | None = None
+
+
+@dataclass
 class Outcome:
     """What became of each file: the stored images, in request order, and the failures."""
 
-    images: list[Image] = field(default_factory=list)
+    images: list[UploadedImage] = field(default_factory=list)
     errors: list[tuple[int, str, PichubError]] = field(default_factory=list)
 
     def failures(self) -> list[UploadFailure]:
@@ -83,13 +104,14 @@ class Uploads:
 
     def __init__(self, db: Database, blobs: BlobStore, storage: StorageSettings,
                  default_quality: int, convert: Convert,
-                 on_change: Callable[[], None]) -> None:
+                 on_change: Callable[[], None], signing_key: str | None = None) -> None:
         self.db = db
         self.blobs = blobs
         self.storage = storage
         self.default_quality = default_quality
         self._convert = convert
         self.on_change = on_change
+        self.signing_key = signing_key  # `images.signing_key`: variant URLs are signed
 
     def check_free_space(self, extra: int = 0) -> None:
         """507 when storing `extra` more bytes would take the disk below its reserve."""
@@ -150,7 +172,10 @@ class Uploads:
         assert item.path is not None
         storage = self.storage
         declared = await asyncio.to_thread(probe, item.path)
-        estimate = conversion_bytes(*declared, form.target_format()) if declared else 0
+        estimate = 0
+        if declared is not None:
+            width, height, source = declared
+            estimate = conversion_bytes(width, height, form.target_format(), source)
         result: UploadResult = await self._convert(
             estimate, process_upload, item.path, target=form.target_format(),
             quality=form.quality or self.default_quality, remove_exif=form.remove_exif,
@@ -159,9 +184,11 @@ class Uploads:
         )
         image_id = secrets.token_urlsafe(9)
         ext = ext_of(result.format)
+        written = await asyncio.to_thread(_fingerprint, item.path, result)
+        donor = await images_db.same_bytes(self.db, written.sha256, user_id)
         try:
-            size, digest = await asyncio.to_thread(self._put_blob, image_id, ext, item.path,
-                                                   result)
+            await asyncio.to_thread(self._put_blob, image_id, ext, item.path, result, written,
+                                    donor)
         except OSError as exc:
             if is_disk_full(exc):
                 raise InsufficientStorage.disk_full() from None
@@ -171,7 +198,12 @@ class Uploads:
             filename=safe_filename(item.original_name, result.format, form.auto_rename),
             original_name=item.original_name[:255], description=form.description,
             format=result.format, width=result.width, height=result.height,
-            frames=result.frames, size=size, sha256=digest, is_public=form.is_public,
+            frames=result.frames, size=written.size, sha256=written.sha256,
+            is_public=form.is_public, original_format=result.original_format,
+            original_size=written.original_size, original_sha256=written.original_sha256,
+            duplicate_of=donor["id"] if donor is not None and donor["user_id"] == user_id
+            else None,
+            meta=stored_meta(result.placeholder, result.exif),
         )
 
     async def _discard(self, prepared: Sequence[object]) -> None:
@@ -180,42 +212,68 @@ class Uploads:
             if isinstance(ready, images_db.NewImage):
                 await asyncio.to_thread(self.blobs.delete, ready.id, ext_of(ready.format))
 
-    def _put_blob(self, image_id: str, ext: str, received: Path,
-                  result: UploadResult) -> tuple[int, str]:
-        """Blocking: store the re-encoded bytes, or (None) the received file itself, moved
-        into place without reading it into memory, and the working copies beside it.
-        Returns the stored size and sha256 (of the original, the bytes `url` serves)."""
+    def _put_blob(self, image_id: str, ext: str, received: Path, result: UploadResult,
+                  written: _Written, donor: Row | None) -> None:
+        """Blocking: store the image's files. When `donor` (an image with the same bytes)
+        is given they are shared with it (hard links); otherwise, or where that fails, the
+        re-encoded bytes are written, or (None) the received file itself is moved into
+        place without reading it into memory; then the working copies beside it; a HEIC's
+        received file is kept beside as its original."""
         try:
+            shared = donor is not None and self.blobs.share(donor["id"], image_id, ext)
+            if not shared:
+                if result.data is None:
+                    self.blobs.put_file(image_id, ext, received)
+                else:
+                    self.check_free_space(len(result.data))
+                    self.blobs.put(image_id, ext, result.data)
+            present = self.blobs.working_copies(image_id)
             for copy in result.working:
-                self.blobs.put_working(image_id, copy.level, copy.ext, copy.data)
-            if result.data is None:
-                digest, size = sha256_file(received), received.stat().st_size
-                self.blobs.put_file(image_id, ext, received)
-                return size, digest
-            self.check_free_space(len(result.data))
-            self.blobs.put(image_id, ext, result.data)
+                if copy.level not in present:
+                    self.blobs.put_working(image_id, copy.level, copy.ext, copy.data)
+            if result.original_format is not None:
+                original_ext = source_ext(result.original_format)
+                if not (shared and donor is not None
+                        and donor["original_sha256"] == written.original_sha256
+                        and self.blobs.share_original(donor["id"], image_id, original_ext)):
+                    self.blobs.put_original_file(image_id, original_ext, received)
         except BaseException:
-            self.blobs.delete(image_id, ext)  # no working copy without its original
+            self.blobs.delete(image_id, ext)  # no working copy or original without the image
             raise
-        return len(result.data), hashlib.sha256(result.data).hexdigest()
 
-    async def _commit(self, record: images_db.NewImage, base_url: str) -> Image:
-        """Row and event in one transaction; the blob goes again when that fails."""
+    async def _commit(self, record: images_db.NewImage, base_url: str) -> UploadedImage:
+        """Row, delete link and event in one transaction; the blob goes again when that
+        fails."""
+        delete_token = secrets.token_urlsafe(32)
         try:
             async with self.db.transaction() as conn:
                 await require_album(conn, record.user_id, record.album_id)
-                await _check_quota(conn, record.user_id, record.size)
+                await _check_quota(conn, record.user_id, record.size + record.original_size)
                 await images_db.insert(conn, record)
+                await links_db.insert(conn, record.id, hash_secret(delete_token))
                 row = await images_db.get(conn, record.id)
                 assert row is not None
-                image = Image.from_row(row, base_url)
+                image = Image.from_row(row, base_url, self.signing_key)
                 await events_db.record(conn, record.user_id, "image.uploaded",
                                        image.model_dump())
         except BaseException:
             await asyncio.to_thread(self.blobs.delete, record.id, ext_of(record.format))
             raise
         self.on_change()
-        return image
+        return UploadedImage.of(image, f"{base_url}{DELETE_PATH}{delete_token}")
+
+
+def _fingerprint(received: Path, result: UploadResult) -> _Written:
+    """Blocking: the sizes and sha256s of what will be stored (the bytes `url` serves: the
+    re-encoded ones, or the received file when it is kept as it came) and of a kept
+    original."""
+    if result.data is None:
+        return _Written(received.stat().st_size, sha256_file(received))
+    written = _Written(len(result.data), hashlib.sha256(result.data).hexdigest())
+    if result.original_format is not None:
+        written.original_size = received.stat().st_size
+        written.original_sha256 = sha256_file(received)
+    return written
 
 
 async def _check_quota(conn: Conn, user_id: int, size: int) -> None:

@@ -17,9 +17,8 @@ from pichub.db import webhooks as webhooks_db
 from pichub.db.database import Database
 from pichub.errors import NotFound
 from pichub.models.base import changes
-from pichub.models.common import Meta
 from pichub.models.webhooks import Delivery, Webhook, WebhookCreate, WebhookCreated, WebhookUpdate
-from pichub.services.common import Page
+from pichub.services.common import Page, PageRequest, read_page
 from pichub.webhooks import signing, ssrf
 
 
@@ -68,13 +67,15 @@ class Webhooks:
             if not await webhooks_db.delete(conn, user_id, webhook_id):
                 raise NotFound("webhook")
 
-    async def deliveries(self, user_id: int, webhook_id: int, page: int,
-                         per_page: int) -> Page[Delivery]:
+    async def deliveries(self, user_id: int, webhook_id: int,
+                         request: PageRequest) -> Page[Delivery]:
         """The endpoint's deliveries, newest first."""
-        await self.get(user_id, webhook_id)
-        rows, total = await deliveries_db.deliveries_page(self.db, user_id, webhook_id,
-                                                          per_page, (page - 1) * per_page)
-        return Page([Delivery.from_row(row) for row in rows], Meta.of(page, per_page, total))
+        row = await webhooks_db.get(self.db, user_id, webhook_id)
+        if row is None:
+            raise NotFound("webhook")
+        return await read_page(self.db, deliveries_db.listing(webhook_id),
+                               deliveries_db.KEY_SHAPE, request, row["delivery_count"],
+                               Delivery.from_row)
 
     async def ping(self, user_id: int, webhook_id: int) -> Delivery:
         """Queue a `ping` event for this endpoint only (even a paused one)."""

@@ -8,6 +8,7 @@ are pure; the two `request_*` helpers at the bottom adapt them to aiohttp.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -142,7 +143,17 @@ def request_client_ip(request: web.Request, trusted: Sequence[Network]) -> str:
     # dict of headers, not a multidict; the access log still asks who sent it.
     lines = headers.getall("X-Forwarded-For", []) if hasattr(headers, "getall") else []
     forwarded = ",".join(lines)
+    if isinstance(trusted, tuple):  # as parse_trusted makes it: hashable, so memoised
+        return _remembered_client_ip(request.remote, forwarded or None, trusted)
     return client_ip(request.remote, forwarded or None, trusted)
+
+
+@functools.lru_cache(maxsize=4096)
+def _remembered_client_ip(peer: str | None, forwarded_for: str | None,
+                          trusted: tuple[Network, ...]) -> str:
+    """`client_ip`, remembered: the access log asks it of every request, and a busy server
+    sees the same few peers (and proxy headers) over and over."""
+    return client_ip(peer, forwarded_for, trusted)
 
 
 def request_base_url(

@@ -19,7 +19,14 @@ socket uses; it hands every connection a `GuardedHandler`, which adds:
   soon as slow clients time out;
 - the drain (`GuardedServer.begin_drain`): connections between requests close
   at once; requests in flight finish, every answer says `Connection: close`,
-  and nothing that arrives after the drain began is started (503).
+  and nothing that arrives after the drain began is started (503);
+- an optional lane (`Lane`, pichub.web.hits): tried before the app for every
+  request, it answers what it can (cache hits) without the router and the
+  middleware; whatever it declines goes to the app.
+
+Per request, the guards cost a few attribute writes: the head timer is one
+lazy timer per connection (it re-arms itself when it fires early, like
+aiohttp's keep-alive timer), not one timer created and cancelled per request.
 
 aiohttp internals relied on (3.14, read in web_protocol.py, web_server.py and
 streams.py; tests/test_connections_aiohttp.py fails if an upgrade changes them):
@@ -37,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +83,10 @@ def _refusal_bytes() -> bytes:
 
 REFUSAL = _refusal_bytes()
 
+Handler = Callable[[BaseRequest], Awaitable[web.StreamResponse]]
+#: Given a request whose head is complete: its answer, or None to let the app answer.
+Lane = Callable[[BaseRequest], Awaitable[web.StreamResponse] | None]
+
 
 class GuardedServer(web.Server):
     """aiohttp's low-level server with the cap and the drain; made by `server.Runner`.
@@ -83,13 +95,16 @@ class GuardedServer(web.Server):
     its request factory and wrapping its request handler.
     """
 
-    def __init__(self, plain: web.Server, limits: Limits, **handler_args: Any) -> None:
+    def __init__(self, plain: web.Server, limits: Limits, *,
+                 lane: Callable[[Handler], Lane] | None = None, **handler_args: Any) -> None:
         super().__init__(self._begin, request_factory=plain.request_factory,
                          handler_cancellation=plain.handler_cancellation, **handler_args)
         self.limits = limits
         self.draining = False
         self.open: set[GuardedHandler] = set()
-        self._app_handler = plain.request_handler
+        self._app_handler: Handler = plain.request_handler
+        # Made with the app's handler, to hand a request back that it cannot finish.
+        self.lane = lane(self._app_handler) if lane is not None else None
         self._handler_args = handler_args
         self._refusals: set[Refusal] = set()
         self._all_closed = asyncio.Event()
@@ -128,15 +143,26 @@ class GuardedServer(web.Server):
         if self.open:
             await self._all_closed.wait()
 
-    async def _begin(self, request: BaseRequest) -> web.StreamResponse:
+    def _begin(self, request: BaseRequest) -> Awaitable[web.StreamResponse]:
+        """aiohttp's request handler: the awaitable of the answer, from the lane or the app.
+
+        Not a coroutine itself: aiohttp awaits what this returns, so a request
+        costs no extra coroutine layer here.
+        """
         if self.draining:
             # A request parsed just before its idle connection was closed for the drain
             # still reaches here once: it must not start.
-            return _shutting_down()
+            return _answered(_shutting_down())
         handler = request.protocol
         assert isinstance(handler, GuardedHandler)
         handler.begin(request)
-        return await self._app_handler(request)
+        if self.lane is not None and (answer := self.lane(request)) is not None:
+            return answer
+        return self._app_handler(request)
+
+
+async def _answered(response: web.StreamResponse) -> web.StreamResponse:
+    return response
 
 
 def _shutting_down() -> web.Response:
@@ -150,8 +176,8 @@ def _shutting_down() -> web.Response:
 class GuardedHandler(RequestHandler):
     """aiohttp's per-connection protocol, plus the head and body timeouts and the drain."""
 
-    __slots__ = ("_server", "_clock", "_head_timer", "_body", "_body_timer", "_last_read",
-                 "_flow_paused", "_cut", "in_request")
+    __slots__ = ("_server", "_clock", "_head_timer", "_head_deadline", "_body", "_body_timer",
+                 "_last_read", "_flow_paused", "_cut", "in_request")
 
     def __init__(self, server: GuardedServer, *, loop: asyncio.AbstractEventLoop,
                  **kwargs: Any) -> None:
@@ -159,6 +185,7 @@ class GuardedHandler(RequestHandler):
         self._server = server
         self._clock = loop
         self._head_timer: asyncio.TimerHandle | None = None
+        self._head_deadline: float | None = None  # a request head is due by then
         self._body: StreamReader | None = None
         self._body_timer: asyncio.TimerHandle | None = None
         self._last_read = loop.time()
@@ -173,18 +200,21 @@ class GuardedHandler(RequestHandler):
         if self._server.draining:  # accepted just before the listening socket closed
             self.force_close()
             return
-        self._arm_head_timer()
+        self._expect_head(self._clock.time())
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        self._cancel_head_timer()
+        self._head_deadline = None
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
         self._stop_watching_body()
         self._server.closed(self)
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        self._last_read = self._clock.time()
-        if data and not self.in_request and self._head_timer is None:
-            self._arm_head_timer()  # the first byte of the next request on this connection
+        self._last_read = now = self._clock.time()
+        if data and not self.in_request and self._head_deadline is None:
+            self._expect_head(now)  # the first byte of the next request on this connection
         super().data_received(data)
 
     # Called by the request body's StreamReader: a full buffer stops reading the socket,
@@ -204,7 +234,7 @@ class GuardedHandler(RequestHandler):
     def begin(self, request: BaseRequest) -> None:
         """The request's handler starts: its head is complete; watch its body, if any."""
         self.in_request = True
-        self._cancel_head_timer()
+        self._head_deadline = None  # the head is complete (its timer, if any, stays idle)
         if not request.content.is_eof():
             self._body = request.content
             self._last_read = self._clock.time()
@@ -225,21 +255,29 @@ class GuardedHandler(RequestHandler):
 
     # --- timers ----------------------------------------------------------------------------
 
-    def _arm_head_timer(self) -> None:
-        self._head_timer = self._clock.call_later(self._server.limits.header_timeout_s,
-                                                  self._head_timeout)
+    def _expect_head(self, now: float) -> None:
+        """A request head is due within the head timeout from `now`.
 
-    def _cancel_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+        Arms the connection's timer only if none is pending: one that fires
+        before the deadline re-arms itself for it (`_head_timeout`), so a
+        keep-alive connection creates a timer at most once per timeout period
+        rather than once per request.
+        """
+        self._head_deadline = deadline = now + self._server.limits.header_timeout_s
+        if self._head_timer is None:
+            self._head_timer = self._clock.call_at(deadline, self._head_timeout)
 
     def _head_timeout(self) -> None:
         self._head_timer = None
-        if not self.in_request:
-            log.debug("closing a connection: no complete request head within %gs",
-                      self._server.limits.header_timeout_s)
-            self.force_close()
+        deadline = self._head_deadline
+        if deadline is None or self.in_request:
+            return  # no head pending: the timer stops until the next request's first byte
+        if self._clock.time() < deadline:
+            self._head_timer = self._clock.call_at(deadline, self._head_timeout)
+            return
+        log.debug("closing a connection: no complete request head within %gs",
+                  self._server.limits.header_timeout_s)
+        self.force_close()
 
     def _arm_body_timer(self, when: float) -> None:
         self._body_timer = self._clock.call_at(when, self._check_body)

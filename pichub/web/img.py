@@ -9,17 +9,15 @@ content ETag; conditional requests are answered with 304 before any file I/O.
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
+from collections.abc import Mapping
 from datetime import datetime
-from email.utils import format_datetime
 from pathlib import Path
-from typing import IO, Any
 
 from aiohttp import hdrs, web
-from aiohttp.abc import AbstractStreamWriter
 from aiohttp.helpers import ETAG_ANY
 
+from pichub.config import ImageSettings
 from pichub.errors import Forbidden, NotFound
 from pichub.imaging.budget import decode_units
 from pichub.imaging.formats import canonical, ext_of, mime_of
@@ -35,96 +33,43 @@ from pichub.keys import (
 )
 from pichub.timeutil import parse_iso
 from pichub.web.clientip import rate_limit_key, request_client_ip
+from pichub.web.files import (
+    CACHE_FOREVER,
+    ImmutableFileResponse,
+    VariantResponse,
+    open_variant,
+    variant_headers,
+)
 
-CACHE_FOREVER = "public, max-age=31536000, immutable"
-ACCEPT_ORDER = (("image/avif", "avif"), ("image/webp", "webp"))
+ACCEPT_ORDER = (("image/jxl", "jxl"), ("image/avif", "avif"), ("image/webp", "webp"))
 #: Conditional or partial requests that FileResponse answers in full (412, 206, 416).
 FILE_RESPONSE_HEADERS = (hdrs.RANGE, hdrs.IF_RANGE, hdrs.IF_MATCH, hdrs.IF_UNMODIFIED_SINCE)
 
 
-class ImmutableFileResponse(web.FileResponse):
-    """A FileResponse (sendfile) whose ETag and Last-Modified describe the content.
-
-    aiohttp derives both from the file's mtime, which the variant cache touches
-    to track recency; a content ETag stays the same for the life of the id.
-    """
-
-    def __init__(self, path: Path, *, etag: str, modified: datetime,
-                 headers: dict[str, str]) -> None:
-        super().__init__(path, headers=headers)
-        self._content_etag = etag
-        self._modified = modified
-
-    @property
-    def etag(self) -> Any:
-        return super().etag
-
-    @etag.setter
-    def etag(self, value: Any) -> None:
-        web.StreamResponse.etag.fset(self, self._content_etag)  # type: ignore[attr-defined]
-
-    @property
-    def last_modified(self) -> Any:
-        return super().last_modified
-
-    @last_modified.setter
-    def last_modified(self, value: Any) -> None:
-        web.StreamResponse.last_modified.fset(self, self._modified)  # type: ignore[attr-defined]
-
-
-class VariantResponse(web.StreamResponse):
-    """A cached variant, already open, sent whole with sendfile and then closed.
-
-    aiohttp's FileResponse stats and opens the file in a thread and closes it
-    in another: two thread round trips that cost more than the rest of a cache
-    hit. A variant is an immutable file the cache indexes, opened by the view
-    (on the loop when recently used, see CacheHit.recent), so only the
-    sending is left. Range and precondition requests still go to FileResponse.
-    """
-
-    def __init__(self, file: IO[bytes], size: int, headers: dict[str, str]) -> None:
-        super().__init__(headers=headers)
-        self._file = file
-        self.content_length = size
-
-    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
-        if self.prepared:
-            return await super().prepare(request)
-        try:
-            writer = await super().prepare(request)
-            size = self.content_length or 0
-            if request.method != hdrs.METH_HEAD and size:
-                transport = request.transport
-                if transport is None:
-                    raise ConnectionResetError("Connection lost")
-                await asyncio.get_running_loop().sendfile(transport, self._file, 0, size)
-            await super().write_eof()
-            return writer
-        finally:
-            self._file.close()
-
-
-@functools.lru_cache(maxsize=1024)
-def _http_date(moment: datetime) -> str:
-    """Last-Modified for a (UTC, whole-second) creation time; the same few on every hit."""
-    return format_datetime(moment, usegmt=True)
-
-
-def _open_variant(path: Path) -> tuple[IO[bytes], int]:
-    file = open(path, "rb")  # noqa: SIM115 - VariantResponse closes it
-    try:
-        return file, os.fstat(file.fileno()).st_size
-    except BaseException:
-        file.close()
-        raise
-
-
 def negotiate(accept: str, stored_format: str) -> str:
-    """`fm=auto`: the best format the client says it takes; JPEG (PNG for alpha) else."""
+    """`fm=auto`: the best format the client says it takes (JPEG XL, then AVIF, then WebP:
+    the smallest first at equal quality); JPEG (PNG for alpha) else."""
     for mime, fmt in ACCEPT_ORDER:
         if mime in accept:
             return fmt
     return "png" if stored_format in ("png", "gif") else "jpeg"
+
+
+def requested_spec(query: Mapping[str, str], ext: str | None, accept: str, stored: str,
+                   max_dimension: int) -> tuple[TransformSpec, bool]:
+    """What the URL asks of the stored image, and whether that depends on `Accept`
+    (`fm=auto`). Raises BadRequest naming a bad parameter."""
+    params = dict(query)
+    vary = params.get("fm", "").lower() == "auto"
+    if vary:
+        params["fm"] = negotiate(accept, stored)
+    return TransformSpec.parse(params, ext, stored, max_dimension), vary
+
+
+def signed(images: ImageSettings, path: str, query: Mapping[str, str]) -> bool:
+    """True unless `images.signing_key` is set and `s` is not the URL's signature."""
+    key = images.signing_key
+    return key is None or verify(path, query, key.get_secret_value())
 
 
 def _not_modified(request: web.Request, etag: str, modified: datetime) -> bool:
@@ -148,27 +93,25 @@ def _answer(request: web.Request, path: Path, mime: str, etag: str, modified: da
     return ImmutableFileResponse(path, etag=etag, modified=modified, headers=headers)
 
 
+async def variant_response(variant: Variant, modified: datetime, vary: bool) -> VariantResponse:
+    """A cached variant sent whole (200); NotFound if it was purged (deleted) meanwhile."""
+    try:
+        if not variant.recent:  # its inode may need the disk: look it up in a thread first
+            await asyncio.to_thread(os.stat, variant.path)
+        fd, size = open_variant(variant.path)  # µs once cached: no thread round trip
+    except FileNotFoundError:
+        raise NotFound("image") from None
+    return VariantResponse(fd, size, variant_headers(variant.mime, variant.etag, modified,
+                                                       vary))
+
+
 async def _answer_variant(request: web.Request, variant: Variant, modified: datetime,
                           vary: bool) -> web.StreamResponse:
     etag = variant.etag.strip('"')
     if _not_modified(request, etag, modified) or any(
             name in request.headers for name in FILE_RESPONSE_HEADERS):
         return _answer(request, variant.path, variant.mime, etag, modified, vary)
-    try:
-        if variant.recent:  # µs on a local disk: cheaper than a thread round trip
-            file, size = _open_variant(variant.path)
-        else:
-            file, size = await asyncio.to_thread(_open_variant, variant.path)
-    except FileNotFoundError:
-        raise NotFound("image") from None  # purged meanwhile: the image was deleted
-    headers: dict[str, str] = {
-        hdrs.CACHE_CONTROL: CACHE_FOREVER, hdrs.CONTENT_TYPE: variant.mime,
-        hdrs.ETAG: variant.etag, hdrs.LAST_MODIFIED: _http_date(modified),
-        hdrs.ACCEPT_RANGES: "bytes",  # as FileResponse, which answers Range requests
-    }
-    if vary:
-        headers[hdrs.VARY] = "Accept"
-    return VariantResponse(file, size, headers)
+    return await variant_response(variant, modified, vary)
 
 
 async def _limit_miss(request: web.Request, units: int) -> None:
@@ -195,6 +138,8 @@ async def _source(app: web.Application, image_id: str) -> Source:
 
 
 async def serve_image(request: web.Request) -> web.StreamResponse:
+    """The image or variant a URL names (the cache-hit lane, web/hits.py, answers most hits
+    before they get here; this view answers everything, hits included)."""
     app = request.app
     image_id = request.match_info["id"]
     ext = request.match_info.get("ext")
@@ -202,16 +147,13 @@ async def serve_image(request: web.Request) -> web.StreamResponse:
         raise NotFound("image")
     source = await _source(app, image_id)
     stored, modified = source.format, source.modified
-    query: dict[str, str] = dict(request.query)
-    vary = query.get("fm", "").lower() == "auto"
-    if vary:
-        query["fm"] = negotiate(request.headers.get(hdrs.ACCEPT, ""), stored)
-    spec = TransformSpec.parse(query, ext, stored, app[SETTINGS].images.max_dimension)
+    images = app[SETTINGS].images
+    spec, vary = requested_spec(request.query, ext, request.headers.get(hdrs.ACCEPT, ""),
+                                stored, images.max_dimension)
     if spec.is_identity(stored):
         blob = app[BLOBS].path(image_id, ext_of(stored))
         return _answer(request, blob, mime_of(stored), source.etag, modified, vary)
-    key = app[SETTINGS].images.signing_key
-    if key is not None and not verify(request.path, request.query, key.get_secret_value()):
+    if not signed(images, request.path, request.query):
         raise Forbidden("Invalid or missing signature", "Variant URLs must be signed (s=)")
     pipeline = app[PIPELINE]
     variant = pipeline.cached(image_id, spec)

@@ -29,6 +29,7 @@ from pichub.ratelimit import user_rate_key
 from pichub.services.accounts import Actor, actor_from_token
 from pichub.web.clientip import forwarded_host, rate_limit_key, request_client_ip
 from pichub.web.routes import API_PREFIXES
+from pichub.web.shapes import error_shape
 from pichub.web.ui.templates import error_page
 
 log = logging.getLogger("pichub")
@@ -83,6 +84,13 @@ async def drain_body(request: web.Request, budget: int) -> bool:
     return request.content.at_eof()
 
 
+#: On every answer: front_middleware sets them (unless a view did), the cache-hit lane too.
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+}
+
+
 @web.middleware
 async def front_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The allowed-host check, the error envelope and the security headers, around all."""
@@ -95,8 +103,8 @@ async def front_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise  # one of aiohttp's non-error answers (a redirect): it sends it itself
         response = await _error_answer(request, error)
     headers = response.headers
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+    for name, value in SECURITY_HEADERS.items():
+        headers.setdefault(name, value)
     return response
 
 
@@ -106,16 +114,23 @@ def check_host(request: web.Request) -> None:
     Both name the base of absolute URLs when `server.public_url` is unset, and a
     DNS-rebinding page makes a browser send its own name in `Host`.
     """
-    app = request.app
+    value = foreign_host(request.app, request)
+    if value is not None:
+        raise _foreign_host(value)
+
+
+def foreign_host(app: web.Application, request: web.BaseRequest) -> str | None:
+    """The `Host` (or trusted `X-Forwarded-Host`) value outside allowed_hosts, if any."""
     allowed = app[ALLOWED_HOSTS]
     claimed = request.headers.get("Host", "")  # none at all (HTTP/1.0) is refused too
     if not allowed.allows_header(claimed):
-        raise _foreign_host(claimed)
+        return claimed
     trusted = app[TRUSTED_PROXIES]
     if trusted and app[SETTINGS].server.public_url is None:
         forwarded = forwarded_host(request.remote, request.headers, trusted)
         if forwarded is not None and not allowed.allows_header(forwarded):
-            raise _foreign_host(forwarded)
+            return forwarded
+    return None
 
 
 def _foreign_host(value: str) -> BadRequest:
@@ -137,9 +152,13 @@ def _as_error(request: web.Request, exc: Exception) -> PichubError | None:
 
 async def _error_answer(request: web.Request, error: PichubError) -> web.StreamResponse:
     """The envelope (or, for a browser outside the API, an HTML page) of `error`."""
-    response = error_response(error)
-    if wants_html(request):
+    shape = error_shape(request)  # text, Lsky's or Chevereto's answer, for their clients
+    if shape is not None:
+        response = shape(error)
+    elif wants_html(request):
         response = error_page(request, error, None)
+    else:
+        response = error_response(error)
     if (decision := request.get(RATE)) is not None:
         response.headers.update(decision.headers())
     if response.keep_alive is False:

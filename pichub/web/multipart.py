@@ -10,7 +10,8 @@ or more than the limits on disk: at most `max_files_per_request` files of
 MAX_FIELD_BYTES and all together at most MAX_FIELDS_BYTES; each part's headers
 are bounded by aiohttp (8190 bytes a line, 128 lines). A body that is not
 well-formed multipart is a 400; a disk that fills up while a file arrives is a
-507; either way the temp files of the request are removed.
+507; either way the temp files of the request are removed. `url`/`urls[]` fields
+(each may repeat) are kept in order in `Form.urls`, for `web/fetch.py`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from pichub.errors import (
     ValidationError,
     is_disk_full,
 )
+from pichub.models.uploads import URL_FIELDS
 from pichub.services.uploads import MB, Received
 
 FILE_FIELDS = frozenset({"files[]", "files", "file", "image", "image[]"})
@@ -48,10 +50,11 @@ TMP_PREFIX = "upload-"
 
 @dataclass
 class Form:
-    """A read multipart form: its files (on disk) and its other fields."""
+    """A read multipart form: its files (on disk), its URLs to fetch, its other fields."""
 
     files: list[Received] = field(default_factory=list)
     fields: dict[str, str] = field(default_factory=dict)
+    urls: list[str] = field(default_factory=list)  # every `url`/`urls[]` field, in order
     complete: bool = True  # False when reading stopped early (connection should close)
     field_bytes: int = 0
 
@@ -99,20 +102,20 @@ async def _read_parts(reader: MultipartReader, form: Form, tmp_dir: Path,
             form.files.append(item)
             item.path = tmp_dir / f"{TMP_PREFIX}{secrets.token_hex(8)}"
             try:
-                await _stream_file(part, item.path, limit, storage.min_free_mb * MB)
+                await stream_file(part, item.path, limit, storage.min_free_mb * MB)
             except PayloadTooLarge:
                 item.path.unlink(missing_ok=True)
                 item.path = None
                 known = _declared_length(part) or content_length or limit + 1
                 item.error = PayloadTooLarge.file(storage.max_upload_mb, known)
-                if not await _drain_part(part, limit):
+                if not await drain_part(part, limit):
                     form.complete = False
                     return
         elif part.name:
-            await _read_field(part, form)
+            await read_field(part, form)
 
 
-async def _drain_part(part: BodyPartReader, budget: int) -> bool:
+async def drain_part(part: BodyPartReader, budget: int) -> bool:
     """Discard the rest of a part, reading at most `budget` bytes; True if it ended."""
     while budget >= 0:
         chunk = await part.read_chunk(CHUNK)
@@ -135,7 +138,7 @@ def _write_block(fh: BinaryIO, data: bytes, reserve: int) -> None:
             raise InsufficientStorage.disk_full()
 
 
-async def _stream_file(part: BodyPartReader, dest: Path, limit: int, reserve: int) -> int:
+async def stream_file(part: BodyPartReader, dest: Path, limit: int, reserve: int) -> int:
     """Copy the part into `dest`, stopping as soon as it passes `limit` bytes.
 
     Returns the size; raises PayloadTooLarge when over, InsufficientStorage when the
@@ -160,8 +163,8 @@ async def _stream_file(part: BodyPartReader, dest: Path, limit: int, reserve: in
     return size
 
 
-async def _read_field(part: BodyPartReader, form: Form) -> None:
-    if len(form.fields) >= MAX_FIELDS:
+async def read_field(part: BodyPartReader, form: Form) -> None:
+    if len(form.fields) + len(form.urls) >= MAX_FIELDS:
         raise PayloadTooLarge("Too many form fields",
                               f"At most {MAX_FIELDS} form fields besides the files")
     data = bytearray()
@@ -175,7 +178,11 @@ async def _read_field(part: BodyPartReader, form: Form) -> None:
                                   f"At most {MAX_FIELDS_BYTES // 1024} KB of fields in all")
     form.field_bytes += len(data)
     assert part.name is not None
-    form.fields[part.name] = data.decode("utf-8", errors="replace")
+    text = data.decode("utf-8", errors="replace")
+    if part.name in URL_FIELDS:
+        form.urls.append(text)
+    else:
+        form.fields[part.name] = text
 
 
 def original_name(raw: str) -> str:

@@ -50,7 +50,8 @@ ERRORS: Final[dict[int, tuple[str, str, Any, str]]] = {
           "A file is larger than `storage.max_upload_mb`, or the form's other fields are "
           "too many or too large."),
     415: ("UNSUPPORTED_MEDIA_TYPE", "Unsupported file format", None,
-          "Not JPEG, PNG, WebP, GIF or AVIF (sniffed from the bytes)."),
+          "Not JPEG, PNG, WebP, GIF, AVIF, HEIC/HEIF or still JPEG XL (sniffed from the "
+          "bytes)."),
     422: ("VALIDATION_ERROR", "quality: must be between 1 and 100",
           [{"field": "quality", "message": "must be between 1 and 100"}],
           "Validation failed; `details` lists each bad field."),
@@ -67,10 +68,12 @@ ERRORS: Final[dict[int, tuple[str, str, Any, str]]] = {
           "Per-user quota or the server's free-disk reserve exceeded; nothing was stored."),
 }
 TAGS: Final = [
-    ("Upload", "`POST /upload`: multipart, one or more files."),
+    ("Upload", "`POST /upload`: files (multipart), or URLs for PicHub to fetch (multipart "
+               "fields or JSON)."),
     ("Images", "Your images, and the public square."),
     ("Albums", "Group images; deleting an album keeps its images."),
     ("Webhooks", "Signed event notifications (Standard Webhooks) with a delivery log."),
+    ("Integrations", "Ready-made configurations for ShareX, PicGo, Flameshot, uPic and curl."),
     ("Dynamic images", "Resize and re-encode on the fly at `/img/{id}.{ext}` (no auth)."),
     ("Meta", "This document."),
 ]
@@ -112,6 +115,9 @@ def _rate_headers() -> J:
 
 
 def _success(route: ApiRoute) -> J:
+    if route.content is not None:
+        return {"description": route.summary + ".", "headers": _rate_headers(),
+                "content": route.content}
     data: J = route.extra_data or {"type": "object"}
     if route.data is not None:
         data = model_ref(route.data)
@@ -128,21 +134,31 @@ def _success(route: ApiRoute) -> J:
 
 
 def _form_body(route: ApiRoute, schemas: J, s: Settings) -> J:
-    """A multipart body: the files plus the form model's fields (inlined, so that Swagger UI
-    draws one input per field), with the server's defaults."""
+    """A multipart body: the files and URLs plus the form model's fields (inlined, so that
+    Swagger UI draws one input per field), with the server's defaults; and, when the route
+    also has a JSON `body`, that as the other content type."""
     assert route.form is not None
     form = schemas[route.form.__name__]
+    most = s.storage.max_files_per_request
     props: J = {"files[]": {
-        "type": "array", "items": {"type": "string", "format": "binary"}, "minItems": 1,
-        "maxItems": s.storage.max_files_per_request,
+        "type": "array", "items": {"type": "string", "format": "binary"},
+        "maxItems": most,
         "description": f"The images, at most {s.storage.max_upload_mb} MB each."}}
+    content: J = {}
+    if route.body is not None:
+        props["url"] = {"type": "array", "items": {"type": "string", "format": "uri"},
+                        "maxItems": most,
+                        "description": "Images for PicHub to fetch (the field may repeat; "
+                                       "`urls[]` is the same). Files and URLs together: at "
+                                       f"most {most}."}
+        content[JSON] = {"schema": model_ref(route.body)}
     props.update(form["properties"])
     props["quality"] = {**props["quality"], "default": s.images.default_quality}
-    schema = {"type": "object", "required": ["files[]"], "properties": props,
+    schema = {"type": "object", "properties": props,
               "description": form.get("description", "")}
-    return {"required": True, "content": {"multipart/form-data": {
-        "schema": schema, "encoding": {"files[]": {"contentType": "image/*, "
-                                                   "application/octet-stream"}}}}}
+    multipart = {"schema": schema, "encoding": {"files[]": {"contentType": "image/*, "
+                                                            "application/octet-stream"}}}
+    return {"required": True, "content": {"multipart/form-data": multipart, **content}}
 
 
 def _operation(route: ApiRoute, schemas: J, s: Settings) -> J:
@@ -158,8 +174,9 @@ def _operation(route: ApiRoute, schemas: J, s: Settings) -> J:
     op: J = {"operationId": route.operation_id, "tags": [route.tag], "summary": route.summary,
              "description": description.strip(), "responses": responses,
              "security": [{"bearerAuth": []}] if route.scope else []}
-    if route.query:
-        op["parameters"] = [ref("parameters", name) for name in route.query]
+    if route.query or route.parameters:
+        op["parameters"] = [*(ref("parameters", name) for name in route.query),
+                            *route.parameters]
     if route.body is not None:
         op["requestBody"] = {"required": True,
                              "content": {JSON: {"schema": model_ref(route.body)}}}
@@ -170,9 +187,11 @@ def _operation(route: ApiRoute, schemas: J, s: Settings) -> J:
             f"\n\nLimits, checked before decoding: {storage.max_pixels} pixels, "
             f"{storage.max_frames} frames, and a decode budget of {storage.max_decode_mb} MB "
             "(width × height × frames × bytes per pixel; 4 for RGB(A) and animation frames) → "
-            f"422. At most {storage.max_files_per_request} files per request, "
-            f"{storage.max_upload_mb} MB each. Also rate limited by `rate_limits.upload` "
-            f"({s.rate_limits.upload}).")
+            f"422. At most {storage.max_files_per_request} files and URLs per request, "
+            f"{storage.max_upload_mb} MB each; a URL within {storage.fetch_timeout_s:g} s "
+            f"(and {storage.fetch_read_timeout_s:g} s for each wait). Also rate limited by "
+            f"`rate_limits.upload` ({s.rate_limits.upload}): a request counts once, whatever "
+            "it carries.")
     return op
 
 
@@ -196,7 +215,7 @@ def _img_path(s: Settings) -> J:
         {"name": "id", "in": "path", "required": True, "schema": {"type": "string"},
          "example": IMAGE_ID_EXAMPLE},
         {"name": "ext", "in": "path", "required": True, "example": "webp",
-         "schema": {"enum": ["jpg", "jpeg", "png", "webp", "gif", "avif"]},
+         "schema": {"enum": ["jpg", "jpeg", "png", "webp", "gif", "avif", "jxl"]},
          "description": "Output format unless `fm` is given."},
         {"name": "w", "in": "query", "schema": dim, "description": "Width, e.g. 800."},
         {"name": "h", "in": "query", "schema": dim,
@@ -210,8 +229,9 @@ def _img_path(s: Settings) -> J:
                         "to w×h (transparent, or white without alpha). `fill`: exactly w×h. "
                         "`inside`/`outside`: largest within / smallest covering w×h."},
         {"name": "fm", "in": "query", "schema": {"enum": [
-            "jpg", "jpeg", "png", "webp", "avif", "gif", "auto"]},
-         "description": "Output format; `auto` picks AVIF, then WebP, from `Accept`."},
+            "jpg", "jpeg", "png", "webp", "avif", "jxl", "gif", "auto"]},
+         "description": "Output format; `auto` picks JPEG XL, then AVIF, then WebP, from "
+                        "`Accept` (else JPEG, or PNG for PNG and GIF sources)."},
         {"name": "s", "in": "query", "schema": {"type": "string"},
          "description": "Signature, required for variants when `images.signing_key` is set: "
                         "URL-safe base64 HMAC-SHA256 over the path and the sorted query "
@@ -223,7 +243,7 @@ def _img_path(s: Settings) -> J:
                          "Cache-Control": {"schema": {"type": "string"},
                                            "example": "public, max-age=31536000, immutable"}},
              "content": {f"image/{t}": {"schema": {"type": "string", "format": "binary"}}
-                         for t in ("webp", "jpeg", "png", "gif", "avif")}}
+                         for t in ("webp", "jpeg", "png", "gif", "avif", "jxl")}}
     get = {"operationId": "getImageFile", "tags": ["Dynamic images"], "security": [],
            "summary": "Serve an image, resized and re-encoded on the fly",
            "description": "No auth: ids are unguessable. No parameters and the stored "
@@ -252,6 +272,12 @@ def _parameters() -> J:
         "per_page": {"name": "per_page", "in": "query", "schema": {
             "type": "integer", "minimum": 1, "maximum": 100, "default": 20},
             "description": "Items per page, 1–100 (else 422)."},
+        "cursor": {"name": "cursor", "in": "query", "schema": {"type": "string"},
+                   "description": "A `meta.next_cursor` or `meta.prev_cursor` of this list: the "
+                                  "page after (before) it, at the same cost on any page and "
+                                  "without skipping or repeating items while the list "
+                                  "changes. Wins over `page`; one not made for this list "
+                                  "→ 422."},
         "album_id": {"name": "album_id", "in": "query", "schema": {"type": "integer"},
                      "description": "Only images in this album (yours; another user's → 404)."},
     }
@@ -339,7 +365,9 @@ def _info(s: Settings) -> J:
 no token. Browser sessions of the web UI never authorise API calls.
 
 **Envelope**: success is `{{"success": true, "data": …}}`; lists add
-`"meta": {{"page", "per_page", "total", "total_pages"}}` and are newest first. Errors are
+`"meta": {{"page", "per_page", "total", "total_pages", "next_cursor", "prev_cursor"}}` and
+are newest first: walk them by `page` or, faster on deep pages and stable while the list
+changes, by passing `next_cursor` back as `?cursor=`. Errors are
 `{{"success": false, "message", "error": {{"code", "message", "details"}}}}` with the codes
 below, including unknown routes (404), wrong methods (405) and unexpected errors (500).
 Another user's resource answers 404, never 403. `DELETE` answers

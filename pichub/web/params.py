@@ -15,6 +15,7 @@ from aiohttp import web
 
 from pichub.errors import NotFound, ValidationError
 from pichub.models.base import MAX_ROW_ID, parse_int
+from pichub.services.common import PageRequest
 
 #: The highest page number accepted: offsets stay far inside SQLite's 64-bit integers.
 MAX_PAGE = 1_000_000_000
@@ -44,12 +45,24 @@ def _bounded(name: str, raw: str, low: int, high: int) -> int:
     return value
 
 
-def pagination(query: Mapping[str, str]) -> tuple[int, int]:
-    """(page, per_page) of an API list: page 1..MAX_PAGE, per_page 1..100 (default 20); else 422."""
-    page = _bounded("page", query.get("page", "1"), 1, MAX_PAGE)
+def pagination(query: Mapping[str, str]) -> PageRequest:
+    """The page an API list asks for: `per_page` 1..100 (default 20) and either `cursor`
+    (a list's `next_cursor`/`prev_cursor`; it wins over `page`) or `page` 1..MAX_PAGE;
+    else 422."""
     per_page = _bounded("per_page", query.get("per_page", str(DEFAULT_PER_PAGE)), 1,
                         MAX_PER_PAGE)
-    return page, per_page
+    cursor = query.get("cursor", "")
+    if cursor:
+        return PageRequest(per_page, cursor=cursor)
+    return PageRequest(per_page, _bounded("page", query.get("page", "1"), 1, MAX_PAGE))
+
+
+def html_page(query: Mapping[str, str], per_page: int) -> PageRequest:
+    """The page an HTML list asks for: `?cursor=` (its pager's links), else `?page=`."""
+    cursor = query.get("cursor", "")
+    if cursor:
+        return PageRequest(per_page, cursor=cursor)
+    return PageRequest(per_page, page_number(query))
 
 
 def query_id(query: Mapping[str, str], name: str, what: str) -> int | None:
@@ -71,8 +84,3 @@ def page_number(query: Mapping[str, str]) -> int:
     value = parse_int(query.get("page", "1"))
     return value if value is not None and 1 <= value <= MAX_PAGE else 1
 
-
-def meta(page: int, per_page: int, total: int) -> dict[str, int]:
-    """The `meta` object of a paginated API answer."""
-    return {"page": page, "per_page": per_page, "total": total,
-            "total_pages": (total + per_page - 1) // per_page}

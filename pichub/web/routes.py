@@ -25,13 +25,13 @@ class ApiRoute:
     """One operation of the JSON API.
 
     `body`: the JSON request model; `form`: the multipart form model (its
-    fields besides the files). `data`: the model of the answer's `data` (a
-    list of them when `many`, plus `meta` when `listed`); None for an answer
-    described by `extra_data` (a raw JSON Schema). `scope`: the token scope
-    needed, None for a public route. `errors`: the statuses it can answer
-    besides those every route may (400 for a Host outside `server.allowed_hosts`,
-    401/403 from `scope`, 405, 408 with a body, 429, 500, 503 while busy or
-    shutting down).
+    fields besides the files); a route with both takes either. `data`: the
+    model of the answer's `data` (a list of them when `many`, plus `meta`
+    when `listed`); None for an answer described by `extra_data` (a raw JSON
+    Schema). `scope`: the token scope needed, None for a public route.
+    `errors`: the statuses it can answer besides those every route may (400 for
+    a Host outside `server.allowed_hosts`, 401/403 from `scope`, 405, 408 with
+    a body, 429, 500, 503 while busy or shutting down).
     """
 
     method: str
@@ -53,6 +53,10 @@ class ApiRoute:
     extra_data: dict[str, Any] | None = None
     #: Optional top-level lists of the success envelope besides `data`: (name, item model).
     extra_lists: tuple[tuple[str, type[BaseModel], str], ...] = ()
+    #: The success answer's OpenAPI `content` when it is a file, not the JSON envelope.
+    content: dict[str, Any] | None = None
+    #: OpenAPI parameter objects of this route alone (a path parameter other than `{id}`).
+    parameters: tuple[dict[str, Any], ...] = ()
 
 
 def register(app: web.Application, table: Iterable[ApiRoute]) -> None:

@@ -4,7 +4,9 @@ A target is refused when it is not http(s), has no host, or any address it
 resolves to is loopback, private, link-local, multicast, reserved,
 unspecified or otherwise not globally routable (IPv4 and IPv6, including
 IPv4 addresses embedded in IPv6: mapped, 6to4 and NAT64), unless
-`allow_private` is set.
+`allow_private` is set. A `Policy` says the same with more words: which
+setting allows private targets (named in the refusal), and private networks
+that are allowed one by one (upload fetches use it: `storage.fetch_*`).
 
 `check_url` runs when a webhook is created or changed. At delivery time
 `GuardedResolver` sits in the ClientSession's connector: it resolves, checks
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
@@ -26,6 +30,7 @@ from yarl import URL
 from pichub.errors import ValidationError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
@@ -57,6 +62,36 @@ def is_blocked(ip: IPAddress) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class Policy:
+    """Which addresses an outbound request may reach: any when `allow_private`, else only
+    those `is_blocked` lets through and those inside `allowed` (private networks the
+    operator trusts one by one). `setting` is what a refusal tells the caller to change."""
+
+    allow_private: bool = False
+    allowed: tuple[IPNetwork, ...] = ()
+    setting: str = "webhooks.allow_private_networks"
+
+    @classmethod
+    def of(cls, allow: bool | Policy) -> Policy:
+        return allow if isinstance(allow, Policy) else cls(allow_private=allow)
+
+    @classmethod
+    def parse(cls, allow_private: bool, allowed: Sequence[str], setting: str) -> Policy:
+        """A policy from settings: `allowed` holds CIDRs (`10.0.0.5/32`, `fd00::/8`)."""
+        networks = tuple(ipaddress.ip_network(cidr, strict=False) for cidr in allowed)
+        return cls(allow_private, networks, setting)
+
+    def refuses(self, ip: IPAddress) -> bool:
+        if self.allow_private or not is_blocked(ip):
+            return False
+        return not any(ip.version == net.version and ip in net for net in self.allowed)
+
+    def refusal(self, host: str, ip: IPAddress) -> str:
+        return (f"{host} resolves to a private or reserved address ({ip}); "
+                f"set {self.setting} to allow it")
+
+
 def parse_ip(host: str) -> IPAddress | None:
     """The address of a literal IP host (brackets and IPv6 zone allowed), else None."""
     try:
@@ -77,14 +112,14 @@ def _target(url: str) -> URL:
     return parsed
 
 
-def _refuse(ip: IPAddress) -> ValidationError:
+def _refuse(ip: IPAddress, policy: Policy) -> ValidationError:
     return ValidationError.field(
         "url", f"resolves to a private or reserved address ({ip}); "
-        "set webhooks.allow_private_networks to allow it",
+        f"set {policy.setting} to allow it",
     )
 
 
-def check_literal(url: str, allow_private: bool) -> IPAddress | None:
+def check_literal(url: str, allow_private: bool | Policy) -> IPAddress | None:
     """Check the scheme and host; a literal IP host is checked too and returned.
 
     Raises ValidationError (422, field `url`). Host names are left to the resolver.
@@ -92,12 +127,13 @@ def check_literal(url: str, allow_private: bool) -> IPAddress | None:
     host = _target(url).host
     assert host is not None
     ip = parse_ip(host)
-    if ip is not None and not allow_private and is_blocked(ip):
-        raise _refuse(ip)
+    policy = Policy.of(allow_private)
+    if ip is not None and policy.refuses(ip):
+        raise _refuse(ip, policy)
     return ip
 
 
-async def check_url(url: str, allow_private: bool,
+async def check_url(url: str, allow_private: bool | Policy,
                     resolver: AbstractResolver | None = None) -> list[IPAddress]:
     """Resolve the URL's host and check every address; returns the addresses.
 
@@ -122,8 +158,9 @@ async def check_url(url: str, allow_private: bool,
 class GuardedResolver(AbstractResolver):
     """An aiohttp resolver that refuses private answers and returns only checked addresses."""
 
-    def __init__(self, allow_private: bool, inner: AbstractResolver | None = None) -> None:
-        self.allow_private = allow_private
+    def __init__(self, allow_private: bool | Policy,
+                 inner: AbstractResolver | None = None) -> None:
+        self.policy = Policy.of(allow_private)
         self._inner = inner or ThreadedResolver()
 
     async def resolve(self, host: str, port: int = 0,
@@ -131,14 +168,10 @@ class GuardedResolver(AbstractResolver):
         results = await self._inner.resolve(host, port, family)
         if not results:
             raise OSError(f"{host} has no addresses")
-        if not self.allow_private:
-            for result in results:
-                ip = ipaddress.ip_address(result["host"])
-                if is_blocked(ip):
-                    raise RefusedAddress(
-                        f"{host} resolves to a private or reserved address ({ip}); "
-                        "set webhooks.allow_private_networks to allow it"
-                    )
+        for result in results:
+            ip = ipaddress.ip_address(result["host"])
+            if self.policy.refuses(ip):
+                raise RefusedAddress(self.policy.refusal(host, ip))
         return results
 
     async def close(self) -> None:

@@ -1,6 +1,7 @@
-// The dashboard uploader: drop zone + file picker, one XHR per file with its own progress bar.
-// Each request goes to /dashboard/upload with the page's CSRF token in X-CSRF-Token; the answer
-// is the API's upload JSON plus `html`, the new image cards rendered by the server.
+// The dashboard uploader: drop zone, file picker, paste (Ctrl/Cmd+V of an image) and the
+// "From a URL" box. One XHR per file or URL, each with its own progress row. Each request goes
+// to /dashboard/upload with the page's CSRF token in X-CSRF-Token and the current options; the
+// answer is the API's upload JSON plus `html`, the new image cards rendered by the server.
 "use strict";
 
 (function () {
@@ -8,6 +9,7 @@
   if (!form) return;
   const input = document.getElementById("file-input");
   const zone = document.getElementById("dropzone");
+  const urlInput = document.getElementById("url-input");
   const list = document.getElementById("upload-list");
   const grid = document.getElementById("my-images");
   const empty = document.getElementById("no-images");
@@ -24,20 +26,20 @@
     return (bytes / 1048576).toFixed(1) + " MB";
   }
 
-  function row(file) {
+  function row(label, sizeText) {
     const li = document.createElement("li");
     li.className = "upload-item";
     const name = document.createElement("span");
     name.className = "name";
-    name.textContent = file.name;
-    name.title = file.name;
+    name.textContent = label;
+    name.title = label;
     const size = document.createElement("span");
     size.className = "size";
-    size.textContent = humanSize(file.size);
+    size.textContent = sizeText;
     const bar = document.createElement("progress");
     bar.max = 100;
     bar.value = 0;
-    bar.setAttribute("aria-label", "Upload progress of " + file.name);
+    bar.setAttribute("aria-label", "Upload progress of " + label);
     const status = document.createElement("span");
     status.className = "status";
     status.textContent = "Waiting…";
@@ -93,18 +95,26 @@
   function send(item) {
     active += 1;
     const data = options();
-    data.append("files[]", item.file, item.file.name);
+    if (item.file) data.append("files[]", item.file, item.file.name);
+    else data.append("url", item.url);
     const xhr = new XMLHttpRequest();
     xhr.open("POST", "/dashboard/upload");
     xhr.setRequestHeader("X-CSRF-Token", token);
     xhr.setRequestHeader("Accept", "application/json");
     item.ui.status.textContent = "Uploading…";
     xhr.upload.addEventListener("progress", function (event) {
-      if (event.lengthComputable) item.ui.bar.value = Math.round((event.loaded / event.total) * 100);
+      if (item.file && event.lengthComputable) {
+        item.ui.bar.value = Math.round((event.loaded / event.total) * 100);
+      }
     });
     xhr.upload.addEventListener("load", function () {
-      item.ui.bar.value = 100;
-      item.ui.status.textContent = "Processing…";
+      if (item.file) {
+        item.ui.bar.value = 100;
+        item.ui.status.textContent = "Processing…";
+      } else {
+        item.ui.bar.removeAttribute("value"); // indeterminate while the server fetches
+        item.ui.status.textContent = "Fetching…";
+      }
     });
     xhr.addEventListener("load", function () { answer(item, xhr); });
     xhr.addEventListener("error", function () { finish(item, false, "Network error"); });
@@ -118,7 +128,7 @@
 
   function add(files) {
     Array.prototype.forEach.call(files, function (file) {
-      const ui = row(file);
+      const ui = row(file.name, humanSize(file.size));
       if (file.size > maxBytes) {
         finish({ ui: ui }, false, "Larger than " + form.dataset.maxMb + " MB");
         return;
@@ -128,11 +138,75 @@
     pump();
   }
 
+  function readable(url) {
+    try { return decodeURI(url); } catch (e) { return url; }
+  }
+
+  function addUrls(urls) {
+    urls.forEach(function (url) { queue.push({ url: url, ui: row(readable(url), "URL") }); });
+    pump();
+  }
+
+  function words(text) {
+    return text.split(/\s+/).filter(function (word) { return word !== ""; });
+  }
+
+  // A screenshot on the clipboard is a File called "image.png": give it a name worth keeping.
+  function named(file, index) {
+    if (file.name && !/^image\.[a-z0-9]+$/i.test(file.name)) return file;
+    const subtype = (file.type.split("/")[1] || "png").split("+")[0];
+    const ext = subtype === "jpeg" ? "jpg" : subtype;
+    const stamp = new Date().toISOString().slice(0, 19).replace(/[-:]/g, "").replace("T", "-");
+    const name = "pasted-" + stamp + (index ? "-" + (index + 1) : "") + "." + ext;
+    return new File([file], name, { type: file.type, lastModified: file.lastModified });
+  }
+
+  function clipboardFiles(data) {
+    const files = [];
+    Array.prototype.forEach.call(data ? data.items : [], function (item) {
+      if (item.kind !== "file") return;
+      const file = item.getAsFile();
+      if (file) files.push(file);
+    });
+    return files;
+  }
+
+  function editable(target) {
+    return target instanceof HTMLElement &&
+      (target.isContentEditable || target.matches("input, textarea, select"));
+  }
+
   input.addEventListener("change", function () {
     add(input.files);
     input.value = "";
   });
-  form.addEventListener("submit", function (event) { event.preventDefault(); });
+  // Enter in the URL box (or its button) submits the form: upload what the box holds.
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    const urls = words(urlInput.value);
+    if (!urls.length) return;
+    urlInput.value = "";
+    addUrls(urls);
+  });
+
+  // Paste: an image anywhere on the page (also while typing in a field) is uploaded with the
+  // current options; a link pasted outside a field goes into the URL box, to be confirmed.
+  document.addEventListener("paste", function (event) {
+    const files = clipboardFiles(event.clipboardData);
+    if (files.length) {
+      event.preventDefault();
+      add(files.map(named));
+      return;
+    }
+    if (editable(event.target) || !event.clipboardData) return;
+    const links = words(event.clipboardData.getData("text/plain")).filter(function (word) {
+      return /^https?:\/\//i.test(word);
+    });
+    if (!links.length) return;
+    event.preventDefault();
+    urlInput.value = links.join(" ");
+    urlInput.focus();
+  });
 
   ["dragenter", "dragover"].forEach(function (type) {
     zone.addEventListener(type, function (event) {

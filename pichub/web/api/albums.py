@@ -21,9 +21,9 @@ async def create_album(request: web.Request) -> web.Response:
 
 async def list_albums(request: web.Request) -> web.Response:
     who = actor(request, "read")
-    page, per_page = pagination(request.query)
+    listed = pagination(request.query)
     albums = request.app[SERVICES].albums
-    return ok_page(await albums.page(who.user_id, base_url(request), page, per_page))
+    return ok_page(await albums.page(who.user_id, base_url(request), listed))
 
 
 async def get_album(request: web.Request) -> web.Response:
@@ -53,7 +53,7 @@ ROUTES = [
              status=201, errors=(400, 422)),
     ApiRoute("GET", "/albums", list_albums, "listAlbums", "Albums", "List my albums",
              "Newest first.", data=Album, many=True, listed=True, errors=(422,),
-             query=("page", "per_page")),
+             query=("page", "cursor", "per_page")),
     ApiRoute("GET", "/albums/{id}", get_album, "getAlbum", "Albums", "Get an album",
              data=Album, errors=(404,)),
     ApiRoute("PATCH", "/albums/{id}", patch_album, "updateAlbum", "Albums",

@@ -52,9 +52,9 @@ async def delete_webhook(request: web.Request) -> web.Response:
 async def list_deliveries(request: web.Request) -> web.Response:
     who = actor(request, "read")
     webhook_id = path_id(request, "webhook")
-    page, per_page = pagination(request.query)
+    listed = pagination(request.query)
     webhooks = request.app[SERVICES].webhooks
-    return ok_page(await webhooks.deliveries(who.user_id, webhook_id, page, per_page))
+    return ok_page(await webhooks.deliveries(who.user_id, webhook_id, listed))
 
 
 async def test_webhook(request: web.Request) -> web.Response:
@@ -83,7 +83,8 @@ ROUTES = [
              errors=(404,)),
     ApiRoute("GET", "/webhooks/{id}/deliveries", list_deliveries, "listDeliveries", "Webhooks",
              "Delivery log", "Attempts for this endpoint, newest first.", data=Delivery,
-             many=True, listed=True, errors=(404, 422), query=("page", "per_page")),
+             many=True, listed=True, errors=(404, 422),
+             query=("page", "cursor", "per_page")),
     ApiRoute("POST", "/webhooks/{id}/test", test_webhook, "testWebhook", "Webhooks",
              "Send a test event", "Queues a `ping` event for this endpoint only (even a "
              "paused one); the answer is the queued delivery.", scope="write", data=Delivery,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from aiohttp import web
 
 from pichub.keys import SERVICES
@@ -9,8 +11,8 @@ from pichub.models.albums import AlbumCreate, AlbumUpdate
 from pichub.models.base import validate
 from pichub.services.sessions import Session
 from pichub.web.common import base_url
-from pichub.web.params import page_number, path_id
-from pichub.web.ui.forms import Form, flash, pager, redirect, text_field
+from pichub.web.params import path_id
+from pichub.web.ui.forms import Form, flash, paged, redirect, text_field
 from pichub.web.ui.guards import action, page
 from pichub.web.ui.templates import render
 
@@ -20,12 +22,10 @@ BACK = "/dashboard/albums"
 
 @page
 async def albums_page(request: web.Request, session: Session) -> web.StreamResponse:
-    number = page_number(request.query)
-    listed = await request.app[SERVICES].albums.page(session.user_id, base_url(request),
-                                                     number, PER_PAGE)
-    return render(request, "albums.html", {
-        "albums": listed.items, "pager": pager(request, number, PER_PAGE, listed.meta.total),
-    }, session=session)
+    listed, pages = await paged(request, PER_PAGE, functools.partial(
+        request.app[SERVICES].albums.page, session.user_id, base_url(request)))
+    return render(request, "albums.html", {"albums": listed.items, "pager": pages},
+                  session=session)
 
 
 def _done(text: str) -> web.Response:

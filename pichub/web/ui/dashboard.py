@@ -1,7 +1,8 @@
 """The dashboard: my images, the browser uploader, and editing or deleting an image.
 
-The uploader sends one XHR per file to `POST /dashboard/upload` (so each file
-has its own progress bar and stands or falls alone). That endpoint takes the
+The uploader sends one XHR per file (dropped, picked or pasted) or per URL (the
+"from URL" box) to `POST /dashboard/upload`, so each has its own progress row and
+stands or falls alone. That endpoint takes the
 session cookie plus the `X-CSRF-Token` header, counts against the `upload`
 rate limit per user, then reads and stores the files the way the API does
 (same fields, defaults, errors and JSON) and adds `html`: the new cards,
@@ -23,8 +24,8 @@ from pichub.ratelimit import user_rate_key
 from pichub.services.sessions import Session
 from pichub.web.api.upload import receive_and_store
 from pichub.web.common import base_url, ok
-from pichub.web.params import page_number, row_id
-from pichub.web.ui.forms import Form, flash, pager, redirect, safe_next, text_field
+from pichub.web.params import row_id
+from pichub.web.ui.forms import Form, flash, paged, redirect, safe_next, text_field
 from pichub.web.ui.guards import action, page, xhr
 from pichub.web.ui.templates import render
 
@@ -48,14 +49,14 @@ async def dashboard(request: web.Request, session: Session) -> web.StreamRespons
     album_id = _album_filter(request)
     albums = await album_choices(request, session.user_id)
     current = next((a for a in albums if a["id"] == album_id), None)
-    number = page_number(request.query)
-    listed = await request.app[SERVICES].images.page(session.user_id, base_url(request), number,
-                                                     PER_PAGE, album_id)
+    images = request.app[SERVICES].images
+    listed, pages = await paged(request, PER_PAGE, lambda wanted: images.page(
+        session.user_id, base_url(request), wanted, album_id))
     settings = request.app[SETTINGS]
     return render(request, "dashboard.html", {
         "images": listed.items, "albums": albums, "album_id": album_id,
         "current_album": current, "next": request.path_qs,
-        "pager": pager(request, number, PER_PAGE, listed.meta.total),
+        "pager": pages,
         "default_quality": settings.images.default_quality,
         "max_upload_mb": settings.storage.max_upload_mb,
     }, session=session)
@@ -68,17 +69,17 @@ async def upload(request: web.Request, session: Session) -> web.StreamResponse:
     decision = await request.app[LIMITER].check("upload", user_rate_key(session.user_id))
     if not decision.allowed:
         raise decision.error()
-    outcome, complete = await receive_and_store(request, session.actor())
+    stored = await receive_and_store(request, session.actor())
     albums = await album_choices(request, session.user_id)
     macros = request.app[JINJA].get_template("_macros.html").module
     cards = [macros.owner_card(image, albums, session.csrf_token, "/dashboard")  # type: ignore[attr-defined]
-             for image in outcome.images]
+             for image in stored.outcome.images]
     extra: dict[str, Any] = {"html": str(Markup("").join(cards))}
-    if outcome.errors:
-        extra["errors"] = outcome.failures()
-    response = ok(outcome.images, status=201, extra=extra)
+    if stored.outcome.errors:
+        extra["errors"] = stored.failures()
+    response = ok(stored.outcome.images, status=201, extra=extra)
     response.headers.update(decision.headers())
-    if not complete:
+    if not stored.complete:
         response.force_close()
     return response
 

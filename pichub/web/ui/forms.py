@@ -5,10 +5,19 @@ from __future__ import annotations
 import json
 import re
 import urllib.parse
-from typing import Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
 
 from aiohttp import web
 from multidict import MultiDictProxy
+
+from pichub.errors import ValidationError
+from pichub.models.common import Meta
+from pichub.services.common import Page, PageRequest
+from pichub.web.params import html_page
+
+T = TypeVar("T")
 
 FLASH_COOKIE = "pichub_flash"
 _SAFE_PATH = re.compile(r"/[!-\[\]-~]*", re.ASCII)  # printable ASCII, no space or backslash
@@ -56,15 +65,36 @@ def text_field(form: Form, name: str, default: str = "") -> str:
     return value if isinstance(value, str) else default
 
 
-def pager(request: web.Request, page_no: int, per_page: int, total: int) -> dict[str, Any]:
-    """Previous/next links of a paginated page, keeping the other query parameters."""
-    pages = max(1, (total + per_page - 1) // per_page)
+async def paged(request: web.Request, per_page: int,
+                read: Callable[[PageRequest], Awaitable[Page[T]]]) -> tuple[Page[T], Pager]:
+    """The page of a list the query asks for (`?cursor=` of the pager's links, or an old
+    `?page=` link) and its pager; a mangled cursor shows the first page."""
+    try:
+        listed = await read(html_page(request.query, per_page))
+    except ValidationError:
+        listed = await read(PageRequest(per_page))
+    return listed, pager(request, listed.meta)
 
-    def link(number: int) -> str | None:
-        if not 1 <= number <= pages:
+
+def pager(request: web.Request, meta: Meta) -> Pager:
+    """Newer/older links of a list page by cursor, keeping the other query parameters."""
+
+    def link(cursor: str | None) -> str | None:
+        if cursor is None:
             return None
-        query = {**request.query, "page": str(number)}
-        return request.path + "?" + urllib.parse.urlencode(query)
+        query = {k: v for k, v in request.query.items() if k not in ("page", "cursor")}
+        return request.path + "?" + urllib.parse.urlencode({**query, "cursor": cursor})
 
-    return {"page": page_no, "pages": pages, "total": total,
-            "prev": link(page_no - 1), "next": link(page_no + 1)}
+    return Pager(meta.page, meta.total_pages, meta.total, link(meta.prev_cursor),
+                 link(meta.next_cursor))
+
+
+@dataclass(frozen=True)
+class Pager:
+    """What the `pager` macro shows: `page` is None on pages reached by cursor."""
+
+    page: int | None
+    pages: int
+    total: int
+    prev: str | None
+    next: str | None

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+
 from aiohttp import web
 
 from pichub.errors import NotFound
 from pichub.keys import SERVICES
-from pichub.models.images import Image
 from pichub.web.common import base_url
-from pichub.web.params import page_number
 from pichub.web.routes import API_PREFIXES
-from pichub.web.ui.forms import pager
+from pichub.web.ui.forms import paged
 from pichub.web.ui.guards import current_session
 from pichub.web.ui.templates import error_page, render
 
@@ -20,13 +20,10 @@ OPENAPI_PATH = "/openapi.json"
 
 async def square(request: web.Request) -> web.StreamResponse:
     session = await current_session(request)
-    number = page_number(request.query)
-    listed = await request.app[SERVICES].images.square(base_url(request), number,
-                                                       SQUARE_PER_PAGE)
-    return render(request, "square.html", {
-        "images": listed.items,
-        "pager": pager(request, number, SQUARE_PER_PAGE, listed.meta.total),
-    }, session=session)
+    listed, pages = await paged(request, SQUARE_PER_PAGE, functools.partial(
+        request.app[SERVICES].images.square, base_url(request)))
+    return render(request, "square.html", {"images": listed.items, "pager": pages},
+                  session=session)
 
 
 async def image_page(request: web.Request) -> web.StreamResponse:
@@ -41,7 +38,7 @@ async def image_page(request: web.Request) -> web.StreamResponse:
     if owner and session is not None and row["album_id"] is not None:
         album = await services.albums.get(session.user_id, row["album_id"], base_url(request))
         album_name = album.name
-    image = Image.from_row(row, base_url(request))
+    image = services.images.image(row, base_url(request))
     return render(request, "image.html", {
         "image": image, "owner": owner, "src": image.url.removeprefix(base_url(request)),
         "album_name": album_name,

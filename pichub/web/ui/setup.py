@@ -11,6 +11,8 @@ Routes (all outside the API prefixes):
 | `POST /dashboard/upload` | XHR upload for the dashboard (session + `X-CSRF-Token`) |
 | `POST /dashboard/images/{id}[/delete]` | edit (album, visibility, description) or delete |
 | `/dashboard/albums…`, `/dashboard/tokens…`, `/dashboard/webhooks…` | the other nouns |
+| `/dashboard/integrations` | ready-made configurations for upload tools (tokens on request) |
+| `GET/POST /delete/{token}` | a delete link: confirmation page; its POST deletes (no session) |
 | `GET /docs` | Swagger UI over the OpenAPI document, with Try it out |
 | `GET /static/{name}.{hash}.{ext}` | assets, cached for a year |
 
@@ -22,7 +24,16 @@ from __future__ import annotations
 from aiohttp import web
 
 from pichub.keys import ASSETS, JINJA, SETTINGS
-from pichub.web.ui import albums, auth, dashboard, public, tokens, webhooks
+from pichub.web.ui import (
+    albums,
+    auth,
+    dashboard,
+    deletelinks,
+    integrations,
+    public,
+    tokens,
+    webhooks,
+)
 from pichub.web.ui.assets import Assets, make_handler
 from pichub.web.ui.templates import make_env
 
@@ -41,5 +52,7 @@ def setup_ui(app: web.Application) -> None:
         *albums.ROUTES,
         *tokens.ROUTES,
         *webhooks.ROUTES,
+        *integrations.ROUTES,
+        *deletelinks.ROUTES,
         make_handler(assets),
     ])

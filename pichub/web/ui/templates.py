@@ -20,6 +20,7 @@ from pichub.config import Settings
 from pichub.errors import PichubError
 from pichub.imaging.spec import sign
 from pichub.keys import JINJA
+from pichub.models.images import ExifSummary
 from pichub.services.sessions import Session
 from pichub.timeutil import parse_iso
 from pichub.web.ui.assets import Assets
@@ -56,6 +57,31 @@ def when(stamp: str | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
+def camera(exif: ExifSummary) -> str:
+    """Make and model as one name, the make once (`Canon` + `Canon EOS R5`)."""
+    make, model = exif.make or "", exif.model or ""
+    if make and model.lower().startswith(make.split()[0].lower()):
+        return model
+    return f"{make} {model}".strip()
+
+
+def taken(stamp: str) -> str:
+    """`2024-05-01T10:00:00+02:00` → `2024-05-01 10:00 (UTC+02:00)`: the camera's local time."""
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError:
+        return stamp
+    zone = f" (UTC{stamp[19:]})" if moment.tzinfo else ""
+    return moment.strftime("%Y-%m-%d %H:%M") + zone
+
+
+def exposure(seconds: float) -> str:
+    """0.004 → `1/250 s`; 2.5 → `2.5 s`."""
+    if seconds < 1 and abs(1 / seconds - round(1 / seconds)) < 0.05:
+        return f"1/{round(1 / seconds)} s"
+    return f"{seconds:g} s"
+
+
 def variant_urls(signing_key: str | None) -> Callable[..., str]:
     """`variant(id, w=400)` → `/img/{id}.webp?w=400`, signed when `images.signing_key` is set."""
 
@@ -80,6 +106,9 @@ def make_env(assets: Assets, settings: Settings) -> jinja2.Environment:
     env.globals["variant"] = variant_urls(key.get_secret_value() if key else None)
     env.filters["filesize"] = filesize
     env.filters["when"] = when
+    env.filters["camera"] = camera
+    env.filters["taken"] = taken
+    env.filters["exposure"] = exposure
     return env
 
 

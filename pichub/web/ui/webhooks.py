@@ -5,6 +5,7 @@ The same service and rules as the API's `/webhooks` (`services.webhooks`).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from aiohttp import web
@@ -13,8 +14,8 @@ from pichub.keys import SERVICES
 from pichub.models.base import validate
 from pichub.models.webhooks import EVENT_TYPES, WebhookCreate, WebhookUpdate
 from pichub.services.sessions import Session
-from pichub.web.params import page_number, path_id
-from pichub.web.ui.forms import Form, flash, pager, redirect, text_field
+from pichub.web.params import path_id
+from pichub.web.ui.forms import Form, flash, paged, redirect, text_field
 from pichub.web.ui.guards import action, page
 from pichub.web.ui.templates import render
 
@@ -53,11 +54,10 @@ async def create_webhook(request: web.Request, session: Session,
 async def webhook_page(request: web.Request, session: Session) -> web.StreamResponse:
     webhooks, webhook_id = request.app[SERVICES].webhooks, path_id(request, "webhook")
     webhook = await webhooks.get(session.user_id, webhook_id)
-    number = page_number(request.query)
-    listed = await webhooks.deliveries(session.user_id, webhook_id, number, PER_PAGE)
+    listed, pages = await paged(request, PER_PAGE, functools.partial(
+        webhooks.deliveries, session.user_id, webhook_id))
     return render(request, "webhook.html", {
-        "webhook": webhook, "deliveries": listed.items,
-        "pager": pager(request, number, PER_PAGE, listed.meta.total)}, session=session)
+        "webhook": webhook, "deliveries": listed.items, "pager": pages}, session=session)
 
 
 def _back_to(webhook_id: int, text: str) -> web.Response:
