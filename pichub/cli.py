@@ -54,7 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     backup = sub.add_parser("backup", help="copy this instance (running or not) into DEST")
     _common(backup)
-    backup.add_argument("dest", metavar="DEST", help="a directory that is absent or empty")
+    backup.add_argument("dest", metavar="DEST", help="a directory that is absent or empty, or "
+                        "an interrupted backup of this instance (it continues)")
+    backup.add_argument("--jobs", type=_positive, metavar="N",
+                        help="files copied side by side (default: 4 per core, at most 16)")
+    backup.add_argument("--nice", type=int, default=10, metavar="N",
+                        help="lower the backup's CPU priority by N so that a running server "
+                        "stays responsive (default 10; 0 keeps it)")
     backfill = sub.add_parser("backfill", help="make missing working copies, placeholders "
                               "and EXIF summaries (safe while the server runs; resumable)")
     _common(backfill)
@@ -62,7 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
     restore = sub.add_parser("restore", help="restore a backup into the data directory")
     _common(restore)
     restore.add_argument("src", metavar="SRC", help="a directory written by `pichub backup`")
+    restore.add_argument("--jobs", type=_positive, metavar="N",
+                         help="files copied side by side (default: 4 per core, at most 16)")
     return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def settings_from(args: argparse.Namespace) -> Settings:

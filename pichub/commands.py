@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 from pichub import server
 from pichub.app import data_paths
@@ -18,7 +22,8 @@ from pichub.errors import NotFound
 from pichub.services import accounts
 from pichub.services.backfill import Progress as BackfillProgress
 from pichub.services.backfill import backfill as run_backfill
-from pichub.services.backup import BackupError, Manifest
+from pichub.services.backup import WORKERS, BackupError, Interrupted, Manifest
+from pichub.services.backup import Progress as CopyProgress
 from pichub.services.backup import backup as backup_to_dir
 from pichub.services.backup import restore as restore_from_dir
 from pichub.web.observe import configure_logging
@@ -172,36 +177,47 @@ class _Ticker:
     """Progress of a long command: one line redrawn in place on a terminal, else a line now
     and then (logs, CI)."""
 
-    def __init__(self, terminal: bool) -> None:
+    def __init__(self, terminal: bool, out: TextIO | None = None) -> None:
         self.terminal = terminal
+        self.out = out or sys.stdout
         self.last = 0.0
 
     def __call__(self, progress: BackfillProgress) -> None:
+        eta = progress.eta_s
+        self.show(progress.done == progress.total, lambda: (
+            f"{progress.done}/{progress.total} images, {progress.made} copies made, "
+            f"{progress.described} described, {progress.rate:.1f} images/s"
+            + (f", ETA {eta:.0f} s" if eta else "")))
+
+    def show(self, final: bool, line: Callable[[], str]) -> None:
+        """Print `line()` if it is time to (always when `final`)."""
         now = time.monotonic()
-        final = progress.done == progress.total
         if not final and now - self.last < (0.2 if self.terminal else 10.0):
             return
         self.last = now
-        eta = progress.eta_s
-        line = (f"{progress.done}/{progress.total} images, {progress.made} copies made, "
-                f"{progress.described} described, {progress.rate:.1f} images/s"
-                + (f", ETA {eta:.0f} s" if eta else ""))
-        print("\r" + line.ljust(79) if self.terminal else line, end="" if self.terminal
-              else "\n", flush=True)
+        print("\r" + line().ljust(79) if self.terminal else line(),
+              end="" if self.terminal else "\n", file=self.out, flush=True)
 
     def end(self) -> None:
         if self.terminal and self.last:
-            print()
+            print(file=self.out)
+            self.last = 0.0
 
 
 async def backup(settings: Settings, args: argparse.Namespace) -> int:
-    """`pichub backup DEST`: database snapshot and blobs; safe while the server runs."""
+    """`pichub backup DEST`: database snapshot and blobs; safe while the server runs, and run
+    again after an interruption it continues."""
     dest = Path(args.dest)
+    show = _Ticker(sys.stderr.isatty(), sys.stderr)
     try:
-        manifest = await asyncio.to_thread(backup_to_dir, settings.storage.data_dir, dest)
+        manifest = await _copying(show, _backup_niced, settings.storage.data_dir, dest,
+                                  _copy_reporter(show, "backup"), args.jobs or WORKERS,
+                                  args.nice)
     except (BackupError, OSError) as exc:  # one line, no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except (asyncio.CancelledError, Interrupted):
+        return _interrupted("backup")
     for image_id in manifest.dropped:
         print(f"warning: image {image_id} was deleted during the backup; left out",
               file=sys.stderr)
@@ -212,17 +228,61 @@ async def backup(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _backup_niced(data_dir: Path, dest: Path, report: Callable[[CopyProgress], None],
+                  jobs: int, niceness: int, stop: threading.Event) -> Manifest:
+    if niceness > 0:  # a running server keeps the CPU it needs
+        os.nice(niceness)  # Linux: this thread, and the copy threads it starts inherit it
+    return backup_to_dir(data_dir, dest, report, workers=jobs, stop=stop)
+
+
 async def restore(settings: Settings, args: argparse.Namespace) -> int:
-    """`pichub restore SRC --data-dir D`: into a data directory that is absent or empty."""
+    """`pichub restore SRC --data-dir D`: into a data directory that is absent or empty (or
+    holds a restore of the same backup that was interrupted: it continues)."""
     data_dir = settings.storage.data_dir
+    show = _Ticker(sys.stderr.isatty(), sys.stderr)
     try:
-        manifest = await asyncio.to_thread(restore_from_dir, Path(args.src), data_dir)
+        manifest = await _copying(show, _restore, Path(args.src), data_dir,
+                                  _copy_reporter(show, "restore"), args.jobs or WORKERS)
     except (BackupError, OSError) as exc:  # one line, no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except (asyncio.CancelledError, Interrupted):
+        return _interrupted("restore")
     print(f"restored {_summary(manifest)} from the backup of {manifest.created_at} "
           f"into {data_dir}")
     return 0
+
+
+def _restore(src: Path, data_dir: Path, report: Callable[[CopyProgress], None], jobs: int,
+             stop: threading.Event) -> Manifest:
+    return restore_from_dir(src, data_dir, report, workers=jobs, stop=stop)
+
+
+async def _copying(show: _Ticker, run: Callable[..., Manifest], *args: object) -> Manifest:
+    """`run(*args, stop)` in a thread; Ctrl-C sets `stop`, and the copy stops between chunks
+    with what it has done kept for the next run."""
+    stop = threading.Event()
+    try:
+        return await asyncio.to_thread(run, *args, stop)
+    finally:
+        stop.set()
+        show.end()
+
+
+def _copy_reporter(show: _Ticker, what: str) -> Callable[[CopyProgress], None]:
+    def report(p: CopyProgress) -> None:
+        eta = p.eta_s
+        show.show(p.done, lambda: (
+            f"{what}: {p.files:,}/{p.files_total:,} files, {p.bytes / 2**20:,.0f}/"
+            f"{p.bytes_total / 2**20:,.0f} MB, {p.rate:,.0f} files/s"
+            + (f", ETA {eta:.0f} s" if eta and not p.done else "")
+            + (f", {p.kept:,} kept" if p.kept else "")))
+    return report
+
+
+def _interrupted(what: str) -> int:
+    print(f"interrupted: run the same command again to continue the {what}", file=sys.stderr)
+    return 130
 
 
 def _summary(manifest: Manifest) -> str:
