@@ -8,8 +8,8 @@ PicHub's storage layout and through PicHub's own code, then measures against a r
   start-up       process start to the first `/healthz` 200: warm (the second start of the
                  run), and with a cold page cache where this machine lets us drop it
   idle RSS       VmRSS once it has stopped moving (start-up background work done)
-  lists          median of REQUESTS GETs of page 1 and of the last page by `page`
-                 (`/images`, `/square`), `/albums` (ALBUMS albums of N/ALBUMS images),
+  lists          median of `--requests` (30) GETs of page 1 and of the last page by `page`
+                 (`/images`, `/square`), `/albums` (100 albums of N/100 images),
                  `/images?album_id=`; and, where the API answers `meta.next_cursor`,
                  a walk of every page by cursor, timing the first and the last pages
   variant hits   `/img/{id}.webp?w=160` of images whose variant the generator cached
@@ -29,18 +29,18 @@ import os
 import platform
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import time
 import urllib.parse
-from collections.abc import Callable
 from contextlib import closing
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from scale_http import ROOT, Api, Server, metric_value, pichub_env
+from scale_report import SizeResult, markdown_table
 
 sys.path.insert(0, str(ROOT))  # this checkout's pichub, before any installed one
 
@@ -57,17 +57,6 @@ QUOTA_MB = 10**9  # a quota that is checked on every upload but never reached
 UPLOAD_FIELDS = {"convertToWebP": "false"}
 CURSOR_PAGES = 5  # first and last pages timed after a cursor walk
 CURSOR_REPEAT = 6
-
-
-@dataclass
-class SizeResult:
-    """Everything measured at one library size; None = not measured (see `notes`)."""
-
-    n: int
-    library: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, float | None] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    load_average: list[float] = field(default_factory=list)  # 1-minute, at start and at end
 
 
 def log(message: str) -> None:
@@ -142,7 +131,7 @@ def measure_variants(api: Api, image_ids: list[str], out: SizeResult) -> None:
             raise SystemExit(f"variant of {image_id}: {status}")
         times.append(seconds)
     after = _cache_counts(api)
-    out.metrics["variant_hit_ms"] = sorted(times)[len(times) // 2] * 1000
+    out.metrics["variant_hit_ms"] = statistics.median(times) * 1000
     out.metrics["variant_misses"] = after[1] - before[1]
     if after[1] > before[1]:
         out.notes.append(f"{after[1] - before[1]:.0f} of {len(image_ids)} generated variants "
@@ -182,7 +171,7 @@ def measure_uploads(api: Api, library: scale_gen.Library, count: int, out: SizeR
         for image_id in uploaded:
             api.json("DELETE", f"{API}/images/{image_id}")
     for with_quota, key in ((False, "upload_ms"), (True, "upload_quota_ms")):
-        out.metrics[key] = sorted(timings[with_quota])[count // 2] * 1000
+        out.metrics[key] = statistics.median(timings[with_quota]) * 1000
 
 
 def run_server_part(library: scale_gen.Library, folder: Path, args: argparse.Namespace,
@@ -301,73 +290,6 @@ def bench_size(n: int, args: argparse.Namespace) -> SizeResult:
         if args.delete_after:
             shutil.rmtree(folder)
     return out
-
-
-# --- the report ---------------------------------------------------------------------------
-
-def _pair(a: float | None, b: float | None, unit: str, digits: int = 1) -> str:
-    if a is None or b is None:
-        return "—"
-    return f"{a:.{digits}f} / {b:.{digits}f} {unit}"
-
-
-def _one(value: float | None, unit: str, digits: int = 1) -> str:
-    return "—" if value is None else f"{value:,.{digits}f} {unit}"
-
-
-def _rate(seconds: float | None, rate: float | None) -> str:
-    return "—" if seconds is None or rate is None else f"{seconds:.1f} s ({rate:,.0f} images/s)"
-
-
-#: (row title, cell from a result's metrics)
-ROWS: list[tuple[str, Callable[[SizeResult], str]]] = [
-    ("library build (generator, images/s)",
-     lambda r: f"{r.library['images_per_s']:,.0f}" + ("" if r.library["built_now"] else
-                                                      " (cached)")),
-    ("start-up to first `/healthz` 200, warm",
-     lambda r: _one(r.metrics.get("startup_warm_s"), "s", 2)),
-    ("start-up, cold page cache (`drop_caches`)",
-     lambda r: _one(r.metrics.get("startup_cold_s"), "s", 2)
-     if "startup_cold_s" in r.metrics else "not measured (see notes)"),
-    ("idle RSS", lambda r: _one(r.metrics.get("idle_rss_mb"), "MB", 0)),
-    ("`GET /images?per_page=100` page 1 / last (median)",
-     lambda r: _pair(r.metrics.get("images_p1_ms"), r.metrics.get("images_last_ms"), "ms")),
-    ("`GET /images` page 1, first request after start-up",
-     lambda r: _one(r.metrics.get("images_first_request_ms"), "ms")),
-    ("`GET /square?per_page=100` page 1 / last",
-     lambda r: _pair(r.metrics.get("square_p1_ms"), r.metrics.get("square_last_ms"), "ms")),
-    ("`GET /albums?per_page=100` (100 albums of N/100)",
-     lambda r: _one(r.metrics.get("albums_p1_ms"), "ms")),
-    ("`GET /images?album_id=…&per_page=100` page 1",
-     lambda r: _one(r.metrics.get("album_images_p1_ms"), "ms")),
-    ("by cursor: `/images` first / last pages",
-     lambda r: _pair(r.metrics.get("cursor_images_first_ms"),
-                     r.metrics.get("cursor_images_last_ms"), "ms")
-     if "cursor_images_first_ms" in r.metrics else "no cursor API"),
-    ("by cursor: `/square` first / last pages",
-     lambda r: _pair(r.metrics.get("cursor_square_first_ms"),
-                     r.metrics.get("cursor_square_last_ms"), "ms")
-     if "cursor_square_first_ms" in r.metrics else "no cursor API"),
-    ("cached variant `/img/{id}.webp?w=160` (hit)",
-     lambda r: _one(r.metrics.get("variant_hit_ms"), "ms")),
-    ("upload ~1 MP JPEG (kept as JPEG), no quota / quota set",
-     lambda r: _pair(r.metrics.get("upload_ms"), r.metrics.get("upload_quota_ms"), "ms", 0)),
-    ("`pichub backup`",
-     lambda r: _rate(r.metrics.get("backup_s"), r.metrics.get("backup_images_per_s"))),
-    ("`pichub restore`",
-     lambda r: _rate(r.metrics.get("restore_s"), r.metrics.get("restore_images_per_s"))),
-]
-
-
-def markdown_table(results: list[SizeResult]) -> str:
-    lines = ["| metric | " + " | ".join(f"{r.n:,}" for r in results) + " |",
-             "|---|" + "---|" * len(results)]
-    lines += [f"| {title} | " + " | ".join(cell(r) for r in results) + " |"
-              for title, cell in ROWS]
-    notes = [f"- {r.n:,}: {note}" for r in results for note in r.notes]
-    notes += [f"- {r.n:,}: load average {r.load_average[0]:.1f} at start, "
-              f"{r.load_average[-1]:.1f} at end ({os.cpu_count()} CPUs)" for r in results]
-    return "\n".join(lines + ([""] + notes if notes else []))
 
 
 def _commit() -> str:
