@@ -39,7 +39,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from scale_http import ROOT, Api, Server, metric_value, pichub_env
+from scale_http import ROOT, Api, Server, StartupTimeout, metric_value, pichub_env
 from scale_report import SizeResult, markdown_table
 
 sys.path.insert(0, str(ROOT))  # this checkout's pichub, before any installed one
@@ -106,6 +106,7 @@ def measure_cursors(api: Api, out: SizeResult) -> None:
     for name, path in (("images", f"{API}/images"), ("square", f"{API}/square")):
         started = time.monotonic()
         walked = walk_by_cursor(api, path)
+        out.metrics["cursor_api"] = float(walked is not None)
         if walked is None:
             out.notes.append(f"cursor: `{path}` answers no `meta.next_cursor`; not measured")
             continue
@@ -187,14 +188,24 @@ def run_server_part(library: scale_gen.Library, folder: Path, args: argparse.Nam
         api = Api(server.port, library.token)
         measure_lists(api, library.album_ids[0] if library.album_ids else None,
                       args.requests, out)
-        log("  lists measured")
         measure_cursors(api, out)
         measure_variants(api, library.sample_ids[: args.requests], out)
+        log_metrics("  lists and variants:", out)
         measure_uploads(api, library, args.uploads, out)
-        log("  uploads measured")
+        log_metrics("  uploads:", out, "upload")
         api.close()
+    except StartupTimeout as exc:
+        out.metrics["startup_first_over_s"] = args.startup_timeout
+        out.notes.append(f"first start: {exc}; nothing measured over HTTP")
     finally:
         server.stop()
+
+
+def log_metrics(title: str, out: SizeResult, prefix: str = "") -> None:
+    """The metrics so far (those starting with `prefix`), as they come: a long run that
+    stops early still leaves its numbers in the log."""
+    log(title + " " + ", ".join(f"{key}={value:.1f}" for key, value in out.metrics.items()
+                                if key.startswith(prefix) and value is not None))
 
 
 # --- start-ups, backup, restore -----------------------------------------------------------
@@ -231,9 +242,12 @@ def measure_startups(library: scale_gen.Library, folder: Path, args: argparse.Na
         server = Server(Path(library.data_dir), folder / "server.log")
         try:
             out.metrics[key] = server.start(args.startup_timeout)
+            log(f"  {key}: {out.metrics[key]:.2f} s")
+        except StartupTimeout as exc:
+            out.metrics[key.removesuffix("_s") + "_over_s"] = args.startup_timeout
+            out.notes.append(f"{key}: {exc}")
         finally:
             server.stop()
-        log(f"  {key}: {out.metrics[key]:.2f} s")
 
 
 def run_pichub(args: list[str], timeout_s: float) -> float | None:
@@ -338,13 +352,9 @@ def cpu_count() -> int:
     return os.cpu_count() or 1
 
 
-def main() -> None:
-    args = parse_args()
-    started = datetime.now(UTC)
-    results = [bench_size(n, args) for n in args.sizes]
+def write_results(path: Path, started: datetime, results: list[SizeResult]) -> str:
+    """The table of `results` in a JSON file with every raw value; returns the table."""
     table = markdown_table(results)
-    print(table)
-    path = args.json or args.data_root / f"results-{started:%Y%m%dT%H%M%SZ}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({
         "command": " ".join(["scripts/bench-scale", *sys.argv[1:]]),
@@ -353,6 +363,18 @@ def main() -> None:
                     "platform": platform.platform()},
         "table": table, "results": [asdict(r) for r in results],
     }, indent=2) + "\n")
+    return table
+
+
+def main() -> None:
+    args = parse_args()
+    started = datetime.now(UTC)
+    path = args.json or args.data_root / f"results-{started:%Y%m%dT%H%M%SZ}.json"
+    results: list[SizeResult] = []
+    for n in args.sizes:  # written after each size: the big ones take long
+        results.append(bench_size(n, args))
+        table = write_results(path, started, results)
+    print(table)
     log(f"results: {path}")
 
 

@@ -39,6 +39,10 @@ def pichub_env() -> dict[str, str]:
     return env
 
 
+class StartupTimeout(Exception):
+    """The server did not answer `/healthz` with 200 in time (it has been stopped)."""
+
+
 class Server:
     """`pichub serve` on a data directory, its output in `log_path`."""
 
@@ -68,7 +72,7 @@ class Server:
                                  f"{self.log_path}")
             time.sleep(0.02)
         self.stop()
-        raise SystemExit(f"no /healthz 200 within {timeout_s:.0f} s; see {self.log_path}")
+        raise StartupTimeout(f"no /healthz 200 within {timeout_s:.0f} s")
 
     def _healthy(self) -> bool:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)

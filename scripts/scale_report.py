@@ -29,6 +29,22 @@ def _one(value: float | None, unit: str, digits: int = 1) -> str:
     return "—" if value is None else f"{value:,.{digits}f} {unit}"
 
 
+def _startup(result: SizeResult, key: str) -> str:
+    """Seconds to the first 200, "> T s" when it timed out, else see the notes."""
+    if (seconds := result.metrics.get(f"{key}_s")) is not None:
+        return f"{seconds:.2f} s"
+    if (limit := result.metrics.get(f"{key}_over_s")) is not None:
+        return f"> {limit:.0f} s (stopped)"
+    return "not measured (see notes)"
+
+
+def _cursor(result: SizeResult, name: str) -> str:
+    if result.metrics.get("cursor_api") == 0.0:
+        return "no cursor API"
+    return _pair(result.metrics.get(f"cursor_{name}_first_ms"),
+                 result.metrics.get(f"cursor_{name}_last_ms"), "ms")
+
+
 def _rate(seconds: float | None, rate: float | None) -> str:
     return "—" if seconds is None or rate is None else f"{seconds:.1f} s ({rate:,.0f} images/s)"
 
@@ -38,11 +54,8 @@ ROWS: list[tuple[str, Callable[[SizeResult], str]]] = [
     ("library build (generator, images/s)",
      lambda r: f"{r.library['images_per_s']:,.0f}" + ("" if r.library["built_now"] else
                                                       " (cached)")),
-    ("start-up to first `/healthz` 200, warm",
-     lambda r: _one(r.metrics.get("startup_warm_s"), "s", 2)),
-    ("start-up, cold page cache (`drop_caches`)",
-     lambda r: _one(r.metrics.get("startup_cold_s"), "s", 2)
-     if "startup_cold_s" in r.metrics else "not measured (see notes)"),
+    ("start-up to first `/healthz` 200, warm", lambda r: _startup(r, "startup_warm")),
+    ("start-up, cold page cache (`drop_caches`)", lambda r: _startup(r, "startup_cold")),
     ("idle RSS", lambda r: _one(r.metrics.get("idle_rss_mb"), "MB", 0)),
     ("`GET /images?per_page=100` page 1 / last (median)",
      lambda r: _pair(r.metrics.get("images_p1_ms"), r.metrics.get("images_last_ms"), "ms")),
@@ -54,14 +67,8 @@ ROWS: list[tuple[str, Callable[[SizeResult], str]]] = [
      lambda r: _one(r.metrics.get("albums_p1_ms"), "ms")),
     ("`GET /images?album_id=…&per_page=100` page 1",
      lambda r: _one(r.metrics.get("album_images_p1_ms"), "ms")),
-    ("by cursor: `/images` first / last pages",
-     lambda r: _pair(r.metrics.get("cursor_images_first_ms"),
-                     r.metrics.get("cursor_images_last_ms"), "ms")
-     if "cursor_images_first_ms" in r.metrics else "no cursor API"),
-    ("by cursor: `/square` first / last pages",
-     lambda r: _pair(r.metrics.get("cursor_square_first_ms"),
-                     r.metrics.get("cursor_square_last_ms"), "ms")
-     if "cursor_square_first_ms" in r.metrics else "no cursor API"),
+    ("by cursor: `/images` first / last pages", lambda r: _cursor(r, "images")),
+    ("by cursor: `/square` first / last pages", lambda r: _cursor(r, "square")),
     ("cached variant `/img/{id}.webp?w=160` (hit)",
      lambda r: _one(r.metrics.get("variant_hit_ms"), "ms")),
     ("upload ~1 MP JPEG (kept as JPEG), no quota / quota set",
