@@ -16,6 +16,7 @@ from typing import Any
 import samples
 from browser import Tab, expect, launch, open_tab, requires_browser, start_site
 
+from tests.support import heic
 from tests.support import origin as o
 from tests.support.origin import Origin
 
@@ -104,3 +105,32 @@ async def test_paste_an_image_and_upload_from_a_url(aiohttp_server: Any,
         assert remote.requests == ["/remote%20cat.jpg", "/gone.png"]
     finally:
         await remote.close()
+
+
+async def test_a_phone_heic_chosen_in_the_dashboard_uploads_and_shows(
+        aiohttp_server: Any, tmp_path: Path) -> None:
+    """The iPhone-like 12 MP HEIC (held upright) through the dashboard's file picker: stored
+    as WebP, upright, its card showing the picture, the HEIC kept for its owner."""
+    site = await start_site(aiohttp_server, tmp_path)
+    token = await site.new_user("hana")
+    photo = heic.iphone_photo()
+    async with launch() as browser:
+        tab = await open_tab(browser, site)
+        await tab.login("hana")
+        page = tab.page
+        await page.set_input_files("#file-input", files=[{
+            "name": "IMG_0001.HEIC", "mimeType": "image/heic", "buffer": photo}])
+        item = page.locator("#upload-list .upload-item").first
+        await expect(item).to_have_class(re.compile(r"\bdone\b"), timeout=30_000)
+        [image] = await _images(tab, token)
+        assert image["format"] == "webp" and image["original_format"] == "heic"
+        assert (image["width"], image["height"]) == (3024, 4032)  # upright
+        card = page.locator(f'li.card[data-image-id="{image["id"]}"] img')
+        await expect(card).to_have_js_property("complete", True)
+        assert await card.evaluate("el => el.naturalWidth") > 0
+        original = await page.context.request.get(
+            f"{site.base}/api/v1/images/{image['id']}/original",
+            headers={"Authorization": f"Bearer {token}"})
+        assert original.status == 200 and await original.body() == photo
+        await tab.screenshot("dashboard-heic.png")
+        assert tab.problems == [], tab.problems
