@@ -20,9 +20,9 @@ from importlib.resources.abc import Traversable
 from aiohttp import web
 
 from pichub.errors import NotFound
+from pichub.web.files import CACHE_FOREVER
 
 PREFIX = "/static/"
-CACHE_FOREVER = "public, max-age=31536000, immutable"
 _COMPRESSIBLE = ("text/", "application/javascript", "image/svg+xml", "application/json")
 _TYPES = {".js": "application/javascript", ".css": "text/css", ".svg": "image/svg+xml",
           ".txt": "text/plain", "": "text/plain"}
