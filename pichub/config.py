@@ -12,10 +12,18 @@ import os
 import tomllib
 import urllib.parse
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from limits import parse_many
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -24,6 +32,16 @@ from pydantic_settings import (
 )
 
 from pichub import hosts
+
+
+def _networks(v: list[str]) -> list[str]:
+    for cidr in v:
+        ipaddress.ip_network(cidr, strict=False)  # ValueError names the bad entry
+    return v
+
+
+#: IP networks in CIDR notation (a bare address is a /32 or /128).
+Networks = Annotated[list[str], AfterValidator(_networks)]
 
 EXIT_CONFIG = 2  # the exit status of `pichub` when the configuration is bad
 STORAGE_SCHEMES = frozenset({"memory", "redis", "rediss", "redis+unix"})  # rate_limits
@@ -41,7 +59,7 @@ class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     public_url: str | None = None
-    trusted_proxies: list[str] = []
+    trusted_proxies: Networks = []
     shutdown_timeout_s: float = Field(30.0, ge=0)
     header_timeout_s: float = Field(10.0, gt=0)
     body_timeout_s: float = Field(30.0, gt=0)
@@ -59,13 +77,6 @@ class ServerSettings(_Section):
         if not v.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return v.rstrip("/")
-
-    @field_validator("trusted_proxies")
-    @classmethod
-    def _cidrs(cls, v: list[str]) -> list[str]:
-        for cidr in v:
-            ipaddress.ip_network(cidr, strict=False)
-        return v
 
     @field_validator("allowed_hosts")
     @classmethod
@@ -91,17 +102,9 @@ class StorageSettings(_Section):
     loader_files: int = Field(500, ge=1)
     loader_sleep_ms: float = Field(10.0, ge=0)
     fetch_allow_private_networks: bool = False
-    fetch_allowed_networks: list[str] = []
+    fetch_allowed_networks: Networks = []
     fetch_timeout_s: float = Field(30.0, gt=0)
     fetch_read_timeout_s: float = Field(10.0, gt=0)
-
-    @field_validator("fetch_allowed_networks")
-    @classmethod
-    def _networks(cls, v: list[str]) -> list[str]:
-        for cidr in v:
-            ipaddress.ip_network(cidr, strict=False)
-        return v
-
 
 class ImageSettings(_Section):
     default_quality: int = Field(85, ge=1, le=100)
