@@ -9,7 +9,8 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TextIO
 
@@ -31,8 +32,14 @@ from pichub.web.observe import configure_logging
 log = logging.getLogger("pichub")
 
 
-async def _open(settings: Settings) -> Database:
-    return await Database.open(data_paths(settings)["db"])
+@asynccontextmanager
+async def _database(settings: Settings) -> AsyncIterator[Database]:
+    """The instance's database, open for one command."""
+    db = await Database.open(data_paths(settings)["db"])
+    try:
+        yield db
+    finally:
+        await db.close()
 
 
 def _banner(password: str, token: str) -> str:
@@ -52,11 +59,8 @@ def _banner(password: str, token: str) -> str:
 
 
 async def _bootstrap(settings: Settings) -> None:
-    db = await _open(settings)
-    try:
+    async with _database(settings) as db:
         created = await accounts.bootstrap_admin(db)
-    finally:
-        await db.close()
     if created is not None:
         print(_banner(*created), flush=True)
 
@@ -89,22 +93,16 @@ async def _serve(settings: Settings) -> None:
 
 
 async def user_create(settings: Settings, args: argparse.Namespace) -> int:
-    db = await _open(settings)
-    try:
+    async with _database(settings) as db:
         user_id = await accounts.create_user(db, args.name, args.password, is_admin=args.admin,
                                              quota_mb=args.quota_mb)
-    finally:
-        await db.close()
     print(f"created user {args.name} (id {user_id})")
     return 0
 
 
 async def user_list(settings: Settings, _args: argparse.Namespace) -> int:
-    db = await _open(settings)
-    try:
+    async with _database(settings) as db:
         rows = await accounts.list_users(db)
-    finally:
-        await db.close()
     _table([(">4", "ID"), ("<20", "USERNAME"), ("<5", "ADMIN"), (">8", "QUOTA"),
             (">6", "IMAGES"), ("", "CREATED")],
            [(r["id"], r["username"], "yes" if r["is_admin"] else "no",
@@ -114,21 +112,15 @@ async def user_list(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 async def token_create(settings: Settings, args: argparse.Namespace) -> int:
-    db = await _open(settings)
-    try:
+    async with _database(settings) as db:
         token = await accounts.create_token(db, args.user, args.name, args.scope)
-    finally:
-        await db.close()
     print(token)
     return 0
 
 
 async def token_list(settings: Settings, args: argparse.Namespace) -> int:
-    db = await _open(settings)
-    try:
+    async with _database(settings) as db:
         rows = await accounts.list_tokens(db, args.user)
-    finally:
-        await db.close()
     _table([(">4", "ID"), ("<20", "NAME"), ("<6", "SCOPE"), ("<20", "CREATED"),
             ("", "LAST USED")],
            [(r["id"], r["name"][:20], r["scope"], r["created_at"], r["last_used_at"] or "-")
@@ -144,14 +136,12 @@ def _table(columns: list[tuple[str, str]], rows: list[tuple[object, ...]]) -> No
 
 
 async def token_revoke(settings: Settings, args: argparse.Namespace) -> int:
-    db = await _open(settings)
-    try:
-        await accounts.revoke_token(db, args.id)
-    except NotFound:
-        print(f"error: no live token with ID {args.id}", file=sys.stderr)
-        return 1
-    finally:
-        await db.close()
+    async with _database(settings) as db:
+        try:
+            await accounts.revoke_token(db, args.id)
+        except NotFound:
+            print(f"error: no live token with ID {args.id}", file=sys.stderr)
+            return 1
     print(f"revoked token {args.id}")
     return 0
 
@@ -159,13 +149,10 @@ async def token_revoke(settings: Settings, args: argparse.Namespace) -> int:
 async def backfill(settings: Settings, args: argparse.Namespace) -> int:
     """`pichub backfill`: working copies, placeholders and EXIF summaries that images lack
     (see services.backfill)."""
-    db = await _open(settings)
     show = _Ticker(sys.stdout.isatty())
-    try:
+    async with _database(settings) as db:
         progress = await run_backfill(db, BlobStore(data_paths(settings)["blobs"]), show,
                                       limit=args.limit)
-    finally:
-        await db.close()
     show.end()
     print(f"looked at {progress.done} image(s): {progress.made} working copies made, "
           f"{progress.described} described (placeholders, EXIF summary), "
