@@ -10,7 +10,6 @@ on a fresh server process (VmHWM is the peak of the whole process's life).
 from __future__ import annotations
 
 import io
-import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -42,10 +41,8 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 
 def upload(server: Server, data: bytes) -> requests.Response:
-    found = re.search(r"API token: (\S+)", server.output)
-    assert found is not None
     return requests.post(server.base + "/api/v1/upload",
-                         headers={"Authorization": f"Bearer {found.group(1)}"},
+                         headers={"Authorization": f"Bearer {server.token}"},
                          files={"files[]": ("bomb", data)}, timeout=120)
 
 

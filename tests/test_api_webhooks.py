@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -150,9 +149,7 @@ async def test_kill_9_with_receiver_down_delivers_after_restart(tmp_path: Path) 
     env = {"PICHUB_WEBHOOKS__ALLOW_PRIVATE_NETWORKS": "true",
            "PICHUB_WEBHOOKS__BACKOFF_BASE_S": "0.2", "PICHUB_WEBHOOKS__TIMEOUT_S": "2"}
     server = await asyncio.to_thread(Server, tmp_path / "data", env)
-    token = re.search(r"API token: (\S+)", server.output)
-    assert token
-    headers = {"Authorization": f"Bearer {token.group(1)}"}
+    headers = {"Authorization": f"Bearer {server.token}"}
     url = f"http://127.0.0.1:{port}/hook"
 
     def setup() -> tuple[dict[str, Any], str]:

@@ -62,12 +62,6 @@ def parse(response: bytes) -> tuple[str, dict[str, str], bytes]:
     return status, {k.lower(): v for k, v in (line.split(": ", 1) for line in lines)}, body
 
 
-def token_of(server: Server) -> str:
-    match = re.search(r"API token: (\S+)", server.output)
-    assert match, server.output
-    return match.group(1)
-
-
 def upload_head(token: str, length: int) -> bytes:
     return (f"POST /api/v1/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             f"Authorization: Bearer {token}\r\n"
@@ -152,7 +146,7 @@ def test_a_busy_kept_alive_connection_outlives_the_head_timeout(server: Server) 
 def test_a_stalled_upload_is_cut_and_its_temp_file_removed(server: Server) -> None:
     body = upload_body(samples.png_alpha((300, 300)))
     sock = connect(server)
-    sock.sendall(upload_head(token_of(server), len(body)) + body[:2000])
+    sock.sendall(upload_head(server.token, len(body)) + body[:2000])
     deadline = time.monotonic() + DEADLINE_S
     while not temp_uploads(server) and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -178,7 +172,7 @@ def test_a_slow_but_steady_upload_is_not_cut(server: Server) -> None:
     """The body timeout is about silence, not about the length of the upload."""
     body = upload_body(samples.png_alpha((64, 64)))
     sock = connect(server)
-    sock.sendall(upload_head(token_of(server), len(body)))
+    sock.sendall(upload_head(server.token, len(body)))
     pieces = [body[i:i + len(body) // 8 + 1] for i in range(0, len(body), len(body) // 8 + 1)]
     for piece in pieces:  # about 2.4 s in all, twice the body timeout
         time.sleep(0.3)

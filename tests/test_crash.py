@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import signal
 from pathlib import Path
 
@@ -15,9 +14,7 @@ from tests.support.server import Server
 
 def test_acknowledged_upload_survives_sigkill(tmp_path: Path) -> None:
     server = Server(tmp_path / "data")
-    match = re.search(r"API token: (\S+)", server.output)
-    assert match
-    headers = {"Authorization": f"Bearer {match.group(1)}"}
+    headers = {"Authorization": f"Bearer {server.token}"}
     resp = requests.post(f"{server.base}/api/v1/upload", headers=headers,
                          files={"files[]": ("a.png", samples.png_alpha())},
                          data={"convertToWebP": "false"}, timeout=30)

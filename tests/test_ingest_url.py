@@ -20,13 +20,13 @@ from typing import Any
 
 import pytest
 from aiohttp import FormData
-from aiohttp.abc import AbstractResolver, ResolveResult
 
 from pichub.config import StorageSettings
 from pichub.web.fetch import UrlFetcher, clean_name
 from tests import samples
 from tests.conftest import Api, ApiFactory, form, make_settings
 from tests.support import origin as o
+from tests.support.dns import FakeDNS
 from tests.support.origin import Origin
 from tests.test_api_upload import (
     assert_envelope,
@@ -238,29 +238,9 @@ async def test_one_allowed_network_does_not_open_the_others(make_api: ApiFactory
     assert status == 422 and inside.connections == 0
 
 
-class PinnedDNS(AbstractResolver):
-    """The outside DNS, played by a table: each lookup takes the next answer (the last one
-    sticks), so a name can rebind between lookups."""
-
-    def __init__(self, answers: dict[str, list[str]]) -> None:
-        self.answers = answers
-        self.lookups: list[str] = []
-
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        self.lookups.append(host)
-        queue = self.answers.get(host)
-        if not queue:
-            raise OSError(f"no such host {host}")
-        address = queue.pop(0) if len(queue) > 1 else queue[0]
-        return [ResolveResult(hostname=host, host=address, port=port, family=socket.AF_INET,
-                              proto=0, flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV)]
-
-    async def close(self) -> None:
-        return None
 
 
-async def _fetcher(tmp_path: Path, dns: PinnedDNS, **storage: Any) -> UrlFetcher:
+async def _fetcher(tmp_path: Path, dns: FakeDNS, **storage: Any) -> UrlFetcher:
     tmp = tmp_path / "tmp"
     tmp.mkdir(exist_ok=True)
     fetcher = UrlFetcher(StorageSettings(data_dir=tmp_path, **storage), tmp, resolver=dns)
@@ -270,7 +250,7 @@ async def _fetcher(tmp_path: Path, dns: PinnedDNS, **storage: Any) -> UrlFetcher
 
 async def test_host_names_are_checked_on_every_hop_and_connected_as_checked(
         tmp_path: Path, site: Origin, inside: Origin) -> None:
-    dns = PinnedDNS({"images.example": ["127.0.0.1"], "intranet.example": ["127.0.0.2"],
+    dns = FakeDNS({"images.example": ["127.0.0.1"], "intranet.example": ["127.0.0.2"],
                      "rebind.example": ["127.0.0.1", "127.0.0.2"]})
     site.routes["/away"] = o.redirect(f"http://intranet.example:{inside.port}/secret.png")
     fetcher = await _fetcher(tmp_path, dns, fetch_allowed_networks=["127.0.0.1/32"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import signal
 import socket
 import threading
@@ -26,12 +25,6 @@ def _body(image: bytes) -> bytes:
             f"filename=\"slow.png\"\r\nContent-Type: image/png\r\n\r\n").encode() + image + (
         f"\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"convertToWebP\"\r\n\r\n"
         f"false\r\n--{BOUNDARY}--\r\n").encode()
-
-
-def _token(server: Server) -> str:
-    match = re.search(r"API token: (\S+)", server.output)
-    assert match, server.output
-    return match.group(1)
 
 
 def _start_slow_upload(server: Server, token: str, body: bytes) -> socket.socket:
@@ -126,7 +119,7 @@ def test_sigterm_drains_under_keepalive_load(tmp_path: Path) -> None:
     answers what was in flight (with `Connection: close`), starts nothing new, and exits
     soon after the last answer, long before `shutdown_timeout_s` (30 s)."""
     server = Server(tmp_path / "data")
-    token = _token(server)
+    token = server.token
     body = _body(samples.png_alpha((300, 300)))
     slow = _start_slow_upload(server, token, body)
     _wait_in_flight(server)
@@ -172,7 +165,7 @@ def test_sigterm_drains_under_keepalive_load(tmp_path: Path) -> None:
 def test_a_request_that_outlives_the_drain_timeout_is_cut(tmp_path: Path) -> None:
     server = Server(tmp_path / "data", env={"PICHUB_SERVER__SHUTDOWN_TIMEOUT_S": "1"})
     body = _body(samples.png_alpha((300, 300)))
-    slow = _start_slow_upload(server, _token(server), body)
+    slow = _start_slow_upload(server, server.token, body)
     _wait_in_flight(server)
     server.proc.send_signal(signal.SIGTERM)
     assert server.wait(timeout=30) in (0, -signal.SIGTERM)
@@ -184,7 +177,7 @@ def test_a_request_that_outlives_the_drain_timeout_is_cut(tmp_path: Path) -> Non
 def test_a_second_signal_cuts_the_drain_short(tmp_path: Path) -> None:
     server = Server(tmp_path / "data")  # shutdown_timeout_s = 30
     body = _body(samples.png_alpha((300, 300)))
-    slow = _start_slow_upload(server, _token(server), body)
+    slow = _start_slow_upload(server, server.token, body)
     _wait_in_flight(server)
     server.proc.send_signal(signal.SIGTERM)
     server.wait_for_line(DRAINING)

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import ipaddress
-import socket
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.abc import AbstractResolver, ResolveResult
 
 from pichub.errors import ValidationError
 from pichub.webhooks import ssrf
+from tests.support.dns import FakeDNS
 
 PRIVATE_URLS = [
     "http://127.0.0.1/hook",
@@ -39,26 +38,6 @@ PRIVATE_URLS = [
 ]
 
 
-class FakeDNS(AbstractResolver):
-    """Stands in for the outside DNS: each lookup takes the next answer (the last one sticks)."""
-
-    def __init__(self, answers: dict[str, list[str]]) -> None:
-        self.answers = answers
-        self.lookups: list[str] = []
-
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        self.lookups.append(host)
-        queue = self.answers.get(host)
-        if not queue:
-            raise OSError(f"no such host {host}")
-        address = queue.pop(0) if len(queue) > 1 else queue[0]
-        fam = socket.AF_INET6 if ":" in address else socket.AF_INET
-        return [ResolveResult(hostname=host, host=address, port=port, family=fam, proto=0,
-                              flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV)]
-
-    async def close(self) -> None:
-        return None
 
 
 def _field_error(exc: ValidationError) -> Any:

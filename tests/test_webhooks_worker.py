@@ -22,7 +22,6 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from standardwebhooks.webhooks import Webhook as Verifier
-from test_webhooks_ssrf import FakeDNS
 
 from pichub.config import WebhookSettings
 from pichub.db import deliveries as deliveries_db
@@ -41,6 +40,7 @@ from pichub.models.webhooks import (
 )
 from pichub.webhooks import signing, ssrf
 from pichub.webhooks.worker import WebhookWorker, backoff_s
+from tests.support.dns import FakeDNS
 
 
 @dataclass
