@@ -13,16 +13,19 @@ from typing import Any
 
 from aiohttp import web
 
-from pichub import hosts
+from pichub import hosts, timeutil
 from pichub.blobs import BlobStore
 from pichub.config import Settings
+from pichub.db import secrets
 from pichub.db.database import Database
 from pichub.imaging.cache import DiskCache
 from pichub.imaging.pipeline import Pipeline
 from pichub.keys import (
     ALLOWED_HOSTS,
     BLOBS,
+    CLOCK,
     DB,
+    EXPIRY,
     FETCHER,
     LIMITER,
     METRICS,
@@ -37,7 +40,9 @@ from pichub.pacing import Pacing, Progress
 from pichub.ratelimit import RateLimiter
 from pichub.services import Services
 from pichub.services.albums import Albums
+from pichub.services.expiry import ExpirySweep
 from pichub.services.images import Images
+from pichub.services.sharing import LinkSigner
 from pichub.services.sweep import OrphanSweep
 from pichub.services.uploads import Uploads
 from pichub.services.webhooks import Webhooks
@@ -153,22 +158,43 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
                   lambda: pipeline.transforms_rejected)
     metrics.count("pichub_webhook_deliveries", "Webhook deliveries that succeeded",
                   lambda: worker.delivered_total)
+    metrics.count("pichub_images_expired", "Images the expiry sweep deleted",
+                  lambda: app[EXPIRY].expired)
     metrics.count("pichub_webhook_failures", "Webhook delivery attempts that failed",
                   lambda: worker.failures_total)
     key = images.signing_key.get_secret_value() if images.signing_key else None
+    clock = app[CLOCK]
+    links = LinkSigner(await secrets.get(db, "link_key"))
+    image_rules = Images(db, blobs, purge_variants=pipeline.purge, on_change=worker.wake,
+                         signing_key=key, links=links, clock=clock, forget=pipeline.forget,
+                         max_dimension=images.max_dimension)
+    expiry = ExpirySweep(db, image_rules, _background_base_url(settings), pacing, clock)
+    image_rules.on_expiry = expiry.wake
+    app[EXPIRY] = expiry
     app[SERVICES] = Services(
-        images=Images(db, blobs, purge_variants=pipeline.purge, on_change=worker.wake,
-                      signing_key=key),
+        images=image_rules,
         albums=Albums(db, on_change=worker.wake),
         webhooks=Webhooks(db, settings.webhooks, wake=worker.wake),
         uploads=Uploads(db, blobs, settings.storage, images.default_quality, convert,
-                        on_change=worker.wake, signing_key=key),
+                        on_change=worker.wake, signing_key=key, clock=clock,
+                        on_expiry=expiry.wake),
     )
     worker.start()
     stack.push_async_callback(worker.stop)
     # Last, so they are cancelled first: they use the database and the image pool.
     await stack.enter_async_context(_in_background(pipeline.load_cache(loading), loading.what))
     await stack.enter_async_context(_in_background(sweep.run(), sweeping.what))
+    await stack.enter_async_context(_in_background(expiry.run(), "expiry sweep"))
+
+
+def _background_base_url(settings: Settings) -> str:
+    """The base of the URLs in events that no request causes (an expiry):
+    `server.public_url`, else the address PicHub listens on."""
+    server = settings.server
+    if server.public_url:
+        return server.public_url.rstrip("/")
+    host = f"[{server.host}]" if ":" in server.host else server.host
+    return f"http://{host}:{server.port}"
 
 
 def _export_progress(metrics: Metrics, job: Progress) -> None:
@@ -194,6 +220,7 @@ def create_app(settings: Settings) -> web.Application:
     ])
     app[SETTINGS] = settings
     app[METRICS] = metrics
+    app[CLOCK] = timeutil.now  # tests put a controllable clock here before start-up
     app[TRUSTED_PROXIES] = parse_trusted(settings.server.trusted_proxies)
     app.on_startup.append(_allowed_hosts)
     app.cleanup_ctx.append(_storage)

@@ -66,6 +66,16 @@ class NotFound(PichubError):
         super().__init__(f"{what[:1].upper()}{what[1:]} not found", details)
 
 
+class Gone(PichubError):
+    """An image that expired (its time, or its last allowed view): it existed, and will not
+    again."""
+
+    status, code, default_message = 410, "GONE", "Resource has expired"
+
+    def __init__(self, what: str = "Resource", details: Any = None) -> None:
+        super().__init__(f"{what[:1].upper()}{what[1:]} has expired", details)
+
+
 class MethodNotAllowed(PichubError):
     status, code, default_message = 405, "METHOD_NOT_ALLOWED", "Method not allowed"
 

@@ -16,6 +16,8 @@ from pichub.imaging.pipeline import Pipeline
 from pichub.ratelimit import Decision, RateLimiter
 from pichub.services import Services
 from pichub.services.accounts import Actor
+from pichub.services.expiry import ExpirySweep
+from pichub.timeutil import Clock
 from pichub.web.clientip import Network
 from pichub.web.fetch import UrlFetcher
 from pichub.web.observe import Metrics
@@ -34,6 +36,8 @@ ALLOWED_HOSTS = web.AppKey("allowed_hosts", AllowedHosts)  # server.allowed_host
 WEBHOOKS = web.AppKey("webhooks", WebhookWorker)
 LIMITER = web.AppKey("limiter", RateLimiter)
 SERVICES = web.AppKey("services", Services)
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")  # time of expiry and links (tests set theirs)
+EXPIRY = web.AppKey("expiry", ExpirySweep)  # the background job deleting expired images
 JINJA = web.AppKey("ui_jinja", jinja2.Environment)  # the web UI's templates
 ASSETS = web.AppKey("ui_assets", Assets)  # the web UI's static files
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+
+#: What tells the time to the rules that depend on it (expiry, signed links): `now` in the
+#: app, a controllable one in tests (`keys.CLOCK`).
+Clock = Callable[[], datetime]
 
 
 def now() -> datetime:

@@ -240,7 +240,7 @@ class _Builder:
         return images_db.NewImage(
             id=image_id, user_id=self.user_id, album_id=album, filename=name,
             original_name=name, description="", format=ORIGINAL_FORMAT, width=self.width,
-            height=self.height, frames=1, size=size, sha256=sha256, is_public=True)
+            height=self.height, frames=1, size=size, sha256=sha256, visibility="public")
 
     def _report(self, every_s: float = 5.0) -> None:
         now = time.monotonic()
@@ -258,7 +258,7 @@ async def _create_owner(db: Database, albums: int) -> tuple[int, str, list[int]]
     user_id = await accounts.create_user(db, USERNAME, secrets.token_urlsafe(12), is_admin=True)
     token = await accounts.create_token(db, USERNAME, name="bench-scale", scope="write")
     async with db.transaction() as conn:
-        album_ids = [await albums_db.create(conn, user_id, f"Album {k + 1}", "", True)
+        album_ids = [await albums_db.create(conn, user_id, f"Album {k + 1}", "", "public")
                      for k in range(albums)]
     return user_id, token, album_ids
 

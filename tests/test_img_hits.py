@@ -268,3 +268,18 @@ async def test_what_the_lane_declines_is_answered_as_before(served: Served) -> N
                                data=b"a body") as resp:
         assert resp.status == 200
     assert served.lane.answered == 0
+
+
+async def test_a_private_image_never_takes_the_lane(served: Served) -> None:
+    image_id = await served.upload(samples.jpeg((640, 480)), visibility="private")
+    url = f"/img/{image_id}.webp?w=200"
+    owner = {"Authorization": f"Bearer {served.token}"}
+    answered = served.lane.answered
+    for _ in range(2):  # a miss, then a cached variant: the app checks the owner both times
+        status, headers, body = await served.get(url, **owner)
+        assert status == 200 and body[:4] == b"RIFF"
+        assert headers["Cache-Control"] == "private, no-cache"
+    status, headers, body = await served.get(url)  # anonymous, the variant in the cache
+    assert status == 404 and b"RIFF" not in body
+    assert headers["Content-Type"].startswith("application/json")
+    assert served.lane.answered == answered

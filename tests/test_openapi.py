@@ -103,7 +103,7 @@ def test_upload_fields_and_defaults_come_from_the_settings() -> None:
     form = body["schema"]["properties"]
     assert set(form) == {"files[]", "url", "album_id", "quality", "format", "remove_exif",
                          "keep_location", "convertToWebP", "auto_rename", "is_public",
-                         "description"}
+                         "visibility", "description", "expires_in", "expires_at", "max_views"}
     assert form["quality"]["default"] == 77 and form["files[]"]["maxItems"] == 7
     defaults = {name: form[name]["default"] for name in ("format", "remove_exif",
                 "keep_location", "convertToWebP", "auto_rename", "is_public")}
@@ -241,8 +241,8 @@ def test_every_request_body_is_documented_by_the_model_that_validates_it(
                 assert {k: v for k, v in documented.items() if k != "default"} == {
                     k: v for k, v in rule.items() if k != "default"}, name
             checked += 1
-    assert checked == 7  # upload (multipart and JSON), image PATCH, album POST/PATCH,
-    # webhook POST/PATCH
+    assert checked == 8  # upload (multipart and JSON), image PATCH, image link POST, album
+    # POST/PATCH, webhook POST/PATCH
 
 
 def test_a_documented_body_is_refused_the_way_the_schema_says(doc: dict[str, Any]) -> None:

@@ -134,7 +134,7 @@ async def _image(db: Database, blobs: BlobStore, user_id: int, image_id: str) ->
         await images_db.insert(conn, images_db.NewImage(
             id=image_id, user_id=user_id, album_id=None, filename="a.jpg", original_name="a.jpg",
             description="", format="jpeg", width=64, height=48, frames=1,
-            size=path.stat().st_size, sha256="0" * 64, is_public=True))
+            size=path.stat().st_size, sha256="0" * 64))
     return path
 
 

@@ -10,7 +10,7 @@ from pichub.timeutil import iso
 #: The key of the album list, and its types (for cursors).
 KEY = ("created_at", "id")
 KEY_SHAPE = (str, int)
-_UPDATABLE = frozenset({"name", "description", "is_public"})
+_UPDATABLE = frozenset({"name", "description", "visibility"})
 
 
 def _storable(album_id: int) -> bool:
@@ -18,12 +18,13 @@ def _storable(album_id: int) -> bool:
     return 1 <= album_id <= MAX_ROW_ID
 
 
-async def create(conn: Conn, user_id: int, name: str, description: str, is_public: bool) -> int:
+async def create(conn: Conn, user_id: int, name: str, description: str, visibility: str) -> int:
+    """A new album; its `is_public` follows `visibility` (migration 0007)."""
     now = iso()
     cur = await conn.execute(
-        "INSERT INTO albums (user_id, name, description, is_public, created_at, updated_at)"
+        "INSERT INTO albums (user_id, name, description, visibility, created_at, updated_at)"
         " VALUES (?, ?, ?, ?, ?, ?)",
-        (user_id, name, description, int(is_public), now, now),
+        (user_id, name, description, visibility, now, now),
     )
     assert cur.lastrowid is not None
     return cur.lastrowid
@@ -55,11 +56,10 @@ async def count(db: Database, user_id: int) -> int:
 
 
 async def update(conn: Conn, user_id: int, album_id: int, *, name: str | None = None,
-                 description: str | None = None, is_public: bool | None = None) -> bool:
+                 description: str | None = None, visibility: str | None = None) -> bool:
     """Change the given fields (None = unchanged); False when the user has no such album."""
     changes = {k: v for k, v in (("name", name), ("description", description),
-                                 ("is_public", None if is_public is None else int(is_public)))
-               if v is not None}
+                                 ("visibility", visibility)) if v is not None}
     if not _storable(album_id):
         return False
     if not changes:

@@ -47,7 +47,11 @@ class NewImage:
     frames: int
     size: int
     sha256: str
-    is_public: bool
+    #: public | unlisted | private (the `is_public` column follows it, see migration 0007).
+    visibility: str = "public"
+    #: When the image expires (ISO 8601 UTC), and how many views it allows; None: no limit.
+    expires_at: str | None = None
+    max_views: int | None = None
     #: The kept original upload (a HEIC beside its WebP/JPEG), if any.
     original_format: str | None = None
     original_size: int = 0
@@ -60,14 +64,16 @@ class NewImage:
 async def insert(conn: Conn, image: NewImage) -> None:
     await conn.execute(
         "INSERT INTO images (id, user_id, album_id, filename, original_name, description, format,"
-        " width, height, frames, size, sha256, is_public, created_at, original_format,"
-        f" original_size, original_sha256, duplicate_of, {', '.join(_META_COLUMNS)})"
-        f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
+        " width, height, frames, size, sha256, visibility, expires_at, max_views, created_at,"
+        " original_format, original_size, original_sha256, duplicate_of,"
+        f" {', '.join(_META_COLUMNS)})"
+        f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
         f"{', ?' * len(_META_COLUMNS)})",
         (
             image.id, image.user_id, image.album_id, image.filename, image.original_name,
             image.description, image.format, image.width, image.height, image.frames, image.size,
-            image.sha256, int(image.is_public), iso(), image.original_format,
+            image.sha256, image.visibility, image.expires_at, image.max_views, iso(),
+            image.original_format,
             image.original_size, image.original_sha256, image.duplicate_of,
             *image.meta.values(),
         ),
@@ -124,19 +130,13 @@ async def public_count(db: Database) -> int:
     return int(await db.fetchval("SELECT value FROM counters WHERE name = 'public_images'"))
 
 
-_UNSET: Any = object()
-_UPDATABLE = frozenset({"album_id", "is_public", "description"})
+_UPDATABLE = frozenset({"album_id", "visibility", "description", "expires_at", "max_views",
+                        "views"})
 
 
-async def update(conn: Conn, image_id: str, user_id: int, *, album_id: int | None = _UNSET,
-                 is_public: bool | None = None, description: str | None = None) -> bool:
-    """Change the given fields (`album_id` None = out of any album; the others None =
-    unchanged); False when the user has no such image."""
-    changes: dict[str, Any] = {} if album_id is _UNSET else {"album_id": album_id}
-    if is_public is not None:
-        changes["is_public"] = int(is_public)
-    if description is not None:
-        changes["description"] = description
+async def update(conn: Conn, image_id: str, user_id: int, changes: dict[str, Any]) -> bool:
+    """Change the given columns (of _UPDATABLE; None is stored as NULL); False when the user
+    has no such image."""
     if not changes:
         return await get(conn, image_id, user_id) is not None
     columns, values = set_clause(changes, _UPDATABLE)
@@ -147,6 +147,31 @@ async def update(conn: Conn, image_id: str, user_id: int, *, album_id: int | Non
 
 async def delete(conn: Conn, image_id: str) -> None:
     await conn.execute("DELETE FROM images WHERE id = ?", (image_id,))
+
+
+async def expired(db: Database, now: str, limit: int) -> list[str]:
+    """The ids of up to `limit` images whose `expires_at` is `now` or earlier, soonest
+    first (the expiry index)."""
+    rows = await db.fetchall(
+        "SELECT id FROM images WHERE expires_at IS NOT NULL AND expires_at <= ?"
+        " ORDER BY expires_at LIMIT ?", (now, limit))
+    return [str(row[0]) for row in rows]
+
+
+async def next_expiry(db: Database) -> str | None:
+    """The earliest `expires_at` of any image (the expiry index), or None."""
+    value = await db.fetchval("SELECT MIN(expires_at) FROM images WHERE expires_at IS NOT NULL")
+    return None if value is None else str(value)
+
+
+async def count_view(conn: Conn, image_id: str, now: str) -> bool:
+    """Count one view of an image with `max_views`: False when none was left. The last one
+    allowed also sets `expires_at` to `now`, so the expiry sweep removes the image."""
+    cur = await conn.execute(
+        "UPDATE images SET views = views + 1, expires_at = CASE WHEN views + 1 >= max_views"
+        " THEN min(coalesce(expires_at, ?), ?) ELSE expires_at END"
+        " WHERE id = ? AND max_views IS NOT NULL AND views < max_views", (now, now, image_id))
+    return cur.rowcount > 0
 
 
 async def after(db: Database, after_seq: int, limit: int) -> list[Row]:

@@ -102,7 +102,9 @@ class Variant:
 
 @dataclass(frozen=True)
 class Source:
-    """The facts /img needs about a stored image; they never change for an id."""
+    """The facts /img needs about a stored image. The file's never change for an id; who
+    may see it (`owner`, `visibility`, `expires_at`, `max_views`) may, and every change
+    makes the pipeline forget the image (`forget`)."""
 
     format: str
     modified: datetime
@@ -110,6 +112,17 @@ class Source:
     width: int
     height: int
     frames: int
+    owner: int = 0
+    visibility: str = "public"
+    expires_at: datetime | None = None
+    max_views: int | None = None
+
+    @property
+    def shared(self) -> bool:
+        """Whether any answer for it may be given to anyone and kept by any cache forever:
+        not private, never expiring, no views to count."""
+        return (self.visibility != "private" and self.expires_at is None
+                and self.max_views is None)
 
 
 class Pipeline:
@@ -246,10 +259,15 @@ class Pipeline:
         if len(self._sources) > SOURCES_MAX:
             self._sources.popitem(last=False)
 
-    async def purge(self, image_id: str) -> int:
-        """Forget `image_id` and delete every cached variant of it (after the image is deleted)."""
+    def forget(self, image_id: str) -> None:
+        """Forget the remembered facts of `image_id` (who may see it changed); a lookup
+        under way meanwhile is not remembered."""
         self._generation += 1
         self._sources.pop(image_id, None)
+
+    async def purge(self, image_id: str) -> int:
+        """Forget `image_id` and delete every cached variant of it (after the image is deleted)."""
+        self.forget(image_id)
         return await self.run(Priority.VARIANT, self.cache.purge_image, image_id)
 
     async def convert(self, estimate: int, fn: Callable[..., T], *args: Any) -> T:

@@ -9,6 +9,7 @@ from pydantic import ConfigDict, Field
 from pichub.db.database import Row
 from pichub.models.base import BOOLEAN, TIMESTAMP_EXAMPLE, Model, Text
 from pichub.models.images import IMAGE_EXAMPLE, image_url
+from pichub.models.sharing import VISIBILITY, Visibility
 
 
 class Album(Model):
@@ -16,13 +17,16 @@ class Album(Model):
 
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "id": 3, "name": "我的相册", "description": "这是一个示例相册", "is_public": True,
-        "image_count": 12, "cover_url": IMAGE_EXAMPLE["url"], "created_at": TIMESTAMP_EXAMPLE,
-        "updated_at": TIMESTAMP_EXAMPLE}]})
+        "visibility": "public", "image_count": 12, "cover_url": IMAGE_EXAMPLE["url"],
+        "created_at": TIMESTAMP_EXAMPLE, "updated_at": TIMESTAMP_EXAMPLE}]})
 
     id: int
     name: str = Field(description="1-100 characters.")
     description: str = Field(description="Up to 1000 characters.")
-    is_public: bool
+    is_public: bool = Field(description="The seed's name for `visibility: public`.")
+    visibility: Visibility = Field(
+        description="public, unlisted or private. Stored and answered; no page shows "
+                    "albums to others yet, and each image keeps its own visibility.")
     image_count: int
     cover_url: str | None = Field(description="The newest image's URL.")
     created_at: str = Field(description="Creation time (ISO 8601 UTC, `Z`).",
@@ -45,7 +49,8 @@ class Album(Model):
             cover = image_url(base_url, cover_id, cover_format)
         return cls.model_construct(
             id=row["id"], name=row["name"], description=row["description"],
-            is_public=bool(row["is_public"]), image_count=row["image_count"], cover_url=cover,
+            is_public=row["visibility"] == "public", visibility=row["visibility"],
+            image_count=row["image_count"], cover_url=cover,
             created_at=row["created_at"], updated_at=row["updated_at"])
 
 
@@ -57,7 +62,11 @@ class AlbumCreate(Model):
 
     name: Annotated[str, Text(1, 100, strip=True)]
     description: Annotated[str, Text(0, 1000, nullable=True)] = ""
-    is_public: Annotated[bool, BOOLEAN] = True
+    is_public: Annotated[bool | None, BOOLEAN, Field(
+        description="The seed's alias of `visibility` (default true): true → public, "
+                    "false → unlisted. `visibility` wins when both are sent.")] = None
+    visibility: Annotated[Visibility | None, VISIBILITY, Field(
+        description="public (the default), unlisted or private.")] = None
 
 
 class AlbumUpdate(Model):
@@ -67,4 +76,8 @@ class AlbumUpdate(Model):
 
     name: Annotated[str | None, Text(1, 100, strip=True)] = None
     description: Annotated[str | None, Text(0, 1000, nullable=True)] = None
-    is_public: Annotated[bool | None, BOOLEAN] = None
+    is_public: Annotated[bool | None, BOOLEAN, Field(
+        description="The seed's alias of `visibility`: true → public, false → unlisted.")] \
+        = None
+    visibility: Annotated[Visibility | None, VISIBILITY, Field(
+        description="public, unlisted or private; wins over `is_public`.")] = None

@@ -14,6 +14,7 @@ from pichub.db.database import Row
 from pichub.imaging.formats import ext_of, mime_of
 from pichub.imaging.spec import sign
 from pichub.models.base import BOOLEAN, ID_OR_NULL, TIMESTAMP_EXAMPLE, Model, Text
+from pichub.models.sharing import EXPIRES_IN, MAX_VIEWS_COUNT, MOMENT, VISIBILITY, Visibility
 
 IMAGE_ID_EXAMPLE: Final = "Xb3kQ9vTz1Lm"
 THUMBNAIL_WIDTH: Final = 300
@@ -99,7 +100,8 @@ IMAGE_EXAMPLE: Final[dict[str, Any]] = {
     "original_name": "holiday photo.jpg", "description": "", "format": "webp",
     "mime": "image/webp", "width": 1600, "height": 1200, "size": 214873,
     "sha256": "9f2c4d0e8b7a6f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a0f9e8d7c",
-    "album_id": 3, "is_public": True, "created_at": TIMESTAMP_EXAMPLE,
+    "album_id": 3, "is_public": True, "visibility": "public", "expires_at": None,
+    "max_views": None, "views": 0, "created_at": TIMESTAMP_EXAMPLE,
     "original_format": None, "original_size": None, "duplicate_of": None,
     "blurhash": "LKO2?U%2Tw=w]~RBVZRi};RPxuwH", "dominant_color": "#7a8c9e",
     "exif": {"make": "Apple", "model": "iPhone 15 Pro",
@@ -132,8 +134,22 @@ class Image(Model):
     size: int = Field(description="Bytes of the stored file that `url` serves.")
     sha256: str = Field(description="Hex SHA-256 of the stored bytes.")
     album_id: int | None
-    is_public: bool = Field(description="Listed in the public square. Images that are not "
-                                        "are still served to anyone who has the URL.")
+    is_public: bool = Field(description="The seed's name for `visibility: public`: true "
+                                        "only for a public image.")
+    visibility: Visibility = Field(
+        description="`public`: listed on the square, served to anyone. `unlisted`: served "
+                    "to anyone who has the URL, listed nowhere. `private`: served only to "
+                    "its owner (bearer token or signed-in browser) and through signed links "
+                    "(`POST /images/{id}/links`); anyone else gets 404.")
+    expires_at: str | None = Field(
+        description="When the image expires (ISO 8601 UTC, `Z`): from then on it answers "
+                    "410 Gone and is soon deleted (`image.deleted` with `reason: expired`). "
+                    "Also set when the last of `max_views` is used. Null: never.",
+        examples=[TIMESTAMP_EXAMPLE])
+    max_views: int | None = Field(
+        description="How many times `/img` may serve the image (any variant, to anyone but "
+                    "its owner) before it expires; null: no limit.")
+    views: int = Field(description="Views counted against `max_views` since it was set.")
     created_at: str = Field(description="Upload time (ISO 8601 UTC, `Z`).",
                             examples=[TIMESTAMP_EXAMPLE])
     links: ImageLinks
@@ -182,7 +198,9 @@ class Image(Model):
             id=row["id"], url=url, filename=row["filename"], original_name=name,
             description=row["description"], format=row["format"], mime=mime_of(row["format"]),
             width=row["width"], height=row["height"], size=row["size"], sha256=row["sha256"],
-            album_id=row["album_id"], is_public=bool(row["is_public"]),
+            album_id=row["album_id"], is_public=row["visibility"] == "public",
+            visibility=row["visibility"], expires_at=row["expires_at"],
+            max_views=row["max_views"], views=row["views"],
             created_at=row["created_at"], links=links, original_format=row["original_format"],
             original_size=row["original_size"] if row["original_format"] else None,
             duplicate_of=row["duplicate_of"],
@@ -225,12 +243,25 @@ class UploadedImage(Image):
 
 class ImageUpdate(Model):
     """`PATCH /images/{id}`: any of the fields; `album_id: null` takes the image out of its
-    album. At least one field."""
+    album, `expires_at: null` (or `expires_in: null`) removes its expiry, `max_views: null`
+    its view limit. At least one field."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [
-        {"album_id": 3, "is_public": False}]})
+        {"album_id": 3, "is_public": False}, {"visibility": "private", "expires_in": 86400}]})
 
     album_id: Annotated[int | None, ID_OR_NULL, Field(
         description="An album of yours (else 404); null = none.")] = None
-    is_public: Annotated[bool | None, BOOLEAN] = None
+    is_public: Annotated[bool | None, BOOLEAN, Field(
+        description="The seed's alias of `visibility`: true → public, false → unlisted. "
+                    "`visibility` wins when both are sent.")] = None
+    visibility: Annotated[Visibility | None, VISIBILITY, Field(
+        description="public, unlisted or private.")] = None
     description: Annotated[str | None, Text(0, 1000, nullable=True)] = None
+    expires_in: Annotated[int | None, EXPIRES_IN, Field(
+        description="Expire this many seconds from now; null removes the expiry.")] = None
+    expires_at: Annotated[str | None, MOMENT, Field(
+        description="Expire at this moment (RFC 3339, in the future); null removes the "
+                    "expiry. Not together with `expires_in`.")] = None
+    max_views: Annotated[int | None, MAX_VIEWS_COUNT, Field(
+        description="Allow this many more views, counted from now (`views` restarts at 0); "
+                    "null removes the limit.")] = None

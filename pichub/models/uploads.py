@@ -17,6 +17,7 @@ from pydantic import ConfigDict, Field
 
 from pichub.imaging.formats import FORMAT_ALIASES, UPLOAD_FORMATS
 from pichub.models.base import Checked, FormBool, FormChoice, FormInt, Model, Text, problem
+from pichub.models.sharing import EXPIRES_IN, MAX_VIEWS_COUNT, MOMENT, VISIBILITY, Visibility
 
 FILE_FIELDS: Final = ("files[]", "files", "file", "image", "image[]")
 #: Form fields that carry a URL to fetch (each may repeat).
@@ -51,8 +52,25 @@ class UploadForm(Model):
     auto_rename: Annotated[bool, FormBool(False), Field(
         description="A random `filename` instead of the sanitised original name.")] = False
     is_public: Annotated[bool, FormBool(True), Field(
-        description="List the images in the public square.")] = True
+        description="The seed's alias of `visibility`: true → public (listed in the public "
+                    "square), false → unlisted. `visibility` wins when both are sent.")] = True
+    visibility: Annotated[Visibility | None, VISIBILITY, Field(
+        description="public (the default, from `is_public`), unlisted or private: see the "
+                    "Image object.")] = None
     description: Annotated[str, Text(0, 1000)] = ""
+    expires_in: Annotated[int | None, EXPIRES_IN, Field(
+        description="The images expire this many seconds after the upload: then they "
+                    "answer 410 and are deleted.")] = None
+    expires_at: Annotated[str | None, MOMENT, Field(
+        description="The images expire at this moment (RFC 3339, in the future). Not "
+                    "together with `expires_in`.")] = None
+    max_views: Annotated[int | None, MAX_VIEWS_COUNT, Field(
+        description="Each image expires once `/img` has served it this many times to "
+                    "anyone but you.")] = None
+
+    def stored_visibility(self) -> str:
+        """`visibility`, else what `is_public` stands for."""
+        return self.visibility or ("public" if self.is_public else "unlisted")
 
     def target_format(self) -> str | None:
         """The stored format asked for; None keeps the source's."""

@@ -14,6 +14,7 @@ from pichub.db.database import Conn, Database
 from pichub.errors import NotFound
 from pichub.models.albums import Album, AlbumCreate, AlbumUpdate
 from pichub.models.base import changes
+from pichub.models.sharing import visibility_of
 from pichub.services.common import Page, PageRequest, read_page
 
 #: The most albums an album picker of the web UI lists.
@@ -35,8 +36,9 @@ class Albums:
 
     async def create(self, user_id: int, body: AlbumCreate, base_url: str) -> Album:
         async with self.db.transaction() as conn:
+            visibility = visibility_of(body.visibility, body.is_public) or "public"
             album_id = await albums_db.create(conn, user_id, body.name, body.description,
-                                              body.is_public)
+                                              visibility)
             album = await self._read(conn, user_id, album_id, base_url)
             await events_db.record(conn, user_id, "album.created", album.model_dump())
         self.on_change()
@@ -58,9 +60,11 @@ class Albums:
 
     async def update(self, user_id: int, album_id: int, body: AlbumUpdate,
                      base_url: str) -> Album:
-        fields = changes(body, "name, description or is_public")
+        fields = changes(body, "name, description, visibility or is_public")
+        visibility = visibility_of(fields.pop("visibility", None), fields.pop("is_public", None))
         async with self.db.transaction() as conn:
-            if not await albums_db.update(conn, user_id, album_id, **fields):
+            if not await albums_db.update(conn, user_id, album_id, visibility=visibility,
+                                          **fields):
                 raise NotFound("album")
             album = await self._read(conn, user_id, album_id, base_url)
             await events_db.record(conn, user_id, "album.updated", album.model_dump())

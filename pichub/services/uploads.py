@@ -43,9 +43,11 @@ from pichub.imaging.formats import ext_of, source_ext
 from pichub.imaging.ops import UploadResult, probe, process_upload
 from pichub.models.common import UploadFailure
 from pichub.models.images import Image, UploadedImage
+from pichub.models.sharing import expiry_of
 from pichub.models.uploads import UploadForm
 from pichub.services.albums import require_album
 from pichub.services.describe import stored_meta
+from pichub.timeutil import Clock, now
 
 MB: Final = 2**20
 DELETE_PATH: Final = "/delete/"  # + the token: the delete link's page (`web/ui/deletelinks`)
@@ -104,7 +106,8 @@ class Uploads:
 
     def __init__(self, db: Database, blobs: BlobStore, storage: StorageSettings,
                  default_quality: int, convert: Convert,
-                 on_change: Callable[[], None], signing_key: str | None = None) -> None:
+                 on_change: Callable[[], None], signing_key: str | None = None, *,
+                 clock: Clock = now, on_expiry: Callable[[], None] = lambda: None) -> None:
         self.db = db
         self.blobs = blobs
         self.storage = storage
@@ -112,6 +115,8 @@ class Uploads:
         self._convert = convert
         self.on_change = on_change
         self.signing_key = signing_key  # `images.signing_key`: variant URLs are signed
+        self.clock = clock
+        self.on_expiry = on_expiry  # wakes the expiry sweep when an upload expires
 
     def check_free_space(self, extra: int = 0) -> None:
         """507 when storing `extra` more bytes would take the disk below its reserve."""
@@ -130,6 +135,8 @@ class Uploads:
         if not files:
             raise ValidationError.field("files[]", "at least one file is required")
         await require_album(self.db, user_id, form.album_id)
+        expires_at = expiry_of(form.expires_in, form.expires_at, self.clock())  # 422 first
+        form = form.model_copy(update={"expires_in": None, "expires_at": expires_at})
         prepared = await self._prepare_all(user_id, form, files)
         outcome = Outcome()
         for position, (item, ready) in enumerate(zip(files, prepared, strict=True)):
@@ -199,7 +206,8 @@ class Uploads:
             original_name=item.original_name[:255], description=form.description,
             format=result.format, width=result.width, height=result.height,
             frames=result.frames, size=written.size, sha256=written.sha256,
-            is_public=form.is_public, original_format=result.original_format,
+            visibility=form.stored_visibility(), expires_at=form.expires_at,
+            max_views=form.max_views, original_format=result.original_format,
             original_size=written.original_size, original_sha256=written.original_sha256,
             duplicate_of=donor["id"] if donor is not None and donor["user_id"] == user_id
             else None,
@@ -260,6 +268,8 @@ class Uploads:
             await asyncio.to_thread(self.blobs.delete, record.id, ext_of(record.format))
             raise
         self.on_change()
+        if record.expires_at is not None:
+            self.on_expiry()
         return UploadedImage.of(image, f"{base_url}{DELETE_PATH}{delete_token}")
 
 

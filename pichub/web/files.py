@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+from collections.abc import Mapping
 from datetime import datetime
 from email.utils import format_datetime
 from pathlib import Path
@@ -127,10 +128,12 @@ def http_date(moment: datetime) -> str:
     return format_datetime(moment, usegmt=True)
 
 
-def variant_headers(mime: str, etag: str, modified: datetime, vary: bool) -> dict[str, str]:
-    """The headers of a variant sent whole (the view's and the cache-hit lane's)."""
+def variant_headers(mime: str, etag: str, modified: datetime, vary: bool,
+                    cache: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The headers of a variant sent whole (the view's and the cache-hit lane's); `cache`:
+    the caching headers, when not those of a shared image (CACHE_FOREVER)."""
     headers: dict[str, str] = {
-        hdrs.CACHE_CONTROL: CACHE_FOREVER, hdrs.CONTENT_TYPE: mime,
+        **(cache or {hdrs.CACHE_CONTROL: CACHE_FOREVER}), hdrs.CONTENT_TYPE: mime,
         hdrs.ETAG: etag, hdrs.LAST_MODIFIED: http_date(modified),
         hdrs.ACCEPT_RANGES: "bytes",  # as FileResponse, which answers Range requests
     }

@@ -13,8 +13,10 @@ the same access-log line, which aiohttp writes for either path).
 Everything else it declines (returns None), and the app answers it as
 before: a miss, an original, `/{id}.{ext}` at the root, a conditional (304)
 or Range request, a bad parameter, a missing or wrong signature, a foreign
-`Host`, an image whose facts are not remembered (`Pipeline.source`), a
-request with a body. So every error is still answered in one place, by the
+`Host`, an image whose facts are not remembered (`Pipeline.source`), an
+image that is not shared with everyone forever (`Source.shared`: a private
+one, whose caller must be checked; an expiring one; one whose views are
+counted), a request with a body. So every error is still answered in one place, by the
 app's middleware. A hit whose file vanished (the image was just deleted) is
 handed to the app too, which answers 404.
 
@@ -93,7 +95,7 @@ class HitLane:
             return None
         image_id = match["id"]
         source = self._pipeline.source(image_id)
-        if source is None:
+        if source is None or not source.shared:  # the app checks who asks, counts views
             return None
         plan = self._plan(request.rel_url, match["ext"], source.format,
                           request.headers.get(hdrs.ACCEPT, ""))

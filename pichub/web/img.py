@@ -2,8 +2,11 @@
 
 Parameters and caching: README, "Dynamic images".
 
-Ids never change content, so every answer is cacheable forever and carries a
-content ETag; conditional requests are answered with 304 before any file I/O.
+Ids never change content, so every answer carries a content ETag and
+conditional requests are answered with 304 before any file I/O; the answers of
+a shared image (not private, not expiring, no counted views) are cacheable
+forever. Who may be answered at all, and how other answers may be cached:
+web/access.py.
 """
 
 from __future__ import annotations
@@ -31,10 +34,11 @@ from pichub.keys import (
     SETTINGS,
     TRUSTED_PROXIES,
 )
+from pichub.services.sharing import Link, moment
 from pichub.timeutil import parse_iso
+from pichub.web.access import admission, cache_headers
 from pichub.web.clientip import rate_limit_key, request_client_ip
 from pichub.web.files import (
-    CACHE_FOREVER,
     ImmutableFileResponse,
     VariantResponse,
     open_variant,
@@ -80,8 +84,8 @@ def _not_modified(request: web.Request, etag: str, modified: datetime) -> bool:
 
 
 def _answer(request: web.Request, path: Path, mime: str, etag: str, modified: datetime,
-            vary: bool) -> web.StreamResponse:
-    headers: dict[str, str] = {hdrs.CACHE_CONTROL: CACHE_FOREVER}
+            vary: bool, cache: Mapping[str, str]) -> web.StreamResponse:
+    headers: dict[str, str] = dict(cache)
     if vary:
         headers[hdrs.VARY] = "Accept"
     if _not_modified(request, etag, modified):
@@ -93,8 +97,10 @@ def _answer(request: web.Request, path: Path, mime: str, etag: str, modified: da
     return ImmutableFileResponse(path, etag=etag, modified=modified, headers=headers)
 
 
-async def variant_response(variant: Variant, modified: datetime, vary: bool) -> VariantResponse:
-    """A cached variant sent whole (200); NotFound if it was purged (deleted) meanwhile."""
+async def variant_response(variant: Variant, modified: datetime, vary: bool,
+                           cache: Mapping[str, str] | None = None) -> VariantResponse:
+    """A cached variant sent whole (200); NotFound if it was purged (deleted) meanwhile.
+    `cache`: its caching headers, when not those of a shared image."""
     try:
         if not variant.recent:  # its inode may need the disk: look it up in a thread first
             await asyncio.to_thread(os.stat, variant.path)
@@ -102,16 +108,16 @@ async def variant_response(variant: Variant, modified: datetime, vary: bool) -> 
     except FileNotFoundError:
         raise NotFound("image") from None
     return VariantResponse(fd, size, variant_headers(variant.mime, variant.etag, modified,
-                                                       vary))
+                                                       vary, cache))
 
 
 async def _answer_variant(request: web.Request, variant: Variant, modified: datetime,
-                          vary: bool) -> web.StreamResponse:
+                          vary: bool, cache: Mapping[str, str]) -> web.StreamResponse:
     etag = variant.etag.strip('"')
     if _not_modified(request, etag, modified) or any(
             name in request.headers for name in FILE_RESPONSE_HEADERS):
-        return _answer(request, variant.path, variant.mime, etag, modified, vary)
-    return await variant_response(variant, modified, vary)
+        return _answer(request, variant.path, variant.mime, etag, modified, vary, cache)
+    return await variant_response(variant, modified, vary, cache)
 
 
 async def _limit_miss(request: web.Request, units: int) -> None:
@@ -132,7 +138,9 @@ async def _source(app: web.Application, image_id: str) -> Source:
     if row is None:
         raise NotFound("image")
     source = Source(row["format"], parse_iso(row["created_at"]), row["sha256"][:32],
-                    row["width"], row["height"], row["frames"])
+                    row["width"], row["height"], row["frames"], owner=row["user_id"],
+                    visibility=row["visibility"], expires_at=moment(row["expires_at"]),
+                    max_views=row["max_views"])
     pipeline.remember(image_id, source, generation)
     return source
 
@@ -146,14 +154,18 @@ async def serve_image(request: web.Request) -> web.StreamResponse:
     if ext is not None and canonical(ext) is None:
         raise NotFound("image")
     source = await _source(app, image_id)
+    admitted = await admission(request, source)  # 404 or 410 when it may not be answered
+    cache = cache_headers(request, source)
     stored, modified = source.format, source.modified
     images = app[SETTINGS].images
     spec, vary = requested_spec(request.query, ext, request.headers.get(hdrs.ACCEPT, ""),
                                 stored, images.max_dimension)
     if spec.is_identity(stored):
         blob = app[BLOBS].path(image_id, ext_of(stored))
-        return _answer(request, blob, mime_of(stored), source.etag, modified, vary)
-    if not signed(images, request.path, request.query):
+        if admitted.counts_view(source, request.method):
+            await app[SERVICES].images.count_view(image_id)
+        return _answer(request, blob, mime_of(stored), source.etag, modified, vary, cache)
+    if admitted.link is not Link.VALID and not signed(images, request.path, request.query):
         raise Forbidden("Invalid or missing signature", "Variant URLs must be signed (s=)")
     pipeline = app[PIPELINE]
     variant = pipeline.cached(image_id, spec)
@@ -163,7 +175,9 @@ async def serve_image(request: web.Request) -> web.StreamResponse:
         blob = app[BLOBS].path(image_id, ext_of(stored))  # resolves symlinks: misses only
         original = Original(blob, stored, (source.width, source.height), source.frames)
         variant = await pipeline.variant(image_id, original, spec)
-    return await _answer_variant(request, variant, modified, vary)
+    if admitted.counts_view(source, request.method):
+        await app[SERVICES].images.count_view(image_id)
+    return await _answer_variant(request, variant, modified, vary, cache)
 
 
 ID = r"[A-Za-z0-9_-]{8,32}"

@@ -45,6 +45,9 @@ ERRORS: Final[dict[int, tuple[str, str, Any, str]]] = {
     408: ("REQUEST_TIMEOUT", "No request body bytes arrived for 30 seconds", None,
           "The request body stopped arriving for `server.body_timeout_s`; the connection "
           "closes."),
+    410: ("GONE", "Image has expired", None,
+          "The image expired (`expires_at` passed, or its last `max_views` was used); it is "
+          "being deleted. A private image answers 404 instead to whoever may not see it."),
     413: ("PAYLOAD_TOO_LARGE", "File size exceeds maximum limit",
           "Maximum file size is 50MB. Your file is 75MB.",
           "A file is larger than `storage.max_upload_mb`, or the form's other fields are "
@@ -236,6 +239,10 @@ def _img_path(s: Settings) -> J:
          "description": "Signature, required for variants when `images.signing_key` is set: "
                         "URL-safe base64 HMAC-SHA256 over the path and the sorted query "
                         "without `s`."},
+        {"name": "exp", "in": "query", "schema": {"type": "integer"},
+         "description": "A signed link's expiry (Unix seconds): see `POST /images/{id}/links`."},
+        {"name": "sig", "in": "query", "schema": {"type": "string"},
+         "description": "A signed link's signature; opens a private image until `exp`."},
     ]
     image = {"description": "The image bytes (a cached variant, or the stored file).",
              "headers": {"ETag": {"schema": {"type": "string"}},
@@ -246,7 +253,10 @@ def _img_path(s: Settings) -> J:
                          for t in ("webp", "jpeg", "png", "gif", "avif", "jxl")}}
     get = {"operationId": "getImageFile", "tags": ["Dynamic images"], "security": [],
            "summary": "Serve an image, resized and re-encoded on the fly",
-           "description": "No auth: ids are unguessable. No parameters and the stored "
+           "description": "No auth for public and unlisted images (ids are unguessable); a "
+                          "private one is served to its owner (bearer token or session cookie) "
+                          "or through a signed link (`exp`, `sig`), else 404. An expired image "
+                          "→ 410. No parameters and the stored "
                           "extension → the stored bytes. Also answered at the CDN-style root "
                           "path `/{id}.{ext}` and without extension at `/img/{id}`. Variants "
                           "are cached on disk; `If-None-Match` → 304. Cache misses are rate "
@@ -258,7 +268,7 @@ def _img_path(s: Settings) -> J:
            "parameters": params,
            "responses": {"200": image, "304": {"description": "Not modified."},
                          **{str(c): ref("responses", ERRORS[c][0])
-                            for c in (400, 403, 404, 429, 503)}}}
+                            for c in (400, 403, 404, 410, 429, 503)}}}
     return {"servers": [{"url": "/", "description": "Site root"}], "get": get}
 
 

@@ -95,7 +95,7 @@ async def build(data_dir: Path, images: int, *, variants: bool = True, orphans: 
                     await images_db.insert(conn, images_db.NewImage(
                         id=image_id, user_id=user_id, album_id=None, filename=f"{image_id}.jpg",
                         original_name="tiny.jpg", description="", format="jpeg", width=8,
-                        height=6, frames=1, size=len(data), sha256=digest, is_public=True))
+                        height=6, frames=1, size=len(data), sha256=digest))
             if not remember:
                 library.blobs.clear()
                 library.variants.clear()

@@ -12,6 +12,7 @@ from pichub.errors import NotFound, ValidationError
 from pichub.keys import SERVICES
 from pichub.models.common import Deleted
 from pichub.models.images import Image, ImageUpdate
+from pichub.models.sharing import LinkRequest, SignedLink
 from pichub.web.common import actor, base_url, body_as, deleted, ok, ok_page
 from pichub.web.params import pagination, query_id
 from pichub.web.routes import ApiRoute
@@ -75,6 +76,14 @@ async def patch_image(request: web.Request) -> web.Response:
                                   base_url(request)))
 
 
+async def create_link(request: web.Request) -> web.Response:
+    who = actor(request, "read")
+    body = await body_as(request, LinkRequest)
+    images = request.app[SERVICES].images
+    return ok(await images.link(who.user_id, request.match_info["id"], body,
+                                base_url(request)), status=201)
+
+
 async def delete_image(request: web.Request) -> web.Response:
     who = actor(request, "write")
     image_id = request.match_info["id"]
@@ -111,9 +120,23 @@ ROUTES = [
                       for media in ("image/heic", "image/jpeg", "image/png", "image/webp",
                                     "image/gif", "image/avif", "image/jxl")}),
     ApiRoute("PATCH", "/images/{id}", patch_image, "updateImage", "Images",
-             "Change album, visibility or description", "Send any of the fields; "
-             "`album_id: null` takes the image out of its album. Fires no webhook event.",
+             "Change album, visibility, expiry or description", "Send any of the fields; "
+             "`album_id: null` takes the image out of its album, `expires_at: null` removes "
+             "its expiry, `max_views: null` its view limit. Fires no webhook event. Making a "
+             "public image private does not recall copies that shared caches (a CDN, a "
+             "proxy) already hold.",
              scope="write", body=ImageUpdate, data=Image, errors=(400, 404, 422)),
+    ApiRoute("POST", "/images/{id}/links", create_link, "createImageLink", "Images",
+             "Make a time-limited link",
+             "A signed URL that opens one of your images — a private one too — for "
+             "`expires_in` seconds: the stored image, or the variant the body names "
+             "(`w`, `h`, `q`, `fit`, `fm`, as `/img`; a bad one → 400). The signature "
+             "(HMAC-SHA256 with a key of this instance) binds the image, the extension, every "
+             "parameter and the expiry: a changed link, or one past its `expires_at`, "
+             "answers 404 (410 if the image itself expired). For a public or unlisted image "
+             "the link works like its plain URL. A link cannot be revoked on its own: delete "
+             "the image to stop every link to it.",
+             status=201, body=LinkRequest, data=SignedLink, errors=(400, 404, 422)),
     ApiRoute("DELETE", "/images/{id}", delete_image, "deleteImage", "Images", "Delete an image",
              "Removes the row, the stored file and every cached variant; fires "
              "`image.deleted`. Irreversible.", scope="write", data=Deleted, errors=(404,)),

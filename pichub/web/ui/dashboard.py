@@ -89,9 +89,11 @@ def _image_changes(form: Form) -> ImageUpdate:
     album_raw = text_field(form, "album_id").strip()
     if album_raw and parse_int(album_raw) is None:
         raise ValidationError.field("album_id", "must be an album")
+    shown = text_field(form, "is_public", "1")  # 1 public, 0 unlisted, or "private"
     return validate(ImageUpdate, {
         "album_id": row_id(album_raw, "album") if album_raw else None,
-        "is_public": text_field(form, "is_public", "1") != "0",
+        "visibility": "private" if shown == "private" else (
+            "unlisted" if shown == "0" else "public"),
         "description": text_field(form, "description")})
 
 

@@ -6,8 +6,9 @@ import functools
 
 from aiohttp import web
 
-from pichub.errors import NotFound
-from pichub.keys import SERVICES
+from pichub.errors import NotFound, PichubError
+from pichub.keys import CLOCK, SERVICES
+from pichub.services.sharing import Link, admit, moment
 from pichub.web.common import base_url
 from pichub.web.routes import API_PREFIXES
 from pichub.web.ui.forms import paged
@@ -27,13 +28,19 @@ async def square(request: web.Request) -> web.StreamResponse:
 
 
 async def image_page(request: web.Request) -> web.StreamResponse:
-    """Any image by its unguessable id (like `/img`); `is_public` only controls listing."""
+    """An image by its unguessable id, to whoever `/img` would serve it (a private one only
+    to its owner); `public` only adds listing on the square."""
     session = await current_session(request)
     services = request.app[SERVICES]
     row = await services.images.find(request.match_info["id"])
     if row is None:
         return error_page(request, NotFound("image"), session)
     owner = session is not None and session.user_id == row["user_id"]
+    try:
+        admit(visibility=row["visibility"], owner=owner, expires_at=moment(row["expires_at"]),
+              link=Link.NONE, now=request.app[CLOCK]())
+    except PichubError as refused:  # 404 as for no image, or 410
+        return error_page(request, refused, session)
     album_name = None
     if owner and session is not None and row["album_id"] is not None:
         album = await services.albums.get(session.user_id, row["album_id"], base_url(request))
