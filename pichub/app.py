@@ -36,6 +36,7 @@ from pichub.keys import (
 from pichub.pacing import Pacing, Progress
 from pichub.ratelimit import RateLimiter
 from pichub.services import Services
+from pichub.services.admin import Admin, CacheCounters
 from pichub.services.albums import Albums
 from pichub.services.images import Images
 from pichub.services.sweep import OrphanSweep
@@ -156,13 +157,20 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
     metrics.count("pichub_webhook_failures", "Webhook delivery attempts that failed",
                   lambda: worker.failures_total)
     key = images.signing_key.get_secret_value() if images.signing_key else None
+    images_service = Images(db, blobs, purge_variants=pipeline.purge, on_change=worker.wake,
+                            signing_key=key)
+
+    def cache_counters() -> CacheCounters:
+        return CacheCounters(cache.total_bytes, len(cache), pipeline.cache_hits,
+                             pipeline.cache_misses)
+
     app[SERVICES] = Services(
-        images=Images(db, blobs, purge_variants=pipeline.purge, on_change=worker.wake,
-                      signing_key=key),
+        images=images_service,
         albums=Albums(db, on_change=worker.wake),
         webhooks=Webhooks(db, settings.webhooks, wake=worker.wake),
         uploads=Uploads(db, blobs, settings.storage, images.default_quality, convert,
                         on_change=worker.wake, signing_key=key),
+        admin=Admin(db, images_service, cache_counters, settings.storage.data_dir),
     )
     worker.start()
     stack.push_async_callback(worker.stop)

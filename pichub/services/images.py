@@ -130,10 +130,16 @@ class Images:
             await events_db.record(conn, user_id, "image.deleted",
                                    self.image(row, base_url).model_dump())
         self.on_change()
+        await self.discard_files(row)
+
+    async def discard_files(self, row: Row) -> None:
+        """Remove the files of an image whose row is gone (committed): its cached variants,
+        then its names in the blob store (working copies and kept original included; a
+        de-duplicated file's bytes stay while another image has a name for them)."""
         try:  # variants first: the pipeline also forgets what it remembered of the image
-            await self.purge_variants(image_id)
+            await self.purge_variants(row["id"])
         finally:
-            await asyncio.to_thread(self.blobs.delete, image_id, ext_of(row["format"]))
+            await asyncio.to_thread(self.blobs.delete, row["id"], ext_of(row["format"]))
 
     async def find_by_delete_link(self, token: str) -> Row | None:
         """The image a delete link's token deletes; None for a wrong or used token."""
