@@ -60,6 +60,10 @@ def check_password(password: str) -> None:
         raise ValidationError.field("password", "at least 8 characters")
 
 
+async def get_user(db: Database, username: str) -> Row | None:
+    return await users_db.get_user_by_name(db, username)
+
+
 async def list_users(db: Database) -> list[Row]:
     """Every user with their image count and bytes stored, oldest first."""
     return await users_db.list_users(db)

@@ -186,6 +186,15 @@ class Admin:
         return [DayUploads(day=day, uploads=counted.get(day, 0)) for day in days]
 
 
+async def set_active(db: Database, user_id: int, active: bool) -> None:
+    """Enable or disable a user (the CLI's way; the API's is `Admin.update_user`)."""
+    async with db.transaction() as conn:
+        if not await admin_db.update_user(conn, user_id, {"is_active": int(active)}):
+            raise NotFound("user")
+        if not active:
+            await sessions_db.delete_for_user(conn, user_id)
+
+
 def _columns(fields: dict[str, Any]) -> dict[str, Any]:
     """A PATCH body's fields as the users table stores them."""
     return {name: int(value) if isinstance(value, bool) else value
