@@ -4,7 +4,9 @@ database and file by file on disk."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -13,8 +15,12 @@ from typing import Any
 import pytest
 
 from pichub.config import Settings
-from pichub.keys import BLOBS, DB, SETTINGS
+from pichub.keys import BLOBS, DB, SERVICES, SETTINGS
+from pichub.pacing import Pacing, Progress
 from pichub.services import sessions
+from pichub.services.admin import delete_user
+from pichub.services.images import Images
+from pichub.services.sweep import SETTLE_S, OrphanSweep
 from pichub.timeutil import now
 from pichub.web.api import admin as admin_api
 from tests import samples
@@ -310,3 +316,33 @@ async def test_admin_routes_are_in_the_openapi_document(api: Api) -> None:
     stats = paths["/admin/stats"]["get"]
     assert stats["tags"] == ["Admin"] and "404" in stats["responses"]
     assert "AdminUserUpdate" in document["components"]["schemas"]
+
+
+class Crash(Exception):
+    """The process dies right after the commit."""
+
+
+def _crash() -> None:
+    raise Crash
+
+
+async def test_a_crash_after_the_commit_leaves_only_orphans_the_sweep_removes(
+        api: Api) -> None:
+    token = await api.new_user("bob")
+    bob = await user_id(api, "bob")
+    image = await upload(api, _jpeg(), token)
+    blobs = api.app[BLOBS]
+    files = [p for p in files_under(blobs.root) if p.name.startswith(image["id"])]
+    assert len(files) == 3  # the stored file and two working copies
+    services = api.app[SERVICES]
+    crashing = Images(api.app[DB], blobs, purge_variants=services.images.purge_variants,
+                      on_change=_crash)
+    with pytest.raises(Crash):
+        await delete_user(api.app[DB], crashing, bob, "http://x")
+    assert set((await _tables_of(api, bob)).values()) == {0}  # committed
+    assert all(p.exists() for p in files)  # but no file removed yet
+    await asyncio.sleep(SETTLE_S + 0.1)
+    sweep = OrphanSweep(api.app[DB], blobs, asyncio.to_thread, Pacing(files=2, sleep_s=0),
+                        Progress("blob sweep", logging.getLogger("test")))
+    await sweep.run()
+    assert [p for p in files if p.exists()] == [] and sweep.orphans == 3
