@@ -8,7 +8,18 @@ import re
 from pathlib import Path
 from typing import Any
 
-from browser import PASSWORD, FormClient, csrf_from, form_client
+from aiohttp import ClientSession
+from browser import (
+    PASSWORD,
+    FormClient,
+    csrf_from,
+    expect,
+    form_client,
+    launch,
+    open_tab,
+    requires_browser,
+    start_site,
+)
 
 from pichub.keys import BLOBS, DB
 from pichub.services import accounts, sessions
@@ -165,3 +176,33 @@ async def test_images_tokens_and_delete_user_forms(aiohttp_client: Any, tmp_path
     assert status == 303
     assert await db.fetchval("SELECT COUNT(*) FROM users WHERE id = ?", (alice,)) == 0
     assert "deleted" in (await ui.text("/admin/users"))[1]
+
+
+@requires_browser
+async def test_admin_pages_in_a_browser(aiohttp_server: Any, tmp_path: Path) -> None:
+    """In Chromium: the overview's chart draws under the CSP, and disabling a user from the
+    users page (its confirmation accepted) refuses their token at once."""
+    site = await start_site(aiohttp_server, tmp_path)
+    await accounts.create_user(site.app[DB], "root", PASSWORD, is_admin=True)
+    token = await site.new_user("bob")
+    async with ClientSession() as client, client.post(
+            site.base + "/api/v1/upload", data=form(("a.jpg", samples.jpeg())),
+            headers={"Authorization": f"Bearer {token}"}) as resp:
+        assert resp.status == 201
+    async with launch() as browser:
+        tab = await open_tab(browser, site)
+        await tab.login("root")
+        await tab.page.click("#admin-link")
+        await tab.page.wait_for_url(tab.url("/admin"))
+        await expect(tab.page.locator("#uploads-chart rect")).to_have_count(30)
+        await tab.screenshot("admin-overview.png")
+        await tab.goto("/admin/users")
+        row = tab.page.locator('tr[data-username="bob"]')
+        await row.get_by_role("button", name="Disable").click()
+        await expect(tab.page.locator(".flash")).to_contain_text("bob disabled")
+        await expect(row.locator(".badge-private")).to_have_text("disabled")
+        await tab.screenshot("admin-users.png")
+        tab.assert_clean()
+    async with ClientSession() as client, client.get(
+            site.base + "/api/v1/images", headers={"Authorization": f"Bearer {token}"}) as resp:
+        assert resp.status == 401
