@@ -8,13 +8,18 @@ import asyncio
 import json
 import logging
 import os
+import sqlite3
 from datetime import timedelta
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pichub.config import Settings
+from pichub.db import admin as admin_db
+from pichub.db import images as images_db
+from pichub.db.database import Database
 from pichub.keys import BLOBS, DB, SERVICES, SETTINGS
 from pichub.pacing import Pacing, Progress
 from pichub.services import sessions
@@ -346,3 +351,47 @@ async def test_a_crash_after_the_commit_leaves_only_orphans_the_sweep_removes(
                         Progress("blob sweep", logging.getLogger("test")))
     await sweep.run()
     assert [p for p in files if p.exists()] == [] and sweep.orphans == 3
+
+
+async def test_admin_lists_read_in_index_order(api: Api) -> None:
+    """No admin list sorts at request time (a TEMP B-TREE): each walks an index or the
+    primary key, as the other lists do (test_scale_lists)."""
+    db = api.app[DB]
+    listings = [images_db.listing(), admin_db.users_listing(), admin_db.users_listing("b"),
+                admin_db.tokens_listing(), admin_db.tokens_listing(1)]
+    for listing in listings:
+        marks = ", ".join("?" * len(listing.key))
+        for bound in ("", f" AND ({', '.join(listing.key)}) < ({marks})"):
+            where = " AND ".join(listing.filters) or "1"
+            sql = (f"EXPLAIN QUERY PLAN SELECT * FROM {listing.table} WHERE {where}{bound}"
+                   f" ORDER BY {', '.join(k + ' DESC' for k in listing.key)} LIMIT 10")
+            params = [*listing.params, *([1] * len(listing.key) if bound else [])]
+            plan = " / ".join(row[3] for row in await db.fetchall(sql, params))
+            assert "TEMP B-TREE" not in plan, (sql, plan)
+    plan = " / ".join(row[3] for row in await db.fetchall(
+        "EXPLAIN QUERY PLAN SELECT * FROM images ORDER BY created_at DESC, seq DESC LIMIT 5"))
+    assert "images_created" in plan
+
+
+def test_migration_counts_uploads_per_day_of_an_existing_library(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    first = (resources.files("pichub.db") / "migrations" / "0001_initial.sql").read_text()
+    with sqlite3.connect(path) as conn:
+        conn.executescript(first + "\nPRAGMA user_version=1;")
+        conn.execute("INSERT INTO users (id, username, password_hash, created_at)"
+                     " VALUES (1, 'u', 'x', '2026-01-01T00:00:00Z')")
+        for n, day in enumerate(["01", "01", "03"]):
+            conn.execute(
+                "INSERT INTO images (id, user_id, filename, original_name, format, width,"
+                " height, size, sha256, created_at) VALUES (?, 1, 'f', 'f', 'png', 1, 1, 1,"
+                " 'h', ?)", (f"img{n:05d}", f"2026-01-{day}T10:00:0{n}Z"))
+
+    async def migrate() -> None:
+        db = await Database.open(path)
+        await db.close()
+
+    asyncio.run(migrate())
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT day, uploads FROM upload_days ORDER BY day").fetchall() == [
+            ("2026-01-01", 2), ("2026-01-03", 1)]
+        assert conn.execute("SELECT DISTINCT is_active FROM users").fetchall() == [(1,)]
