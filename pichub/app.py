@@ -39,6 +39,7 @@ from pichub.keys import (
 from pichub.pacing import Pacing, Progress
 from pichub.ratelimit import RateLimiter
 from pichub.services import Services
+from pichub.services.admin import Admin, CacheCounters
 from pichub.services.albums import Albums
 from pichub.services.expiry import ExpirySweep
 from pichub.services.images import Images
@@ -171,6 +172,11 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
     expiry = ExpirySweep(db, image_rules, _background_base_url(settings), pacing, clock)
     image_rules.on_expiry = expiry.wake
     app[EXPIRY] = expiry
+
+    def cache_counters() -> CacheCounters:
+        return CacheCounters(cache.total_bytes, len(cache), pipeline.cache_hits,
+                             pipeline.cache_misses)
+
     app[SERVICES] = Services(
         images=image_rules,
         albums=Albums(db, on_change=worker.wake),
@@ -178,6 +184,7 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
         uploads=Uploads(db, blobs, settings.storage, images.default_quality, convert,
                         on_change=worker.wake, signing_key=key, clock=clock,
                         on_expiry=expiry.wake),
+        admin=Admin(db, image_rules, cache_counters, settings.storage.data_dir),
     )
     worker.start()
     stack.push_async_callback(worker.stop)

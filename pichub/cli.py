@@ -37,6 +37,15 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--password-stdin", action="store_true",
                         help="read the password from standard input")
     _common(user.add_parser("list", help="list users"))
+    for action, text in (("disable", "disable a user: their tokens and sessions stop at once"),
+                         ("enable", "enable a disabled user again"),
+                         ("delete", "delete a user with all their images, albums, tokens and "
+                                    "webhooks")):
+        change = user.add_parser(action, help=text)
+        _common(change)
+        change.add_argument("name")
+        if action == "delete":
+            change.add_argument("--yes", action="store_true", help="do not ask to confirm")
 
     token = sub.add_parser("token", help="manage API tokens").add_subparsers(
         dest="action", required=True)
@@ -102,6 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers: dict[tuple[str, str | None], Callable[..., Coroutine[Any, Any, int]]] = {
         ("user", "create"): commands.user_create,
         ("user", "list"): commands.user_list,
+        ("user", "disable"): commands.user_disable,
+        ("user", "enable"): commands.user_enable,
+        ("user", "delete"): commands.user_delete,
         ("token", "create"): commands.token_create,
         ("token", "list"): commands.token_list,
         ("token", "revoke"): commands.token_revoke,
@@ -113,11 +125,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return commands.serve(settings)
     if args.command == "user" and args.action == "create":
         args.password = _read_password(args)
+    if args.command == "user" and args.action == "delete" and not args.yes:
+        if not _confirm(f"Delete {args.name} and all their data? Type the name to confirm: ",
+                        args.name):
+            print("not deleted", file=sys.stderr)
+            return 1
     try:
         return asyncio.run(handlers[(args.command, getattr(args, "action", None))](settings, args))
     except PichubError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
+
+
+def _confirm(prompt: str, expected: str) -> bool:
+    """True when the operator types `expected` (on a terminal; without one, `--yes` is
+    needed)."""
+    if not sys.stdin.isatty():
+        print("error: pass --yes to delete without a terminal", file=sys.stderr)
+        return False
+    return input(prompt).strip() == expected
 
 
 def _read_password(args: argparse.Namespace) -> str:

@@ -20,13 +20,15 @@ from pichub.blobs import BlobStore
 from pichub.config import EXIT_CONFIG, ConfigError, Settings
 from pichub.db.database import Database
 from pichub.errors import NotFound
-from pichub.services import accounts
+from pichub.imaging.cache import DiskCache
+from pichub.services import accounts, admin
 from pichub.services.backfill import Progress as BackfillProgress
 from pichub.services.backfill import backfill as run_backfill
 from pichub.services.backup import WORKERS, BackupError, Interrupted, Manifest
 from pichub.services.backup import Progress as CopyProgress
 from pichub.services.backup import backup as backup_to_dir
 from pichub.services.backup import restore as restore_from_dir
+from pichub.services.images import Images
 from pichub.web.observe import configure_logging
 
 log = logging.getLogger("pichub")
@@ -108,6 +110,52 @@ async def user_list(settings: Settings, _args: argparse.Namespace) -> int:
            [(r["id"], r["username"], "yes" if r["is_admin"] else "no",
              f"{r['quota_mb']}MB" if r["quota_mb"] is not None else "-", r["image_count"],
              r["created_at"]) for r in rows])
+    return 0
+
+
+async def _user_id(db: Database, name: str) -> int:
+    row = await accounts.get_user(db, name)
+    if row is None:
+        raise NotFound("user")
+    return int(row["id"])
+
+
+async def _set_active(settings: Settings, name: str, active: bool) -> int:
+    async with _database(settings) as db:
+        await admin.set_active(db, await _user_id(db, name), active)
+    print(f"{'enabled' if active else 'disabled'} user {name}")
+    return 0
+
+
+async def user_disable(settings: Settings, args: argparse.Namespace) -> int:
+    """`pichub user disable NAME`: takes effect at once, on a running server too (the
+    token and session lookups read the flag on every request)."""
+    return await _set_active(settings, args.name, False)
+
+
+async def user_enable(settings: Settings, args: argparse.Namespace) -> int:
+    return await _set_active(settings, args.name, True)
+
+
+async def user_delete(settings: Settings, args: argparse.Namespace) -> int:
+    """`pichub user delete NAME`: as the admin API's delete, with the files removed from the
+    blob store and the variant cache directly (a running server's figure of the cache size
+    may still count those variants until it restarts)."""
+    paths = data_paths(settings)
+    blobs = BlobStore(paths["blobs"])
+    cache = DiskCache(paths["cache"], settings.images.cache_max_mb * 2**20,
+                      max_files=settings.images.cache_max_files)
+    server_ = settings.server
+    base = (server_.public_url or f"http://{server_.host}:{server_.port}").rstrip("/")
+
+    async def purge(image_id: str) -> int:
+        return await asyncio.to_thread(cache.purge_image, image_id)
+
+    async with _database(settings) as db:
+        user_id = await _user_id(db, args.name)
+        images = Images(db, blobs, purge_variants=purge, on_change=lambda: None)
+        await admin.delete_user(db, images, user_id, base)
+    print(f"deleted user {args.name} and all their data")
     return 0
 
 

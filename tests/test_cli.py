@@ -89,3 +89,31 @@ def test_access_log_lines_reach_the_output(tmp_path: Path) -> None:
     lines = [line for line in rest.splitlines() if "pichub.access" in line]
     assert any('method=GET path="/api/v1/square?page=1" status=200' in line
                and "client=127.0.0.1" in line for line in lines), rest
+
+
+def test_user_disable_enable_delete(server: Server) -> None:
+    data = ["--data-dir", str(server.data_dir)]
+    assert pichub("user", "create", "bob", "--password-stdin", *data,
+                  stdin="hunter2hunter2\n").returncode == 0
+    token = pichub("token", "create", "bob", *data).stdout.strip()
+    headers = {"Authorization": f"Bearer {token}"}
+    resp = requests.post(f"{server.base}/api/v1/upload", headers=headers,
+                         files={"files[]": ("a.jpg", samples.jpeg())}, timeout=30)
+    assert resp.status_code == 201, resp.text
+    image_id = resp.json()["data"][0]["id"]
+    blob = server.data_dir / "blobs" / image_id[:2] / image_id[2:4] / f"{image_id}.webp"
+    assert blob.exists()
+    images = f"{server.base}/api/v1/images"
+    assert pichub("user", "disable", "bob", *data).returncode == 0
+    assert requests.get(images, headers=headers, timeout=10).status_code == 401  # at once
+    assert pichub("user", "enable", "bob", *data).returncode == 0
+    assert requests.get(images, headers=headers, timeout=10).status_code == 200
+    refused = pichub("user", "delete", "bob", *data)  # no terminal and no --yes
+    assert refused.returncode == 1 and "--yes" in refused.stderr and blob.exists()
+    deleted = pichub("user", "delete", "bob", "--yes", *data)
+    assert deleted.returncode == 0, deleted.stderr
+    assert not blob.exists()
+    assert requests.get(images, headers=headers, timeout=10).status_code == 401
+    assert requests.get(f"{server.base}/img/{image_id}.webp", timeout=10).status_code == 404
+    assert "bob" not in pichub("user", "list", *data).stdout
+    assert pichub("user", "disable", "bob", *data).returncode == 1

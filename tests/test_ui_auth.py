@@ -9,7 +9,7 @@ from typing import Any
 from browser import PASSWORD, FormClient, csrf_from, form_client
 
 from pichub.keys import DB
-from pichub.services import sessions
+from pichub.services import accounts, sessions
 from pichub.web.routes import API_PREFIXES
 
 
@@ -212,8 +212,10 @@ async def _ids(ui: FormClient) -> dict[str, str]:
 async def test_every_state_changing_ui_route_needs_the_csrf_token(aiohttp_client: Any,
                                                                   tmp_path: Path) -> None:
     ui = await form_client(aiohttp_client, tmp_path)
-    await ui.login("alice")
+    await accounts.create_user(ui.app[DB], "root", PASSWORD, is_admin=True)
+    await ui.login("root")  # an admin: the admin pages' forms are checked too
     ids = await _ids(ui)
+    ids["users"] = str(await ui.app[DB].fetchval("SELECT id FROM users WHERE username = 'alice'"))
     posts = sorted({r.resource.canonical for r in ui.app.router.routes()
                     if r.method == "POST" and r.resource is not None
                     and not r.resource.canonical.startswith(API_PREFIXES + TOKEN_ROUTES)})

@@ -15,10 +15,11 @@ async def create(conn: Conn, id_hash: str, user_id: int, csrf_token: str, create
 
 
 async def find(db: Database, id_hash: str, now: str) -> Row | None:
-    """The live session with this hash, joined with its user's name and admin flag."""
+    """The live session with this hash, joined with its user's name and admin flag; none of
+    a disabled user."""
     return await db.fetchone(
         "SELECT s.*, u.username, u.is_admin FROM sessions s JOIN users u ON u.id = s.user_id"
-        " WHERE s.id_hash = ? AND s.expires_at > ?",
+        " WHERE s.id_hash = ? AND s.expires_at > ? AND u.is_active = 1",
         (id_hash, now),
     )
 
@@ -30,4 +31,10 @@ async def delete(conn: Conn, id_hash: str) -> bool:
 
 async def delete_expired(conn: Conn, now: str) -> int:
     cur = await conn.execute("DELETE FROM sessions WHERE expires_at <= ?", (now,))
+    return cur.rowcount
+
+
+async def delete_for_user(conn: Conn, user_id: int) -> int:
+    """Sign every browser of the user out."""
+    cur = await conn.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
     return cur.rowcount

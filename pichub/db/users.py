@@ -64,10 +64,10 @@ async def create_token(conn: Conn, user_id: int, token_hash: str, name: str, sco
 
 
 async def find_token(db: Database, token_hash: str) -> Row | None:
-    """The live token with this hash, joined with its user's name."""
+    """The live token with this hash, joined with its user's name; none of a disabled user."""
     return await db.fetchone(
         "SELECT t.*, u.username, u.is_admin FROM tokens t JOIN users u ON u.id = t.user_id"
-        " WHERE t.token_hash = ? AND t.revoked_at IS NULL",
+        " WHERE t.token_hash = ? AND t.revoked_at IS NULL AND u.is_active = 1",
         (token_hash,),
     )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pichub.services.admin import Admin
 from pichub.services.albums import Albums
 from pichub.services.images import Images
 from pichub.services.uploads import Uploads
@@ -25,3 +26,4 @@ class Services:
     albums: Albums
     webhooks: Webhooks
     uploads: Uploads
+    admin: Admin

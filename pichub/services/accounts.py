@@ -45,14 +45,23 @@ async def create_user(db: Database, username: str, password: str, *, is_admin: b
                       quota_mb: int | None = None) -> int:
     if not _USERNAME.match(username):
         raise ValidationError.field("username", "1-64 letters, digits, '_', '.' or '-'")
-    if len(password) < 8:
-        raise ValidationError.field("password", "at least 8 characters")
+    check_password(password)
     if await users_db.get_user_by_name(db, username) is not None:
         raise ValidationError.field("username", "already taken")
     hashed = await asyncio.to_thread(hash_password, password)
     async with db.transaction() as conn:
         return await users_db.create_user(conn, username, hashed, is_admin=is_admin,
                                           quota_mb=quota_mb)
+
+
+def check_password(password: str) -> None:
+    """The one rule for passwords, at creation and at every change."""
+    if len(password) < 8:
+        raise ValidationError.field("password", "at least 8 characters")
+
+
+async def get_user(db: Database, username: str) -> Row | None:
+    return await users_db.get_user_by_name(db, username)
 
 
 async def list_users(db: Database) -> list[Row]:

@@ -169,7 +169,7 @@ class Images:
             if row is None:
                 raise NotFound("image")
             await images_db.delete(conn, image_id)
-            await self._record_deleted(conn, row, base_url, "deleted")
+            await self.record_deleted(conn, row, base_url, "deleted")
         await self._remove_files(row)
 
     async def expire(self, image_id: str, base_url: str) -> bool:
@@ -181,11 +181,12 @@ class Images:
             if row is None or expires is None or expires > iso(self.clock()):
                 return False
             await images_db.delete(conn, image_id)
-            await self._record_deleted(conn, row, base_url, "expired")
+            await self.record_deleted(conn, row, base_url, "expired")
         await self._remove_files(row)
         return True
 
-    async def _record_deleted(self, conn: Conn, row: Row, base_url: str, reason: str) -> None:
+    async def record_deleted(self, conn: Conn, row: Row, base_url: str, reason: str) -> None:
+        """The `image.deleted` event of `row`, in the caller's transaction (the outbox)."""
         data = {**self.image(row, base_url).model_dump(), "reason": reason}
         await events_db.record(conn, row["user_id"], "image.deleted", data)
 
@@ -193,6 +194,12 @@ class Images:
         """After the commit: wake the webhook worker, drop the variants, then the blob (its
         working copies and kept original too; a shared blob only loses these names)."""
         self.on_change()
+        await self.discard_files(row)
+
+    async def discard_files(self, row: Row) -> None:
+        """Remove the files of an image whose row is gone (committed): its cached variants,
+        then its names in the blob store (working copies and kept original included; a
+        de-duplicated file's bytes stay while another image has a name for them)."""
         try:  # variants first: the pipeline also forgets what it remembered of the image
             await self.purge_variants(row["id"])
         finally:

@@ -53,7 +53,9 @@ def new_csrf_token() -> str:
 
 
 async def authenticate(db: Database, username: str, password: str) -> Row | None:
-    """The user row when the password is right, else None (same cost either way)."""
+    """The user row when the password is right, else None (same cost either way). The row
+    of a disabled user is returned too: the caller refuses it (`is_active`) with its own
+    message, which only someone who knows the password gets to see."""
     user = await users_db.get_user_by_name(db, username)
     stored = user["password_hash"] if user is not None else None
     good = await asyncio.to_thread(verify_password, password, stored)

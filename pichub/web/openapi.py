@@ -78,9 +78,14 @@ TAGS: Final = [
     ("Webhooks", "Signed event notifications (Standard Webhooks) with a delivery log."),
     ("Integrations", "Ready-made configurations for ShareX, PicGo, Flameshot, uPic and curl."),
     ("Dynamic images", "Resize and re-encode on the fly at `/img/{id}.{ext}` (no auth)."),
+    ("Admin", "Users, every image and token, and the overview: for admins' tokens only "
+              "(anyone else gets 404)."),
     ("Meta", "This document."),
 ]
-_ID_PARAMS: Final = {"/images": ("imageId", "image", "string", IMAGE_ID_EXAMPLE),
+_ID_PARAMS: Final = {"/admin/users": ("userId", "user", "integer", 2),
+                     "/admin/images": ("imageId", "image", "string", IMAGE_ID_EXAMPLE),
+                     "/admin/tokens": ("tokenId", "token", "integer", 5),
+                     "/images": ("imageId", "image", "string", IMAGE_ID_EXAMPLE),
                      "/albums": ("albumId", "album", "integer", 3),
                      "/webhooks": ("webhookId", "webhook", "integer", 7)}
 

@@ -21,6 +21,7 @@ from pichub.web.ui.guards import current_session, set_cookie
 from pichub.web.ui.templates import render
 
 FAILED = "Wrong username or password."
+DISABLED = "This account is disabled. Ask an administrator to enable it."
 
 
 def _login_form(request: web.Request, token: str, *, error: str = "", username: str = "",
@@ -66,6 +67,9 @@ async def login(request: web.Request) -> web.StreamResponse:
     if user is None:
         return _login_form(request, cookie_token, username=username, next_path=next_path,
                            error=FAILED)
+    if not user["is_active"]:
+        return _login_form(request, cookie_token, username=username, next_path=next_path,
+                           error=DISABLED, status=403)
     return await _signed_in(request, user["id"], next_path)
 
 

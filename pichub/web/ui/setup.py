@@ -13,6 +13,7 @@ Routes (all outside the API prefixes):
 | `/dashboard/albums…`, `/dashboard/tokens…`, `/dashboard/webhooks…` | the other nouns |
 | `/dashboard/integrations` | ready-made configurations for upload tools (tokens on request) |
 | `GET/POST /delete/{token}` | a delete link: confirmation page; its POST deletes (no session) |
+| `/admin`, `/admin/users…`, `/admin/images…`, `/admin/tokens…` | admins only (else 404) |
 | `GET /docs` | Swagger UI over the OpenAPI document, with Try it out |
 | `GET /static/{name}.{hash}.{ext}` | assets, cached for a year |
 
@@ -25,6 +26,8 @@ from aiohttp import web
 
 from pichub.keys import ASSETS, JINJA, SETTINGS
 from pichub.web.ui import (
+    admin,
+    admin_users,
     albums,
     auth,
     dashboard,
@@ -54,5 +57,7 @@ def setup_ui(app: web.Application) -> None:
         *webhooks.ROUTES,
         *integrations.ROUTES,
         *deletelinks.ROUTES,
+        *admin.ROUTES,
+        *admin_users.ROUTES,
         make_handler(assets),
     ])
