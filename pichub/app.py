@@ -30,15 +30,18 @@ from pichub.keys import (
     SERVICES,
     SETTINGS,
     TRUSTED_PROXIES,
+    TWO_FACTOR,
     UPLOAD_TMP,
     WEBHOOKS,
 )
 from pichub.pacing import Pacing, Progress
 from pichub.ratelimit import RateLimiter
+from pichub.sealing import KEY_FILE, ServerKey, load_or_create
 from pichub.services import Services
 from pichub.services.albums import Albums
 from pichub.services.images import Images
 from pichub.services.sweep import OrphanSweep
+from pichub.services.twofactor import TwoFactor
 from pichub.services.uploads import Uploads
 from pichub.services.webhooks import Webhooks
 from pichub.web import api, health, img
@@ -129,6 +132,7 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
     stack.push_async_callback(limiter.close)
     app[LIMITER] = limiter
     app[DB] = db
+    app[TWO_FACTOR] = TwoFactor(db, await _server_key(settings))
     app[BLOBS] = blobs
     app[UPLOAD_TMP] = paths["tmp"]
     fetcher = UrlFetcher(settings.storage, paths["tmp"])
@@ -169,6 +173,14 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
     # Last, so they are cancelled first: they use the database and the image pool.
     await stack.enter_async_context(_in_background(pipeline.load_cache(loading), loading.what))
     await stack.enter_async_context(_in_background(sweep.run(), sweeping.what))
+
+
+async def _server_key(settings: Settings) -> ServerKey:
+    """`auth.secret_key`, else the key generated once into the data directory."""
+    configured = settings.auth.secret_key
+    if configured is not None:
+        return ServerKey.from_text(configured.get_secret_value())
+    return await asyncio.to_thread(load_or_create, settings.storage.data_dir / KEY_FILE)
 
 
 def _export_progress(metrics: Metrics, job: Progress) -> None:

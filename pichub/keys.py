@@ -16,6 +16,7 @@ from pichub.imaging.pipeline import Pipeline
 from pichub.ratelimit import Decision, RateLimiter
 from pichub.services import Services
 from pichub.services.accounts import Actor
+from pichub.services.twofactor import TwoFactor
 from pichub.web.clientip import Network
 from pichub.web.fetch import UrlFetcher
 from pichub.web.observe import Metrics
@@ -34,6 +35,7 @@ ALLOWED_HOSTS = web.AppKey("allowed_hosts", AllowedHosts)  # server.allowed_host
 WEBHOOKS = web.AppKey("webhooks", WebhookWorker)
 LIMITER = web.AppKey("limiter", RateLimiter)
 SERVICES = web.AppKey("services", Services)
+TWO_FACTOR = web.AppKey("two_factor", TwoFactor)  # TOTP sign-in of the web UI
 JINJA = web.AppKey("ui_jinja", jinja2.Environment)  # the web UI's templates
 ASSETS = web.AppKey("ui_assets", Assets)  # the web UI's static files
 
