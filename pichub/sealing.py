@@ -125,17 +125,36 @@ def load_or_create(path: Path) -> ServerKey:
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = secrets.token_hex(32)
+    _write_private(path, secrets.token_hex(32) + "\n", replace=False)
+    return ServerKey.from_text(path.read_text(encoding="ascii").strip())
+
+
+def copy_key(src_dir: Path, dest_dir: Path) -> bool:
+    """Copy the key file of one data directory to another (backup, restore), still 0600;
+    False when `src_dir` has none (the key is then in the configuration)."""
+    try:
+        text = (src_dir / KEY_FILE).read_text(encoding="ascii")
+    except FileNotFoundError:
+        return False
+    _write_private(dest_dir / KEY_FILE, text, replace=True)
+    return True
+
+
+def _write_private(path: Path, text: str, *, replace: bool) -> None:
+    """Write `path` readable by its owner only, durably, all or nothing. Without `replace`, a
+    file another process made meanwhile wins."""
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(text + "\n")
+        handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
+    if replace:
+        os.replace(tmp, path)
+        return
     try:
-        os.link(tmp, path)  # never replaces a key another process wrote meanwhile
+        os.link(tmp, path)
     except FileExistsError:
         pass
     finally:
         tmp.unlink()
-    return ServerKey.from_text(path.read_text(encoding="ascii").strip())
