@@ -33,11 +33,13 @@ from pichub.keys import (
     SERVICES,
     SETTINGS,
     TRUSTED_PROXIES,
+    TWO_FACTOR,
     UPLOAD_TMP,
     WEBHOOKS,
 )
 from pichub.pacing import Pacing, Progress
 from pichub.ratelimit import RateLimiter
+from pichub.sealing import KEY_FILE, ServerKey, load_or_create
 from pichub.services import Services
 from pichub.services.admin import Admin, CacheCounters
 from pichub.services.albums import Albums
@@ -45,6 +47,7 @@ from pichub.services.expiry import ExpirySweep
 from pichub.services.images import Images
 from pichub.services.sharing import LinkSigner
 from pichub.services.sweep import OrphanSweep
+from pichub.services.twofactor import TwoFactor
 from pichub.services.uploads import Uploads
 from pichub.services.webhooks import Webhooks
 from pichub.web import api, health, img
@@ -135,6 +138,7 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
     stack.push_async_callback(limiter.close)
     app[LIMITER] = limiter
     app[DB] = db
+    app[TWO_FACTOR] = TwoFactor(db, await _server_key(settings))
     app[BLOBS] = blobs
     app[UPLOAD_TMP] = paths["tmp"]
     fetcher = UrlFetcher(settings.storage, paths["tmp"])
@@ -202,6 +206,14 @@ def _background_base_url(settings: Settings) -> str:
         return server.public_url.rstrip("/")
     host = f"[{server.host}]" if ":" in server.host else server.host
     return f"http://{host}:{server.port}"
+
+
+async def _server_key(settings: Settings) -> ServerKey:
+    """`auth.secret_key`, else the key generated once into the data directory."""
+    configured = settings.auth.secret_key
+    if configured is not None:
+        return ServerKey.from_text(configured.get_secret_value())
+    return await asyncio.to_thread(load_or_create, settings.storage.data_dir / KEY_FILE)
 
 
 def _export_progress(metrics: Metrics, job: Progress) -> None:

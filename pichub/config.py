@@ -123,6 +123,7 @@ class RateLimitSettings(_Section):
     upload: str = "10/minute"
     img_miss: str = "120/minute"
     login: str = "10/minute"
+    two_factor: str = "5/minute;20/hour"
     storage_uri: str = "memory://"
 
     @field_validator("storage_uri")
@@ -140,7 +141,7 @@ class RateLimitSettings(_Section):
                                  "installation lacks") from None
         return v
 
-    @field_validator("api", "upload", "img_miss", "login")
+    @field_validator("api", "upload", "img_miss", "login", "two_factor")
     @classmethod
     def _limits(cls, v: str) -> str:
         try:
@@ -161,6 +162,18 @@ class WebhookSettings(_Section):
     retention_days: int = Field(30, ge=1)
 
 
+class AuthSettings(_Section):
+    require_totp_for_admins: bool = False
+    secret_key: SecretStr | None = None  # unset: generated once into <data_dir>/secret.key
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_enough(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and len(v.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+        return v
+
+
 class Settings(BaseSettings):
     """All of PicHub's configuration; tests build it directly."""
 
@@ -176,6 +189,7 @@ class Settings(BaseSettings):
     images: ImageSettings = ImageSettings()
     rate_limits: RateLimitSettings = RateLimitSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    auth: AuthSettings = AuthSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -17,6 +17,7 @@ from pichub.ratelimit import Decision, RateLimiter
 from pichub.services import Services
 from pichub.services.accounts import Actor
 from pichub.services.expiry import ExpirySweep
+from pichub.services.twofactor import TwoFactor
 from pichub.timeutil import Clock
 from pichub.web.clientip import Network
 from pichub.web.fetch import UrlFetcher
@@ -38,6 +39,7 @@ LIMITER = web.AppKey("limiter", RateLimiter)
 SERVICES = web.AppKey("services", Services)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")  # time of expiry and links (tests set theirs)
 EXPIRY = web.AppKey("expiry", ExpirySweep)  # the background job deleting expired images
+TWO_FACTOR = web.AppKey("two_factor", TwoFactor)  # TOTP sign-in of the web UI
 JINJA = web.AppKey("ui_jinja", jinja2.Environment)  # the web UI's templates
 ASSETS = web.AppKey("ui_assets", Assets)  # the web UI's static files
 

@@ -107,7 +107,8 @@ async def test_round_trip_of_a_running_instance(make_api: ApiFactory, settings: 
 
     assert manifest.images == 3 and manifest.bytes == sum(i["size"] for i in images)
     assert manifest.dropped == [] and manifest.damaged == [] and manifest.schema_version >= 1
-    assert sorted(p.name for p in dest.iterdir()) == ["blobs", "manifest.json", "pichub.db"]
+    assert sorted(p.name for p in dest.iterdir()) == ["blobs", "manifest.json", "pichub.db",
+                                                      "secret.key"]
     assert json.loads((dest / "manifest.json").read_text())["format"] == "pichub-backup"
     assert not list(dest.glob("pichub.db-*"))  # self-contained: no -wal / -shm beside it
 
@@ -115,7 +116,10 @@ async def test_round_trip_of_a_running_instance(make_api: ApiFactory, settings: 
     restored: Manifest = await run(backup.restore, dest, target)
 
     assert restored == manifest
-    assert sorted(p.name for p in target.iterdir()) == ["blobs", "pichub.db"]
+    assert sorted(p.name for p in target.iterdir()) == ["blobs", "pichub.db", "secret.key"]
+    # The server key (two-factor secrets) travels along, still readable by its owner only.
+    assert (target / "secret.key").read_bytes() == (data_dir / "secret.key").read_bytes()
+    assert (target / "secret.key").stat().st_mode & 0o777 == 0o600
     assert image_files(target) == {i["id"]: i["sha256"] for i in images}
     # What the running server may still change after the snapshot is left out of the comparison.
     for sql in ("SELECT * FROM users", "SELECT * FROM albums", "SELECT * FROM images",
@@ -318,7 +322,7 @@ async def test_restore_clears_what_an_interrupted_restore_left(made: Path,
     (target / backup.RESTORE_TMP / "pichub.db").write_bytes(b"half")
     manifest: Manifest = await run(backup.restore, made, target)
     assert manifest.images == 3
-    assert sorted(p.name for p in target.iterdir()) == ["blobs", "pichub.db"]
+    assert sorted(p.name for p in target.iterdir()) == ["blobs", "pichub.db", "secret.key"]
 
 
 # --- the commands, against a server that keeps working --------------------------------------

@@ -205,8 +205,9 @@ async def _ids(ui: FormClient) -> dict[str, str]:
     await ui.post("/dashboard/tokens", {"name": "keep"})
     album = await db.fetchval("SELECT id FROM albums")
     token = await db.fetchval("SELECT id FROM tokens")
+    session = await db.fetchval("SELECT rowid FROM sessions")
     return {"albums": str(album), "tokens": str(token), "images": "noimage1",
-            "webhooks": "1"}
+            "webhooks": "1", "sessions": str(session)}
 
 
 async def test_every_state_changing_ui_route_needs_the_csrf_token(aiohttp_client: Any,

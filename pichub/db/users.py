@@ -19,6 +19,11 @@ async def create_user(
     return cur.lastrowid
 
 
+async def set_password(conn: Conn, user_id: int, password_hash: str) -> None:
+    await conn.execute("UPDATE users SET password_hash = ? WHERE id = ?",
+                       (password_hash, user_id))
+
+
 async def count_users(db: Database) -> int:
     return int(await db.fetchval("SELECT COUNT(*) FROM users"))
 

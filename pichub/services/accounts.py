@@ -13,14 +13,16 @@ import secrets
 from dataclasses import dataclass
 from typing import Final
 
+from pichub.db import sessions as sessions_db
 from pichub.db import users as users_db
 from pichub.db.database import Database, Row
 from pichub.errors import Forbidden, NotFound, Unauthorized, ValidationError
-from pichub.hashing import hash_password, hash_secret, new_token
+from pichub.hashing import hash_password, hash_secret, new_token, verify_password
 from pichub.timeutil import now, parse_iso
 
 SCOPES: Final = ("read", "write")
 MAX_TOKEN_NAME: Final = 100
+MIN_PASSWORD: Final = 8
 _USERNAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _TOUCH_EVERY_S = 60
 
@@ -54,14 +56,30 @@ async def create_user(db: Database, username: str, password: str, *, is_admin: b
                                           quota_mb=quota_mb)
 
 
-def check_password(password: str) -> None:
+def check_password(password: str, field: str = "password") -> None:
     """The one rule for passwords, at creation and at every change."""
-    if len(password) < 8:
-        raise ValidationError.field("password", "at least 8 characters")
+    if len(password) < MIN_PASSWORD:
+        raise ValidationError.field(field, f"at least {MIN_PASSWORD} characters")
 
 
 async def get_user(db: Database, username: str) -> Row | None:
     return await users_db.get_user_by_name(db, username)
+
+
+async def change_password(db: Database, user_id: int, current: str, new: str, *,
+                          keep_session: str | None = None) -> int:
+    """Set a new password after checking the current one; every session of the user except
+    `keep_session` (an `id_hash`: the browser asking) ends. Returns how many ended."""
+    user = await users_db.get_user(db, user_id)
+    stored = user["password_hash"] if user is not None else None
+    if not await asyncio.to_thread(verify_password, current, stored):
+        raise ValidationError("The current password is not right.",
+                              [{"field": "current_password", "message": "wrong password"}])
+    check_password(new, "new_password")
+    hashed = await asyncio.to_thread(hash_password, new)
+    async with db.transaction() as conn:
+        await users_db.set_password(conn, user_id, hashed)
+        return await sessions_db.delete_for_user(conn, user_id, keep_session)
 
 
 async def list_users(db: Database) -> list[Row]:

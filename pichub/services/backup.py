@@ -5,6 +5,8 @@ A backup is laid out like a data directory, without `cache/` and `tmp/`:
     DEST/pichub.db        the database, copied with SQLite's online backup API
     DEST/blobs/ab/cd/…    every original the snapshot refers to, and every kept
                           original upload (`<id>.orig.heic`, checked by its own sha256)
+    DEST/secret.key       the server key (pichub.sealing), when it is a file and not
+                          `auth.secret_key`: without it two-factor sign-in cannot be read
     DEST/manifest.json    written last: a backup without it is incomplete
 
 Consistency with a running server: the database snapshot is taken first, in
@@ -62,6 +64,7 @@ from typing import Any
 
 from pichub.blobs import atomic_write, fsync_dir, sha256_file
 from pichub.db.snapshot import Snapshot, SnapshotError, copy_online, latest_schema
+from pichub.sealing import KEY_FILE, copy_key
 from pichub.services.backup_copy import (
     WORKERS,
     Blob,
@@ -174,6 +177,7 @@ def _backup_into(data_dir: Path, dest: Path, marker: dict[str, Any] | None, repo
         raise BackupError(str(exc)) from None
     except CopyError as exc:
         raise BackupError(str(exc)) from None
+    copy_key(data_dir, dest)  # the server key (two-factor secrets), when it is a file
     os.sync()  # blobs and database durable before the manifest marks the backup complete
     manifest = Manifest(
         created_at=str(taken["taken_at"]), pichub_version=_version(), schema_version=schema,
@@ -270,8 +274,9 @@ def restore(src: Path, data_dir: Path, report: Report = _silent, *, workers: int
                   "manifest_sha256": sha256_file(src / MANIFEST_FILE)}
         resumed = _read_marker(tmp / RESTORE_MARKER) == marker
         moved = resumed and not (tmp / BLOBS_DIR).exists()  # stopped between the two renames?
-        _require_empty(data_dir, "restore target",
-                       ignore={RESTORE_TMP, BLOBS_DIR} if moved else {RESTORE_TMP})
+        _require_empty(data_dir, "restore target",  # (a key is moved in before the blobs)
+                       ignore={RESTORE_TMP, KEY_FILE, BLOBS_DIR} if moved
+                       else {RESTORE_TMP, KEY_FILE})
         if moved and (data_dir / BLOBS_DIR).is_dir():
             (data_dir / BLOBS_DIR).rename(tmp / BLOBS_DIR)
         elif not resumed:
@@ -283,6 +288,8 @@ def restore(src: Path, data_dir: Path, report: Report = _silent, *, workers: int
                 _require_space(tmp, manifest.bytes)
             _restore_into(src, tmp, manifest, report, workers, stop)
             os.sync()
+            if (tmp / KEY_FILE).exists():
+                (tmp / KEY_FILE).rename(data_dir / KEY_FILE)
             (tmp / BLOBS_DIR).rename(data_dir / BLOBS_DIR)
             (tmp / DB_FILE).rename(data_dir / DB_FILE)  # last: the instance is complete
             (tmp / RESTORE_MARKER).unlink()
@@ -301,6 +308,7 @@ def _restore_into(src: Path, tmp: Path, manifest: Manifest, report: Report, work
     if not source_db.is_file():
         raise BackupError(f"backup is damaged: {source_db} is missing")
     shutil.copyfile(source_db, tmp / DB_FILE)
+    copy_key(src, tmp)
     damaged = set(manifest.damaged)
 
     def judge(blob: Blob, fate: Fate) -> None:

@@ -22,14 +22,18 @@ from datetime import timedelta
 from pichub.db import sessions as sessions_db
 from pichub.db import users as users_db
 from pichub.db.database import Database, Row
+from pichub.errors import NotFound
 from pichub.hashing import hash_secret, verify_password
+from pichub.models.base import MAX_ROW_ID
 from pichub.services.accounts import Actor
-from pichub.timeutil import iso, now
+from pichub.timeutil import iso, now, parse_iso
 
 COOKIE = "pichub_session"
 CSRF_COOKIE = "pichub_csrf"  # double-submit token of the login form (no session yet)
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
+MAX_USER_AGENT = 300
+_TOUCH_EVERY_S = 60  # last_seen_at is written at most once a minute per session
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,7 @@ class Session:
     is_admin: bool
     csrf_token: str
     expires_at: str
+    has_totp: bool = False  # two-factor sign-in is on for the user
 
     def actor(self) -> Actor:
         """The caller as the services see it (a session may do what a write token may)."""
@@ -62,31 +67,42 @@ async def authenticate(db: Database, username: str, password: str) -> Row | None
     return user if good and user is not None else None
 
 
-async def start(db: Database, user_id: int, lifetime: timedelta) -> tuple[str, Session]:
-    """A new session; returns the cookie value (shown only here) and the session."""
+async def start(db: Database, user_id: int, lifetime: timedelta, *, user_agent: str = "",
+                ip: str = "") -> tuple[str, Session]:
+    """A new session; returns the cookie value (shown only here) and the session.
+    `user_agent` and `ip` are kept only to let the user tell their sessions apart."""
     cookie = secrets.token_urlsafe(32)
     moment = now()
     created, expires = iso(moment), iso(moment + lifetime)
-    csrf = new_csrf_token()
-    user = await users_db.get_user(db, user_id)
-    if user is None:
+    if await users_db.get_user(db, user_id) is None:
         raise LookupError(f"no user {user_id}")
     async with db.transaction() as conn:
         await sessions_db.delete_expired(conn, created)
-        await sessions_db.create(conn, hash_secret(cookie), user_id, csrf, created, expires)
-    return cookie, Session(hash_secret(cookie), user_id, user["username"],
-                           bool(user["is_admin"]), csrf, expires)
+        await sessions_db.create(conn, hash_secret(cookie), user_id, new_csrf_token(), created,
+                                 expires, user_agent=user_agent[:MAX_USER_AGENT], ip=ip)
+    row = await sessions_db.find(db, hash_secret(cookie), "")  # "" : even a lifetime ≤ 0
+    assert row is not None
+    return cookie, _session(row)
+
+
+def _session(row: Row) -> Session:
+    return Session(row["id_hash"], row["user_id"], row["username"], bool(row["is_admin"]),
+                   row["csrf_token"], row["expires_at"], bool(row["has_totp"]))
 
 
 async def lookup(db: Database, cookie: str | None) -> Session | None:
     """The live session of a cookie value, or None (unknown, expired or absent)."""
     if not cookie:
         return None
-    row = await sessions_db.find(db, hash_secret(cookie), iso())
+    moment = now()
+    row = await sessions_db.find(db, hash_secret(cookie), iso(moment))
     if row is None:
         return None
-    return Session(row["id_hash"], row["user_id"], row["username"], bool(row["is_admin"]),
-                   row["csrf_token"], row["expires_at"])
+    seen = row["last_seen_at"]
+    if seen is None or (moment - parse_iso(seen)).total_seconds() > _TOUCH_EVERY_S:
+        async with db.transaction() as conn:
+            await sessions_db.touch(conn, row["id_hash"], iso(moment))
+    return _session(row)
 
 
 async def end(db: Database, cookie: str | None) -> None:
@@ -95,3 +111,18 @@ async def end(db: Database, cookie: str | None) -> None:
         return
     async with db.transaction() as conn:
         await sessions_db.delete(conn, hash_secret(cookie))
+
+
+async def list_own(db: Database, session: Session) -> list[dict[str, object]]:
+    """The user's live sessions, most recently seen first, `current` marking this one."""
+    rows = await sessions_db.list_for_user(db, session.user_id, iso())
+    return [{**{k: row[k] for k in row.keys() if k != "id_hash"},
+             "current": row["id_hash"] == session.id_hash} for row in rows]
+
+
+async def end_own(db: Database, user_id: int, session_id: int) -> None:
+    """End one of the user's sessions (by its listed `id`); 404 when it is not theirs."""
+    async with db.transaction() as conn:
+        if not 1 <= session_id <= MAX_ROW_ID or not await sessions_db.delete_by_id(
+                conn, user_id, session_id):
+            raise NotFound("session")

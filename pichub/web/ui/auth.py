@@ -1,9 +1,16 @@
-"""Sign-in and sign-out pages (`/login`, `/logout`).
+"""Sign-in and sign-out pages (`/login`, `/login/totp`, `/logout`).
 
 The login form is protected against CSRF with a double-submit cookie (there
 is no session yet) and rate limited with the `login` bucket, per client IP
 and per username, counting every attempt. A successful sign-in always starts
 a fresh session (no fixation) and leaves the CSRF cookie behind.
+
+With two-factor sign-in on, the right password starts no session: the
+browser gets a signed five-minute pending sign-in (`pichub_2fa`, see
+`services.twofactor`) and `/login/totp` asks for a code or a recovery code,
+under the same double-submit CSRF check and the `two_factor` rate limit (per
+IP and per user, every attempt counted). With `auth.require_totp_for_admins`
+an admin without it is sent to the account page to set it up.
 """
 
 from __future__ import annotations
@@ -13,15 +20,17 @@ from datetime import timedelta
 from aiohttp import web
 
 from pichub.hashing import same_secret
-from pichub.keys import DB, LIMITER, SETTINGS, TRUSTED_PROXIES
-from pichub.services import sessions
+from pichub.keys import DB, LIMITER, SETTINGS, TRUSTED_PROXIES, TWO_FACTOR
+from pichub.ratelimit import Decision, user_rate_key
+from pichub.services import sessions, twofactor
 from pichub.web.clientip import rate_limit_key, request_client_ip
-from pichub.web.ui.forms import redirect, safe_next, text_field
+from pichub.web.ui.forms import flash, redirect, safe_next, text_field
 from pichub.web.ui.guards import current_session, set_cookie
 from pichub.web.ui.templates import render
 
 FAILED = "Wrong username or password."
 DISABLED = "This account is disabled. Ask an administrator to enable it."
+PENDING_COOKIE = "pichub_2fa"  # the signed pending sign-in between password and code
 
 
 def _login_form(request: web.Request, token: str, *, error: str = "", username: str = "",
@@ -70,13 +79,85 @@ async def login(request: web.Request) -> web.StreamResponse:
     if not user["is_active"]:
         return _login_form(request, cookie_token, username=username, next_path=next_path,
                            error=DISABLED, status=403)
+    two_factor = request.app[TWO_FACTOR]
+    if await two_factor.enabled(user["id"]):
+        response = redirect("/login/totp")
+        set_cookie(request, response, PENDING_COOKIE,
+                   two_factor.pending(user["id"], user["password_hash"], next_path),
+                   max_age=twofactor.PENDING_S)
+        return response
     return await _signed_in(request, user["id"], next_path)
 
 
+def _code_form(request: web.Request, token: str, *, error: str = "",
+               status: int = 200) -> web.Response:
+    response = render(request, "login_totp.html", {"error": error}, csrf_token=token,
+                      status=status)
+    if request.cookies.get(sessions.CSRF_COOKIE) != token:
+        set_cookie(request, response, sessions.CSRF_COOKIE, token)
+    return response
+
+
+def _start_over(message: str) -> web.Response:
+    response = redirect("/login")
+    response.del_cookie(PENDING_COOKIE, path="/")
+    flash(response, message, "error")
+    return response
+
+
+async def code_page(request: web.Request) -> web.StreamResponse:
+    """GET /login/totp: the second step, for a browser with a live pending sign-in."""
+    if await request.app[TWO_FACTOR].read_pending(request.cookies.get(PENDING_COOKIE)) is None:
+        return _start_over("Sign in again: the two-step sign-in had expired.")
+    token = request.cookies.get(sessions.CSRF_COOKIE) or sessions.new_csrf_token()
+    return _code_form(request, token)
+
+
+async def check_code(request: web.Request) -> web.StreamResponse:
+    """POST /login/totp: a code (or a recovery code) turns the pending sign-in into a session."""
+    form = await request.post()
+    cookie_token = request.cookies.get(sessions.CSRF_COOKIE)
+    if not same_secret(cookie_token, text_field(form, sessions.CSRF_FIELD)):
+        return _code_form(request, sessions.new_csrf_token(), status=403,
+                          error="The form had expired. Please enter the code again.")
+    assert cookie_token is not None
+    two_factor = request.app[TWO_FACTOR]
+    pending = await two_factor.read_pending(request.cookies.get(PENDING_COOKIE))
+    if pending is None:
+        return _start_over("Sign in again: the two-step sign-in had expired.")
+    decision = await code_attempt(request, pending.user_id)
+    if not decision.allowed:
+        response = _code_form(request, cookie_token, status=429, error=(
+            f"Too many codes tried. Try again in {decision.retry_after} seconds."))
+        response.headers.update(decision.headers())
+        return response
+    if not await two_factor.check(pending.user_id, text_field(form, "code")):
+        return _code_form(request, cookie_token,
+                          error="That code is not right (or was used already).")
+    response = await _signed_in(request, pending.user_id, pending.next)
+    response.del_cookie(PENDING_COOKIE, path="/")
+    return response
+
+
+async def code_attempt(request: web.Request, user_id: int) -> Decision:
+    """Count one two-factor code tried, per client IP and per user (`two_factor` bucket)."""
+    ip_key = rate_limit_key(request_client_ip(request, request.app[TRUSTED_PROXIES]))
+    return await request.app[LIMITER].check_all(
+        [("two_factor", ip_key), ("two_factor", user_rate_key(user_id))])
+
+
 async def _signed_in(request: web.Request, user_id: int, next_path: str) -> web.Response:
-    days = request.app[SETTINGS].server.session_days
-    cookie, _ = await sessions.start(request.app[DB], user_id, timedelta(days=days))
-    response = redirect(safe_next(next_path, "/dashboard"))
+    settings = request.app[SETTINGS]
+    days = settings.server.session_days
+    cookie, session = await sessions.start(
+        request.app[DB], user_id, timedelta(days=days),
+        user_agent=request.headers.get("User-Agent", ""),
+        ip=request_client_ip(request, request.app[TRUSTED_PROXIES]))
+    if settings.auth.require_totp_for_admins and session.is_admin and not session.has_totp:
+        response = redirect("/account")
+        flash(response, "Admins must use two-factor sign-in here: set it up to go on.", "error")
+    else:
+        response = redirect(safe_next(next_path, "/dashboard"))
     set_cookie(request, response, sessions.COOKIE, cookie, max_age=days * 86400)
     response.del_cookie(sessions.CSRF_COOKIE, path="/")
     return response
@@ -108,6 +189,8 @@ async def logout(request: web.Request) -> web.StreamResponse:
 ROUTES = [
     web.get("/login", login_page),
     web.post("/login", login),
+    web.get("/login/totp", code_page),
+    web.post("/login/totp", check_code),
     web.get("/logout", logout_page),
     web.post("/logout", logout),
 ]

@@ -8,6 +8,9 @@ Views come in three kinds, each wrapped by one decorator here:
   flash message and a redirect back (post/redirect/get);
 - `xhr`: a state-changing fetch/XHR: signed-in user and a valid `X-CSRF-Token`
   header, else the JSON error envelope (401/403) like the API.
+
+With `auth.require_totp_for_admins`, an admin whose two-factor sign-in is off
+reaches only the account pages (`/account…`) until it is on.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from aiohttp import web
 
 from pichub.errors import Forbidden, PichubError, Unauthorized
 from pichub.hashing import same_secret
-from pichub.keys import DB, TRUSTED_PROXIES
+from pichub.keys import DB, SETTINGS, TRUSTED_PROXIES
 from pichub.services import sessions
 from pichub.services.sessions import Session
 from pichub.web.clientip import forwarded_base_url
@@ -56,6 +59,21 @@ def _forbidden(request: web.Request, session: Session | None) -> web.Response:
     return error_page(request, Forbidden(text), session)
 
 
+ENROL_PAGE = "/account"
+
+
+def must_enrol(request: web.Request, session: Session) -> bool:
+    """An admin without two-factor sign-in where it is required, outside the account pages."""
+    return (request.app[SETTINGS].auth.require_totp_for_admins and session.is_admin
+            and not session.has_totp and not request.path.startswith(ENROL_PAGE))
+
+
+def _to_enrolment() -> web.Response:
+    response = redirect(ENROL_PAGE)
+    flash(response, "Admins must use two-factor sign-in here: set it up to go on.", "error")
+    return response
+
+
 def page(view: PageView) -> Handler:
     """A GET page for signed-in users; others go to `/login?next=…`."""
 
@@ -64,6 +82,8 @@ def page(view: PageView) -> Handler:
         session = await current_session(request)
         if session is None:
             return redirect("/login?next=" + urllib.parse.quote(request.path_qs, safe=""))
+        if must_enrol(request, session):
+            return _to_enrolment()
         try:
             return await view(request, session)
         except PichubError as exc:
@@ -84,6 +104,8 @@ def action(default_back: str) -> Callable[[ActionView], Handler]:
             if session is None or not same_secret(
                     session.csrf_token, given if isinstance(given, str) else None):
                 return _forbidden(request, session)
+            if must_enrol(request, session):
+                return _to_enrolment()
             try:
                 return await view(request, session, form)
             except PichubError as exc:
@@ -107,6 +129,8 @@ def xhr(view: PageView) -> Handler:
         if not same_secret(session.csrf_token,
                                      request.headers.get(sessions.CSRF_HEADER)):
             raise Forbidden("Missing or invalid CSRF token")
+        if must_enrol(request, session):
+            raise Forbidden("Set up two-factor sign-in first (Account page)")
         return await view(request, session)
 
     return handler

@@ -7,6 +7,8 @@ Routes (all outside the API prefixes):
 | `GET /` | public square (`?page=`) |
 | `GET /i/{id}` | an image's page: the full image and its links |
 | `GET/POST /login`, `GET/POST /logout` | sign-in form (rate limited), sign-out |
+| `GET/POST /login/totp` | the second step of two-factor sign-in (code or recovery code) |
+| `GET /account`, `POST /account/…` | two-factor set-up, password change, own sessions |
 | `GET /dashboard` | my images (`?album_id=`, `?page=`), the uploader |
 | `POST /dashboard/upload` | XHR upload for the dashboard (session + `X-CSRF-Token`) |
 | `POST /dashboard/images/{id}[/delete]` | edit (album, visibility, description) or delete |
@@ -26,6 +28,7 @@ from aiohttp import web
 
 from pichub.keys import ASSETS, JINJA, SETTINGS
 from pichub.web.ui import (
+    account,
     admin,
     admin_users,
     albums,
@@ -51,6 +54,7 @@ def setup_ui(app: web.Application) -> None:
     app.add_routes([
         *public.ROUTES,
         *auth.ROUTES,
+        *account.ROUTES,
         *dashboard.ROUTES,
         *albums.ROUTES,
         *tokens.ROUTES,

@@ -1,0 +1,126 @@
+"""The account page (`/account`): two-factor sign-in, password, and the user's sessions.
+
+Two-factor set-up: "Set up" makes a secret (shown as a QR code drawn here as
+SVG by segno, and as text), the first code from the app turns it on, and the
+ten recovery codes are rendered straight into that POST's answer, once (never
+put in a redirect, a cookie or a URL; `Cache-Control: no-store`). Turning it
+off takes the password and a code. Every form carries the session's CSRF
+token (`guards.action`); codes count against the `two_factor` rate limit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import segno
+from aiohttp import web
+
+from pichub.errors import ValidationError
+from pichub.keys import DB, LIMITER, SETTINGS, TWO_FACTOR
+from pichub.services import accounts, sessions
+from pichub.services.sessions import Session
+from pichub.web.params import path_id
+from pichub.web.ui.auth import code_attempt
+from pichub.web.ui.forms import Form, flash, redirect, text_field
+from pichub.web.ui.guards import action, page
+from pichub.web.ui.templates import render
+
+BACK = "/account"
+
+
+def qr_svg(uri: str) -> str:
+    """The otpauth:// URI as a QR code: an SVG `data:` URI for an `<img>` (no script)."""
+    return segno.make(uri, error="m").svg_data_uri(scale=5, border=2)
+
+
+async def _render(request: web.Request, session: Session, **extra: Any) -> web.Response:
+    status = await request.app[TWO_FACTOR].status(session.user_id, session.username)
+    context = {
+        "totp": status,
+        "qr": qr_svg(status.enrolment.uri) if status.enrolment else None,
+        "recovery_codes": None,
+        "required": request.app[SETTINGS].auth.require_totp_for_admins and session.is_admin,
+        "sessions": await sessions.list_own(request.app[DB], session),
+        **extra,
+    }
+    return render(request, "account.html", context, session=session)
+
+
+async def _count_code(request: web.Request, session: Session) -> None:
+    decision = await code_attempt(request, session.user_id)
+    if not decision.allowed:
+        raise decision.error()
+
+
+@page
+async def account_page(request: web.Request, session: Session) -> web.StreamResponse:
+    return await _render(request, session)
+
+
+@action(BACK)
+async def begin_totp(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
+    await request.app[TWO_FACTOR].begin(session.user_id, session.username)
+    return redirect(BACK + "#two-factor")
+
+
+@action(BACK)
+async def confirm_totp(request: web.Request, session: Session,
+                       form: Form) -> web.StreamResponse:
+    await _count_code(request, session)
+    codes = await request.app[TWO_FACTOR].confirm(session.user_id, text_field(form, "code"))
+    fresh = await sessions.lookup(request.app[DB], request.cookies.get(sessions.COOKIE))
+    return await _render(request, fresh or session, recovery_codes=codes)
+
+
+@action(BACK)
+async def disable_totp(request: web.Request, session: Session,
+                       form: Form) -> web.StreamResponse:
+    await _count_code(request, session)
+    await request.app[TWO_FACTOR].disable(session.user_id, text_field(form, "password"),
+                                          text_field(form, "code"))
+    response = redirect(BACK)
+    flash(response, "Two-factor sign-in is off.")
+    return response
+
+
+@action(BACK)
+async def change_password(request: web.Request, session: Session,
+                          form: Form) -> web.StreamResponse:
+    decision = await request.app[LIMITER].check("login", "user:" + session.username.lower())
+    if not decision.allowed:
+        raise decision.error()
+    new = text_field(form, "new_password")
+    if new != text_field(form, "confirm_password"):
+        raise ValidationError("The two new passwords differ.")
+    ended = await accounts.change_password(
+        request.app[DB], session.user_id, text_field(form, "current_password"), new,
+        keep_session=session.id_hash)
+    response = redirect(BACK)
+    others = f" {ended} other session{'s' if ended != 1 else ''} signed out." if ended else ""
+    flash(response, "Password changed." + others)
+    return response
+
+
+@action(BACK)
+async def end_session(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
+    session_id = path_id(request, "session")
+    mine = {row["id"]: row["current"] for row in await sessions.list_own(request.app[DB],
+                                                                          session)}
+    await sessions.end_own(request.app[DB], session.user_id, session_id)
+    if mine.get(session_id):  # this very browser: as good as signing out
+        response = redirect("/login")
+        response.del_cookie(sessions.COOKIE, path="/")
+        return response
+    response = redirect(BACK + "#sessions")
+    flash(response, "Session ended: that browser is signed out.")
+    return response
+
+
+ROUTES = [
+    web.get(BACK, account_page),
+    web.post(BACK + "/totp", begin_totp),
+    web.post(BACK + "/totp/confirm", confirm_totp),
+    web.post(BACK + "/totp/disable", disable_totp),
+    web.post(BACK + "/password", change_password),
+    web.post(BACK + "/sessions/{id}/end", end_session),
+]
