@@ -42,6 +42,7 @@ from pichub.ratelimit import RateLimiter
 from pichub.sealing import KEY_FILE, ServerKey, load_or_create
 from pichub.services import Services
 from pichub.services.admin import Admin, CacheCounters
+from pichub.services.albumpages import AlbumPages
 from pichub.services.albums import Albums
 from pichub.services.expiry import ExpirySweep
 from pichub.services.images import Images
@@ -183,12 +184,13 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
 
     app[SERVICES] = Services(
         images=image_rules,
-        albums=Albums(db, on_change=worker.wake),
+        albums=Albums(db, on_change=worker.wake, forget=pipeline.forget),
         webhooks=Webhooks(db, settings.webhooks, wake=worker.wake),
         uploads=Uploads(db, blobs, settings.storage, images.default_quality, convert,
                         on_change=worker.wake, signing_key=key, clock=clock,
                         on_expiry=expiry.wake),
         admin=Admin(db, image_rules, cache_counters, settings.storage.data_dir),
+        album_pages=AlbumPages(db, blobs, links, signing_key=key, clock=clock),
     )
     worker.start()
     stack.push_async_callback(worker.stop)

@@ -37,6 +37,31 @@ async def get(db: Database | Conn, user_id: int, album_id: int) -> Row | None:
                            (album_id, user_id))
 
 
+async def find(db: Database | Conn, album_id: int) -> Row | None:
+    """Any user's album by id (for its public page), as stored."""
+    if not _storable(album_id):
+        return None
+    return await fetch_one(db, "SELECT * FROM albums WHERE id = ?", (album_id,))
+
+
+async def password_hash(db: Database | Conn, album_id: int | None) -> str | None:
+    """The album's password hash; None when it has none (or there is no album)."""
+    if album_id is None:
+        return None
+    found = await fetch_one(db, "SELECT password_hash FROM albums WHERE id = ?", (album_id,))
+    return None if found is None else found["password_hash"]
+
+
+async def set_password(conn: Conn, user_id: int, album_id: int, hashed: str | None) -> bool:
+    """Set (or with None remove) the album's password hash; False when not the user's."""
+    if not _storable(album_id):
+        return False
+    cur = await conn.execute(
+        "UPDATE albums SET password_hash = ?, updated_at = ? WHERE id = ? AND user_id = ?",
+        (hashed, iso(), album_id, user_id))
+    return cur.rowcount > 0
+
+
 async def exists(db: Database | Conn, user_id: int, album_id: int) -> bool:
     if not _storable(album_id):
         return False

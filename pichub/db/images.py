@@ -125,6 +125,26 @@ def listing(*, user_id: int | None = None, album_id: int | None = None,
     return Listing("images", KEY, tuple(filters), tuple(params))
 
 
+def shared_in_album(album_id: int, now: str) -> Listing:
+    """An album's images that its page shows (public and unlisted, not expired), newest
+    first: read from the `images_album` index."""
+    return Listing("images", KEY, ("album_id = ?", "visibility != 'private'",
+                                   "(expires_at IS NULL OR expires_at > ?)"), (album_id, now))
+
+
+async def shared_in_album_count(db: Database, album_id: int, now: str) -> int:
+    """How many images `shared_in_album` lists (counted over the album's index range)."""
+    return int(await db.fetchval(
+        "SELECT COUNT(*) FROM images WHERE album_id = ? AND visibility != 'private'"
+        " AND (expires_at IS NULL OR expires_at > ?)", (album_id, now)))
+
+
+async def ids_in_album(db: Database, album_id: int) -> list[str]:
+    """The ids of every image in an album (to forget what /img remembers of them)."""
+    rows = await db.fetchall("SELECT id FROM images WHERE album_id = ?", (album_id,))
+    return [row["id"] for row in rows]
+
+
 async def public_count(db: Database) -> int:
     """How many images are public (a stored counter)."""
     return int(await db.fetchval("SELECT value FROM counters WHERE name = 'public_images'"))

@@ -116,13 +116,20 @@ class Source:
     visibility: str = "public"
     expires_at: datetime | None = None
     max_views: int | None = None
+    #: In a password-protected album: served as a private image is (owner or signed link).
+    locked: bool = False
 
     @property
     def shared(self) -> bool:
         """Whether any answer for it may be given to anyone and kept by any cache forever:
-        not private, never expiring, no views to count."""
-        return (self.visibility != "private" and self.expires_at is None
+        not private, not in a password-protected album, never expiring, no views to count."""
+        return (self.visibility != "private" and not self.locked and self.expires_at is None
                 and self.max_views is None)
+
+    @property
+    def restricted(self) -> bool:
+        """Only its owner or a signed link may have it: private, or in a locked album."""
+        return self.visibility == "private" or self.locked
 
 
 class Pipeline:

@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import ConfigDict, Field
 
 from pichub.db.database import Row
-from pichub.models.base import BOOLEAN, TIMESTAMP_EXAMPLE, Model, Text
+from pichub.models.base import BOOLEAN, TIMESTAMP_EXAMPLE, Checked, Model, Text, problem
 from pichub.models.images import IMAGE_EXAMPLE, image_url
 from pichub.models.sharing import VISIBILITY, Visibility
 
@@ -17,7 +17,8 @@ class Album(Model):
 
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "id": 3, "name": "我的相册", "description": "这是一个示例相册", "is_public": True,
-        "visibility": "public", "image_count": 12, "cover_url": IMAGE_EXAMPLE["url"],
+        "visibility": "public", "has_password": False, "image_count": 12,
+        "cover_url": IMAGE_EXAMPLE["url"],
         "created_at": TIMESTAMP_EXAMPLE, "updated_at": TIMESTAMP_EXAMPLE}]})
 
     id: int
@@ -25,8 +26,13 @@ class Album(Model):
     description: str = Field(description="Up to 1000 characters.")
     is_public: bool = Field(description="The seed's name for `visibility: public`.")
     visibility: Visibility = Field(
-        description="public, unlisted or private. Stored and answered; no page shows "
-                    "albums to others yet, and each image keeps its own visibility.")
+        description="public or unlisted: its page `/a/{id}` shows it to anyone with the "
+                    "link (its public and unlisted images, never private ones); private: "
+                    "only to its owner. Each image keeps its own visibility.")
+    has_password: bool = Field(
+        description="Whether visitors of its page need a password (the password itself is "
+                    "never answered). Its images are then served at `/img` only to their "
+                    "owner or through a signed link.")
     image_count: int
     cover_url: str | None = Field(description="The newest image's URL.")
     created_at: str = Field(description="Creation time (ISO 8601 UTC, `Z`).",
@@ -50,8 +56,30 @@ class Album(Model):
         return cls.model_construct(
             id=row["id"], name=row["name"], description=row["description"],
             is_public=row["visibility"] == "public", visibility=row["visibility"],
+            has_password=row["password_hash"] is not None,
             image_count=row["image_count"], cover_url=cover,
             created_at=row["created_at"], updated_at=row["updated_at"])
+
+
+#: An album's password: what its page's visitors type; null (PATCH) removes it.
+PASSWORD_FIELD = Field(description="A password visitors of the album's page must give "
+                                   "(1-200 characters; stored only as a hash). In PATCH, "
+                                   "null removes it.")
+MAX_PASSWORD = 200
+
+
+def _password(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise problem("must be a string or null")
+    if not 1 <= len(value) <= MAX_PASSWORD:
+        raise problem(f"must be 1-{MAX_PASSWORD} characters")
+    return value
+
+
+PASSWORD = Checked(_password, (("type", ["string", "null"]), ("minLength", 1),
+                               ("maxLength", MAX_PASSWORD), ("writeOnly", True)), replace=True)
 
 
 class AlbumCreate(Model):
@@ -67,6 +95,7 @@ class AlbumCreate(Model):
                     "false → unlisted. `visibility` wins when both are sent.")] = None
     visibility: Annotated[Visibility | None, VISIBILITY, Field(
         description="public (the default), unlisted or private.")] = None
+    password: Annotated[str | None, PASSWORD, PASSWORD_FIELD] = None
 
 
 class AlbumUpdate(Model):
@@ -81,3 +110,4 @@ class AlbumUpdate(Model):
         = None
     visibility: Annotated[Visibility | None, VISIBILITY, Field(
         description="public, unlisted or private; wins over `is_public`.")] = None
+    password: Annotated[str | None, PASSWORD, PASSWORD_FIELD] = None

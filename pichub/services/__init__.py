@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pichub.services.admin import Admin
+from pichub.services.albumpages import AlbumPages
 from pichub.services.albums import Albums
 from pichub.services.images import Images
 from pichub.services.uploads import Uploads
@@ -27,3 +28,4 @@ class Services:
     webhooks: Webhooks
     uploads: Uploads
     admin: Admin
+    album_pages: AlbumPages

@@ -6,12 +6,15 @@ never 403). `require_album` is the one ownership check the other services use.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from pichub.db import albums as albums_db
 from pichub.db import events as events_db
+from pichub.db import images as images_db
 from pichub.db.database import Conn, Database
 from pichub.errors import NotFound
+from pichub.hashing import hash_password
 from pichub.models.albums import Album, AlbumCreate, AlbumUpdate
 from pichub.models.base import changes
 from pichub.models.sharing import visibility_of
@@ -28,17 +31,24 @@ async def require_album(db: Database | Conn, user_id: int, album_id: int | None)
 
 
 class Albums:
-    """Album rules; `on_change` wakes the webhook worker after a commit with an event."""
+    """Album rules; `on_change` wakes the webhook worker after a commit with an event;
+    `forget` drops what /img remembers of an image (who may see it changed: the album's
+    visibility or password)."""
 
-    def __init__(self, db: Database, on_change: Callable[[], None]) -> None:
+    def __init__(self, db: Database, on_change: Callable[[], None],
+                 forget: Callable[[str], None] = lambda image_id: None) -> None:
         self.db = db
         self.on_change = on_change
+        self.forget = forget
 
     async def create(self, user_id: int, body: AlbumCreate, base_url: str) -> Album:
+        hashed = None if body.password is None else await _hash(body.password)
         async with self.db.transaction() as conn:
             visibility = visibility_of(body.visibility, body.is_public) or "public"
             album_id = await albums_db.create(conn, user_id, body.name, body.description,
                                               visibility)
+            if hashed is not None:
+                await albums_db.set_password(conn, user_id, album_id, hashed)
             album = await self._read(conn, user_id, album_id, base_url)
             await events_db.record(conn, user_id, "album.created", album.model_dump())
         self.on_change()
@@ -53,6 +63,10 @@ class Albums:
     async def get(self, user_id: int, album_id: int, base_url: str) -> Album:
         return await self._read(self.db, user_id, album_id, base_url)
 
+    async def locked(self, album_id: int | None) -> bool:
+        """Whether the album (None: no album) has a password."""
+        return await albums_db.password_hash(self.db, album_id) is not None
+
     async def choices(self, user_id: int) -> list[tuple[int, str]]:
         """(id, name) of the user's newest albums, for pickers."""
         window = await albums_db.listing(user_id).window(self.db, MAX_CHOICES)
@@ -60,24 +74,35 @@ class Albums:
 
     async def update(self, user_id: int, album_id: int, body: AlbumUpdate,
                      base_url: str) -> Album:
-        fields = changes(body, "name, description, visibility or is_public")
+        fields = changes(body, "name, description, visibility or is_public, password")
         visibility = visibility_of(fields.pop("visibility", None), fields.pop("is_public", None))
+        new_password = "password" in fields
+        password = fields.pop("password", None)
+        hashed = None if password is None else await _hash(password)
         async with self.db.transaction() as conn:
             if not await albums_db.update(conn, user_id, album_id, visibility=visibility,
                                           **fields):
                 raise NotFound("album")
+            if new_password:
+                await albums_db.set_password(conn, user_id, album_id, hashed)
             album = await self._read(conn, user_id, album_id, base_url)
             await events_db.record(conn, user_id, "album.updated", album.model_dump())
         self.on_change()
+        if new_password or visibility is not None:
+            for image_id in await images_db.ids_in_album(self.db, album_id):
+                self.forget(image_id)
         return album
 
     async def delete(self, user_id: int, album_id: int, base_url: str) -> None:
-        """Its images stay, out of any album."""
+        """Its images stay, out of any album (and out of its password)."""
+        image_ids = await images_db.ids_in_album(self.db, album_id)
         async with self.db.transaction() as conn:
             album = await self._read(conn, user_id, album_id, base_url)
             await albums_db.delete(conn, user_id, album_id)
             await events_db.record(conn, user_id, "album.deleted", album.model_dump())
         self.on_change()
+        for image_id in image_ids:
+            self.forget(image_id)
 
     @staticmethod
     async def _read(db: Database | Conn, user_id: int, album_id: int, base_url: str) -> Album:
@@ -85,3 +110,9 @@ class Albums:
         if row is None:
             raise NotFound("album")
         return Album.from_row(row, base_url)
+
+
+async def _hash(password: str) -> str:
+    """The password's hash (scrypt, as user passwords: hashing.hash_password), computed in a
+    thread: it takes tens of milliseconds of CPU."""
+    return await asyncio.to_thread(hash_password, password)

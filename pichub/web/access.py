@@ -63,9 +63,12 @@ async def admission(request: web.Request, source: Source) -> Admission:
     if SIGNATURE_PARAM in request.query and signer is not None:
         link = signer.check(request.path, request.query, now)
     owner = False
-    if source.visibility == "private" or source.max_views is not None:
+    if source.restricted or source.max_views is not None:
         owner = await caller_id(request) == source.owner
-    admit(visibility=source.visibility, owner=owner, expires_at=source.expires_at, link=link,
+    # An image of a password-protected album is let in as a private one: its album's page
+    # hands its visitors signed links (the album's cookie is scoped to the page's path).
+    visibility = "private" if source.restricted else source.visibility
+    admit(visibility=visibility, owner=owner, expires_at=source.expires_at, link=link,
           now=now)
     return Admission(owner, link)
 
@@ -78,7 +81,7 @@ def cache_headers(request: web.Request, source: Source) -> dict[str, str]:
         return {hdrs.CACHE_CONTROL: CACHE_FOREVER}
     if source.max_views is not None:
         control = "no-store"
-    elif source.visibility == "private":
+    elif source.restricted:
         control = "private, no-cache"
     else:
         assert source.expires_at is not None

@@ -140,7 +140,8 @@ async def _source(app: web.Application, image_id: str) -> Source:
     source = Source(row["format"], parse_iso(row["created_at"]), row["sha256"][:32],
                     row["width"], row["height"], row["frames"], owner=row["user_id"],
                     visibility=row["visibility"], expires_at=moment(row["expires_at"]),
-                    max_views=row["max_views"])
+                    max_views=row["max_views"],
+                    locked=await app[SERVICES].albums.locked(row["album_id"]))
     pipeline.remember(image_id, source, generation)
     return source
 

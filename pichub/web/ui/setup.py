@@ -6,6 +6,8 @@ Routes (all outside the API prefixes):
 |---|---|
 | `GET /` | public square (`?page=`) |
 | `GET /i/{id}` | an image's page: the full image and its links |
+| `GET /a/{id}[/album.json, /album.zip]` | an album's page, its JSON twin, its zip |
+| `POST /a/{id}/unlock` | an album's password form |
 | `GET/POST /login`, `GET/POST /logout` | sign-in form (rate limited), sign-out |
 | `GET/POST /login/totp` | the second step of two-factor sign-in (code or recovery code) |
 | `GET /account`, `POST /account/…` | two-factor set-up, password change, own sessions |
@@ -31,6 +33,7 @@ from pichub.web.ui import (
     account,
     admin,
     admin_users,
+    albumpage,
     albums,
     auth,
     dashboard,
@@ -53,6 +56,7 @@ def setup_ui(app: web.Application) -> None:
     app[JINJA] = make_env(assets, app[SETTINGS])
     app.add_routes([
         *public.ROUTES,
+        *albumpage.ROUTES,
         *auth.ROUTES,
         *account.ROUTES,
         *dashboard.ROUTES,
