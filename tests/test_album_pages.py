@@ -281,3 +281,14 @@ async def test_wrong_passwords_are_rate_limited(aiohttp_client: Any, tmp_path: P
                                 data={"csrf_token": token, "password": "sesame"},
                                 allow_redirects=False) as resp:
         assert resp.status == 429  # even the right one, until the window passes
+
+
+async def test_image_page_of_a_locked_album(site: Sharing) -> None:
+    album_id, images = await filled(site, password="sesame")
+    page = f"/i/{images['public']['id']}"
+    status, _, body = await site.fetch(page, **HTML)
+    assert status == 404 and images["public"]["id"] not in body.decode()
+    status, _, body = await site.fetch(page, Cookie=f"{sessions.COOKIE}={site.cookie}")
+    assert status == 200
+    await site.call("PATCH", f"/api/v1/albums/{album_id}", json={"password": None})
+    assert (await site.fetch(page, **HTML))[0] == 200

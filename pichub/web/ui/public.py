@@ -41,6 +41,9 @@ async def image_page(request: web.Request) -> web.StreamResponse:
               link=Link.NONE, now=request.app[CLOCK]())
     except PichubError as refused:  # 404 as for no image, or 410
         return error_page(request, refused, session)
+    if not owner and await services.albums.locked(row["album_id"]):
+        # in a password-protected album: only its album's page (with the password) shows it
+        return error_page(request, NotFound("image"), session)
     album_name = None
     if owner and session is not None and row["album_id"] is not None:
         album = await services.albums.get(session.user_id, row["album_id"], base_url(request))
