@@ -236,3 +236,25 @@ async def test_without_oidc_the_pages_are_404_and_the_login_page_unchanged(
     assert (await client.get("/login/oidc/callback?state=x&code=y")).status == 404
     html = await (await client.get("/login")).text()
     assert "/login/oidc" not in html and 'name="password"' in html
+
+
+
+async def test_set_email_is_one_account_per_address(tmp_path: Path) -> None:
+    from pichub.db.database import Database
+    from pichub.errors import ValidationError
+    from pichub.services import oidc
+
+    db = await Database.open(tmp_path / "pichub.db")
+    try:
+        al = await accounts.create_user(db, "al", "password-1234")
+        bo = await accounts.create_user(db, "bo", "password-1234")
+        await oidc.set_email(db, al, "Al@Example.org")
+        with pytest.raises(ValidationError):
+            await oidc.set_email(db, bo, "al@example.org")
+        with pytest.raises(ValidationError):
+            await oidc.set_email(db, bo, "not an address")
+        await oidc.set_email(db, al, "")
+        await oidc.set_email(db, bo, "al@example.org")
+        assert await db.fetchval("SELECT email FROM users WHERE id = ?", (bo,)) == "al@example.org"
+    finally:
+        await db.close()

@@ -24,8 +24,10 @@ from dataclasses import dataclass
 from pichub.db import oidc as oidc_db
 from pichub.db import users as users_db
 from pichub.db.database import Conn, Database
+from pichub.errors import NotFound, ValidationError
 
 UNUSABLE_PASSWORD = "!sso"  # no scrypt hash has this form: no password ever matches it
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 _NOT_IN_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 _MAX_NAME = 64
 
@@ -135,3 +137,17 @@ async def unique_username(db: Database, who: Identity) -> str:
         if not await oidc_db.username_taken(db, name):
             return name
     return f"{base}-{secrets.token_hex(3)}"
+
+
+async def set_email(db: Database, user_id: int, email: str) -> None:
+    """Set (or, with "", clear) the e-mail a first single sign-on may link by; one account
+    per address, whatever its case."""
+    email = email.strip()
+    if email and not _EMAIL.match(email):
+        raise ValidationError.field("email", "not an e-mail address")
+    other = await oidc_db.user_by_email(db, email) if email else None
+    if other is not None and other["id"] != user_id:
+        raise ValidationError.field("email", "another account has it")
+    async with db.transaction() as conn:
+        if not await oidc_db.set_email(conn, user_id, email or None):
+            raise NotFound("user")
