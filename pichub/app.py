@@ -29,6 +29,7 @@ from pichub.keys import (
     FETCHER,
     LIMITER,
     METRICS,
+    OIDC,
     PIPELINE,
     SERVICES,
     SETTINGS,
@@ -57,6 +58,7 @@ from pichub.web.compat import chevereto, lsky
 from pichub.web.fetch import UrlFetcher
 from pichub.web.middleware import api_middleware, front_middleware
 from pichub.web.observe import Metrics, observe_middleware
+from pichub.web.oidc import OidcClient
 from pichub.web.routes import register
 from pichub.web.ui.setup import setup_ui
 from pichub.webhooks.worker import WebhookWorker
@@ -139,7 +141,10 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
     stack.push_async_callback(limiter.close)
     app[LIMITER] = limiter
     app[DB] = db
-    app[TWO_FACTOR] = TwoFactor(db, await _server_key(settings))
+    server_key = await _server_key(settings)
+    app[TWO_FACTOR] = TwoFactor(db, server_key)
+    app[OIDC] = OidcClient(settings.oidc, server_key)
+    stack.push_async_callback(app[OIDC].close)
     app[BLOBS] = blobs
     app[UPLOAD_TMP] = paths["tmp"]
     fetcher = UrlFetcher(settings.storage, paths["tmp"])

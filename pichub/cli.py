@@ -47,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
         if action == "delete":
             change.add_argument("--yes", action="store_true", help="do not ask to confirm")
 
+    email = user.add_parser("email", help="set (or with no address, clear) a user's e-mail, "
+                            "which single sign-on may link by (oidc.link_by_email)")
+    _common(email)
+    email.add_argument("name")
+    email.add_argument("address", nargs="?", default="")
+
     token = sub.add_parser("token", help="manage API tokens").add_subparsers(
         dest="action", required=True)
     tcreate = token.add_parser("create", help="create a token; prints only the token")
@@ -114,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("user", "disable"): commands.user_disable,
         ("user", "enable"): commands.user_enable,
         ("user", "delete"): commands.user_delete,
+        ("user", "email"): commands.user_email,
         ("token", "create"): commands.token_create,
         ("token", "list"): commands.token_list,
         ("token", "revoke"): commands.token_revoke,

@@ -21,7 +21,7 @@ from pichub.config import EXIT_CONFIG, ConfigError, Settings
 from pichub.db.database import Database
 from pichub.errors import NotFound
 from pichub.imaging.cache import DiskCache
-from pichub.services import accounts, admin
+from pichub.services import accounts, admin, oidc
 from pichub.services.backfill import Progress as BackfillProgress
 from pichub.services.backfill import backfill as run_backfill
 from pichub.services.backup import WORKERS, BackupError, Interrupted, Manifest
@@ -135,6 +135,14 @@ async def user_disable(settings: Settings, args: argparse.Namespace) -> int:
 
 async def user_enable(settings: Settings, args: argparse.Namespace) -> int:
     return await _set_active(settings, args.name, True)
+
+
+async def user_email(settings: Settings, args: argparse.Namespace) -> int:
+    """`pichub user email NAME [ADDRESS]`: the address single sign-on may link by."""
+    async with _database(settings) as db:
+        await oidc.set_email(db, await _user_id(db, args.name), args.address)
+    print(f"e-mail of {args.name}: {args.address or '(none)'}")
+    return 0
 
 
 async def user_delete(settings: Settings, args: argparse.Namespace) -> int:

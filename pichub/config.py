@@ -23,6 +23,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -174,6 +175,55 @@ class AuthSettings(_Section):
         return v
 
 
+class OidcSettings(_Section):
+    """Single sign-on with an OpenID Connect provider (README: Single sign-on)."""
+
+    enabled: bool = False
+    issuer: str = ""  # discovery at {issuer}/.well-known/openid-configuration
+    discovery_url: str = ""  # set only when the document lives elsewhere
+    client_id: str = ""
+    client_secret: SecretStr | None = None
+    scopes: str = "openid profile email"
+    button_label: str = "Sign in with single sign-on"
+    auto_create: bool = True
+    link_by_email: bool = False
+    groups_claim: str = "groups"
+    admin_group: str = ""  # set: the admin flag follows membership at every sign-in
+    password_login: bool = True  # false (with `enabled`): the password form is gone
+    timeout_s: float = Field(10.0, gt=0)
+
+    @field_validator("issuer", "discovery_url")
+    @classmethod
+    def _http(cls, v: str) -> str:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v.rstrip("/")
+
+    @field_validator("scopes")
+    @classmethod
+    def _openid(cls, v: str) -> str:
+        if "openid" not in v.split():
+            raise ValueError("must include openid")
+        return " ".join(v.split())
+
+    @model_validator(mode="after")
+    def _complete(self) -> OidcSettings:
+        if self.enabled and not (self.issuer or self.discovery_url):
+            raise ValueError("enabled needs issuer (or discovery_url)")
+        if self.enabled and not self.client_id:
+            raise ValueError("enabled needs client_id")
+        return self
+
+    @property
+    def metadata_url(self) -> str:
+        return self.discovery_url or self.issuer + "/.well-known/openid-configuration"
+
+    @property
+    def password_form(self) -> bool:
+        """Whether /login offers the password form (always, unless SSO replaces it)."""
+        return self.password_login or not self.enabled
+
+
 class Settings(BaseSettings):
     """All of PicHub's configuration; tests build it directly."""
 
@@ -190,6 +240,7 @@ class Settings(BaseSettings):
     rate_limits: RateLimitSettings = RateLimitSettings()
     webhooks: WebhookSettings = WebhookSettings()
     auth: AuthSettings = AuthSettings()
+    oidc: OidcSettings = OidcSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -22,6 +22,7 @@ from pichub.timeutil import Clock
 from pichub.web.clientip import Network
 from pichub.web.fetch import UrlFetcher
 from pichub.web.observe import Metrics
+from pichub.web.oidc import OidcClient
 from pichub.web.ui.assets import Assets
 from pichub.webhooks.worker import WebhookWorker
 
@@ -40,6 +41,7 @@ SERVICES = web.AppKey("services", Services)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")  # time of expiry and links (tests set theirs)
 EXPIRY = web.AppKey("expiry", ExpirySweep)  # the background job deleting expired images
 TWO_FACTOR = web.AppKey("two_factor", TwoFactor)  # TOTP sign-in of the web UI
+OIDC = web.AppKey("oidc", OidcClient)  # single sign-on (`[oidc]`)
 JINJA = web.AppKey("ui_jinja", jinja2.Environment)  # the web UI's templates
 ASSETS = web.AppKey("ui_assets", Assets)  # the web UI's static files
 

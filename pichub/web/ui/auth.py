@@ -11,6 +11,9 @@ browser gets a signed five-minute pending sign-in (`pichub_2fa`, see
 under the same double-submit CSRF check and the `two_factor` rate limit (per
 IP and per user, every attempt counted). With `auth.require_totp_for_admins`
 an admin without it is sent to the account page to set it up.
+
+With single sign-on (`[oidc]`, `web/ui/oidc.py`) the form also offers the provider's button;
+with `oidc.password_login = false` it offers only that, and a posted password is refused.
 """
 
 from __future__ import annotations
@@ -30,14 +33,18 @@ from pichub.web.ui.templates import render
 
 FAILED = "Wrong username or password."
 DISABLED = "This account is disabled. Ask an administrator to enable it."
+PASSWORD_OFF = "Sign-in with a password is turned off here: use single sign-on."
 PENDING_COOKIE = "pichub_2fa"  # the signed pending sign-in between password and code
 
 
 def _login_form(request: web.Request, token: str, *, error: str = "", username: str = "",
                 next_path: str | None = None, status: int = 200) -> web.Response:
     target = safe_next(next_path or request.query.get("next"), "/dashboard")
+    sso = request.app[SETTINGS].oidc
     response = render(request, "login.html",
-                      {"error": error, "username": username, "next": target},
+                      {"error": error, "username": username, "next": target,
+                       "sso_label": sso.button_label if sso.enabled else "",
+                       "password_form": sso.password_form},
                       csrf_token=token, status=status)
     if request.cookies.get(sessions.CSRF_COOKIE) != token:
         set_cookie(request, response, sessions.CSRF_COOKIE, token)
@@ -52,6 +59,9 @@ async def login_page(request: web.Request) -> web.StreamResponse:
 
 
 async def login(request: web.Request) -> web.StreamResponse:
+    if not request.app[SETTINGS].oidc.password_form:
+        return _login_form(request, sessions.new_csrf_token(), status=403,
+                           error=PASSWORD_OFF)
     form = await request.post()
     cookie_token = request.cookies.get(sessions.CSRF_COOKIE)
     given = text_field(form, sessions.CSRF_FIELD)
@@ -86,7 +96,7 @@ async def login(request: web.Request) -> web.StreamResponse:
                    two_factor.pending(user["id"], user["password_hash"], next_path),
                    max_age=twofactor.PENDING_S)
         return response
-    return await _signed_in(request, user["id"], next_path)
+    return await signed_in(request, user["id"], next_path)
 
 
 def _code_form(request: web.Request, token: str, *, error: str = "",
@@ -134,7 +144,7 @@ async def check_code(request: web.Request) -> web.StreamResponse:
     if not await two_factor.check(pending.user_id, text_field(form, "code")):
         return _code_form(request, cookie_token,
                           error="That code is not right (or was used already).")
-    response = await _signed_in(request, pending.user_id, pending.next)
+    response = await signed_in(request, pending.user_id, pending.next)
     response.del_cookie(PENDING_COOKIE, path="/")
     return response
 
@@ -146,7 +156,8 @@ async def code_attempt(request: web.Request, user_id: int) -> Decision:
         [("two_factor", ip_key), ("two_factor", user_rate_key(user_id))])
 
 
-async def _signed_in(request: web.Request, user_id: int, next_path: str) -> web.Response:
+async def signed_in(request: web.Request, user_id: int, next_path: str) -> web.Response:
+    """Start a session for `user_id` (password, code or single sign-on) and go on."""
     settings = request.app[SETTINGS]
     days = settings.server.session_days
     cookie, session = await sessions.start(

@@ -10,6 +10,7 @@ Routes (all outside the API prefixes):
 | `POST /a/{id}/unlock` | an album's password form |
 | `GET/POST /login`, `GET/POST /logout` | sign-in form (rate limited), sign-out |
 | `GET/POST /login/totp` | the second step of two-factor sign-in (code or recovery code) |
+| `GET /login/oidc`, `GET /login/oidc/callback` | single sign-on (OpenID Connect) |
 | `GET /account`, `POST /account/…` | two-factor set-up, password change, own sessions |
 | `GET /dashboard` | my images (`?album_id=`, `?page=`), the uploader |
 | `POST /dashboard/upload` | XHR upload for the dashboard (session + `X-CSRF-Token`) |
@@ -39,6 +40,7 @@ from pichub.web.ui import (
     dashboard,
     deletelinks,
     integrations,
+    oidc,
     public,
     tokens,
     webhooks,
@@ -58,6 +60,7 @@ def setup_ui(app: web.Application) -> None:
         *public.ROUTES,
         *albumpage.ROUTES,
         *auth.ROUTES,
+        *oidc.ROUTES,
         *account.ROUTES,
         *dashboard.ROUTES,
         *albums.ROUTES,
