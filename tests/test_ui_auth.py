@@ -195,7 +195,9 @@ TOKEN_ROUTES = ("/compat/lsky/", "/api/1/", "/delete/")
 
 
 def _concrete(path: str, ids: dict[str, str]) -> str:
-    return re.sub(r"\{id\}", lambda _: ids[path.split("/")[2]], path)
+    def one(_: re.Match[str]) -> str:
+        return ids["albums" if path.startswith("/a/") else path.split("/")[2]]  # /a/: album page
+    return re.sub(r"\{id\}", one, path)
 
 
 async def _ids(ui: FormClient) -> dict[str, str]:

@@ -104,13 +104,13 @@ def _password_form(request: web.Request, album: SharedAlbum, session: Session | 
 async def unlock(request: web.Request) -> web.StreamResponse:
     """The password form's POST: CSRF token (cookie and field), rate limit, password."""
     album, session = await _open(request)
-    if not album.locked:
-        return redirect(_path(album.id))
     form = await request.post()
     if not same_secret(request.cookies.get(sessions.CSRF_COOKIE),
                        text_field(form, sessions.CSRF_FIELD)):
         return _password_form(request, album, session, status=403,
                               error="The form had expired. Please try again.")
+    if not album.locked:
+        return redirect(_path(album.id))
     ip_key = rate_limit_key(request_client_ip(request, request.app[TRUSTED_PROXIES]))
     decision = await request.app[LIMITER].check_all(
         [("login", "album-" + ip_key), ("login", f"album:{album.id}")])
