@@ -86,7 +86,7 @@ async def login(request: web.Request) -> web.StreamResponse:
                    two_factor.pending(user["id"], user["password_hash"], next_path),
                    max_age=twofactor.PENDING_S)
         return response
-    return await _signed_in(request, user["id"], next_path)
+    return await signed_in(request, user["id"], next_path)
 
 
 def _code_form(request: web.Request, token: str, *, error: str = "",
@@ -134,7 +134,7 @@ async def check_code(request: web.Request) -> web.StreamResponse:
     if not await two_factor.check(pending.user_id, text_field(form, "code")):
         return _code_form(request, cookie_token,
                           error="That code is not right (or was used already).")
-    response = await _signed_in(request, pending.user_id, pending.next)
+    response = await signed_in(request, pending.user_id, pending.next)
     response.del_cookie(PENDING_COOKIE, path="/")
     return response
 
@@ -146,7 +146,8 @@ async def code_attempt(request: web.Request, user_id: int) -> Decision:
         [("two_factor", ip_key), ("two_factor", user_rate_key(user_id))])
 
 
-async def _signed_in(request: web.Request, user_id: int, next_path: str) -> web.Response:
+async def signed_in(request: web.Request, user_id: int, next_path: str) -> web.Response:
+    """Start a fresh session for `user_id` (after sign-in or sign-up) and go on."""
     settings = request.app[SETTINGS]
     days = settings.server.session_days
     cookie, session = await sessions.start(
