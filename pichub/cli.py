@@ -1,4 +1,5 @@
-"""The `pichub` command: serve | user … | token … | backup | restore (README: Running)."""
+"""The `pichub` command: serve | user … | token … | invite create | backup | restore
+(README: Running)."""
 
 from __future__ import annotations
 
@@ -67,6 +68,17 @@ def build_parser() -> argparse.ArgumentParser:
     _common(trevoke)
     trevoke.add_argument("id", type=int)
 
+    invite = sub.add_parser("invite", help="manage sign-up invites").add_subparsers(
+        dest="action", required=True)
+    icreate = invite.add_parser("create", help="make a single-use sign-up link; prints only "
+                                "the link")
+    _common(icreate)
+    icreate.add_argument("--expires", type=duration, default=7 * 86400, metavar="TIME",
+                         help="how long it works: 30m, 12h, 7d or seconds (default 7d)")
+    icreate.add_argument("--note", default="", help="who it is for (shown in the list)")
+    icreate.add_argument("--quota-mb", type=int, default=None, metavar="N",
+                         help="the new account's quota (default: no limit)")
+
     backup = sub.add_parser("backup", help="copy this instance (running or not) into DEST")
     _common(backup)
     backup.add_argument("dest", metavar="DEST", help="a directory that is absent or empty, or "
@@ -93,6 +105,17 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def duration(text: str) -> int:
+    """`30m`, `12h`, `7d`, `2w` or plain seconds, as seconds."""
+    number, unit = (text[:-1], text[-1]) if text[-1:] in _UNITS else (text, "s")
+    if not number.isdigit():
+        raise argparse.ArgumentTypeError("use a number with s, m, h, d or w (e.g. 7d)")
+    return int(number) * _UNITS[unit]
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -124,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("token", "create"): commands.token_create,
         ("token", "list"): commands.token_list,
         ("token", "revoke"): commands.token_revoke,
+        ("invite", "create"): commands.invite_create,
         ("backup", None): commands.backup,
         ("restore", None): commands.restore,
         ("backfill", None): commands.backfill,

@@ -21,7 +21,9 @@ from pichub.config import EXIT_CONFIG, ConfigError, Settings
 from pichub.db.database import Database
 from pichub.errors import NotFound
 from pichub.imaging.cache import DiskCache
-from pichub.services import accounts, admin, oidc
+from pichub.models.base import validate
+from pichub.models.invites import InviteCreate
+from pichub.services import accounts, admin, oidc, registration
 from pichub.services.backfill import Progress as BackfillProgress
 from pichub.services.backfill import backfill as run_backfill
 from pichub.services.backup import WORKERS, BackupError, Interrupted, Manifest
@@ -29,6 +31,7 @@ from pichub.services.backup import Progress as CopyProgress
 from pichub.services.backup import backup as backup_to_dir
 from pichub.services.backup import restore as restore_from_dir
 from pichub.services.images import Images
+from pichub.timeutil import now
 from pichub.web.observe import configure_logging
 
 log = logging.getLogger("pichub")
@@ -153,8 +156,7 @@ async def user_delete(settings: Settings, args: argparse.Namespace) -> int:
     blobs = BlobStore(paths["blobs"])
     cache = DiskCache(paths["cache"], settings.images.cache_max_mb * 2**20,
                       max_files=settings.images.cache_max_files)
-    server_ = settings.server
-    base = (server_.public_url or f"http://{server_.host}:{server_.port}").rstrip("/")
+    base = _base_url(settings)
 
     async def purge(image_id: str) -> int:
         return await asyncio.to_thread(cache.purge_image, image_id)
@@ -164,6 +166,27 @@ async def user_delete(settings: Settings, args: argparse.Namespace) -> int:
         images = Images(db, blobs, purge_variants=purge, on_change=lambda: None)
         await admin.delete_user(db, images, user_id, base)
     print(f"deleted user {args.name} and all their data")
+    return 0
+
+
+def _base_url(settings: Settings) -> str:
+    """The base of URLs a command prints: `server.public_url`, else the listen address."""
+    server_ = settings.server
+    return (server_.public_url or f"http://{server_.host}:{server_.port}").rstrip("/")
+
+
+async def invite_create(settings: Settings, args: argparse.Namespace) -> int:
+    """`pichub invite create`: prints only the invite link (made by no admin in particular)."""
+    body = validate(InviteCreate, {"expires_in": args.expires, "note": args.note,
+                                   "quota_mb": args.quota_mb})
+    async with _database(settings) as db:
+        created = await registration.create_invite(db, body, created_by=None,
+                                                   base_url=_base_url(settings), at=now())
+    print(created.url)
+    print(f"single use, until {created.expires_at}", file=sys.stderr)
+    if settings.auth.registration == "closed":
+        print("note: auth.registration is \"closed\": the link works once it is \"invite\" "
+              "or \"open\"", file=sys.stderr)
     return 0
 
 

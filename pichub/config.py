@@ -12,7 +12,7 @@ import os
 import tomllib
 import urllib.parse
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from limits import parse_many
 from pydantic import (
@@ -125,6 +125,7 @@ class RateLimitSettings(_Section):
     img_miss: str = "120/minute"
     login: str = "10/minute"
     two_factor: str = "5/minute;20/hour"
+    signup: str = "5/hour"
     storage_uri: str = "memory://"
 
     @field_validator("storage_uri")
@@ -142,7 +143,7 @@ class RateLimitSettings(_Section):
                                  "installation lacks") from None
         return v
 
-    @field_validator("api", "upload", "img_miss", "login", "two_factor")
+    @field_validator("api", "upload", "img_miss", "login", "two_factor", "signup")
     @classmethod
     def _limits(cls, v: str) -> str:
         try:
@@ -165,6 +166,7 @@ class WebhookSettings(_Section):
 
 class AuthSettings(_Section):
     require_totp_for_admins: bool = False
+    registration: Literal["closed", "invite", "open"] = "closed"
     secret_key: SecretStr | None = None  # unset: generated once into <data_dir>/secret.key
 
     @field_validator("secret_key")

@@ -3,8 +3,8 @@
 Buckets, each one or more windows parsed once from `RateLimitSettings` with
 `limits.parse_many`: `api` (every API request, per token or client IP),
 `upload` (additionally on `/upload`), `img_miss` (variant cache misses, per
-client IP), `login` (per IP and per username) and `two_factor` (codes of two-factor
-sign-in, per IP and per user). The counters live in a
+client IP), `login` (per IP and per username), `two_factor` (codes of two-factor
+sign-in, per IP and per user) and `signup` (open sign-ups, per IP). The counters live in a
 `limits` async storage: process memory by default, Redis (`redis://…`) when
 several processes must share them.
 
@@ -49,7 +49,7 @@ from pichub.errors import RateLimited
 
 log = logging.getLogger(__name__)
 
-BUCKETS: tuple[str, ...] = ("api", "upload", "img_miss", "login", "two_factor")
+BUCKETS: tuple[str, ...] = ("api", "upload", "img_miss", "login", "two_factor", "signup")
 REDIS_TIMEOUT_S = 2.0
 
 

@@ -117,3 +117,28 @@ def test_user_disable_enable_delete(server: Server) -> None:
     assert requests.get(f"{server.base}/img/{image_id}.webp", timeout=10).status_code == 404
     assert "bob" not in pichub("user", "list", *data).stdout
     assert pichub("user", "disable", "bob", *data).returncode == 1
+
+
+def test_invite_create_prints_a_working_link(tmp_path: Path) -> None:
+    srv = Server(tmp_path / "data", {"PICHUB_AUTH__REGISTRATION": "invite"})
+    try:
+        data = ["--data-dir", str(srv.data_dir)]
+        made = pichub("invite", "create", "--expires", "2h", "--note", "for dora", *data)
+        assert made.returncode == 0, made.stderr
+        link = made.stdout.strip()
+        assert "\n" not in link and "/signup?invite=" in link and "single use" in made.stderr
+        path = link[link.index("/signup"):]
+        browser = requests.Session()
+        page = browser.get(srv.base + path, timeout=10)
+        assert page.status_code == 200
+        csrf = re.search(r'name="csrf_token" value="([^"]*)"', page.text)
+        assert csrf is not None
+        form = {"csrf_token": csrf.group(1), "username": "dora", "password": "hunter2hunter2",
+                "confirm_password": "hunter2hunter2", "invite": path.split("=", 1)[1]}
+        done = browser.post(srv.base + "/signup", data=form, allow_redirects=False, timeout=10)
+        assert done.status_code == 303 and done.headers["Location"] == "/dashboard"
+        assert requests.get(srv.base + path, timeout=10).status_code == 403  # used once
+        assert "dora" in pichub("user", "list", *data).stdout
+        assert pichub("invite", "create", "--expires", "soon", *data).returncode == 2
+    finally:
+        srv.stop()

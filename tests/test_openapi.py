@@ -241,8 +241,8 @@ def test_every_request_body_is_documented_by_the_model_that_validates_it(
                 assert {k: v for k, v in documented.items() if k != "default"} == {
                     k: v for k, v in rule.items() if k != "default"}, name
             checked += 1
-    assert checked == 10  # upload (multipart and JSON), image PATCH, image link POST, album
-    # POST/PATCH, webhook POST/PATCH, admin user POST/PATCH
+    assert checked == 11  # upload (multipart and JSON), image PATCH, image link POST, album
+    # POST/PATCH, webhook POST/PATCH, admin user POST/PATCH, admin invite POST
 
 
 def test_a_documented_body_is_refused_the_way_the_schema_says(doc: dict[str, Any]) -> None:

@@ -214,11 +214,14 @@ async def _ids(ui: FormClient) -> dict[str, str]:
 
 async def test_every_state_changing_ui_route_needs_the_csrf_token(aiohttp_client: Any,
                                                                   tmp_path: Path) -> None:
-    ui = await form_client(aiohttp_client, tmp_path)
+    # Open registration: the sign-up form exists, so its CSRF check is reached too.
+    ui = await form_client(aiohttp_client, tmp_path, auth={"registration": "open"})
     await accounts.create_user(ui.app[DB], "root", PASSWORD, is_admin=True)
     await ui.login("root")  # an admin: the admin pages' forms are checked too
     ids = await _ids(ui)
     ids["users"] = str(await ui.app[DB].fetchval("SELECT id FROM users WHERE username = 'alice'"))
+    await ui.post("/admin/invites", {"expires_in": "3600"})
+    ids["invites"] = str(await ui.app[DB].fetchval("SELECT id FROM invites"))
     posts = sorted({r.resource.canonical for r in ui.app.router.routes()
                     if r.method == "POST" and r.resource is not None
                     and not r.resource.canonical.startswith(API_PREFIXES + TOKEN_ROUTES)})

@@ -63,6 +63,14 @@ async def images_of(conn: Conn, user_id: int) -> list[Row]:
         return list(await cur.fetchall())
 
 
+async def other_admins(conn: Conn, user_id: int) -> int:
+    """Active admins other than `user_id`, counted inside a transaction."""
+    async with conn.execute("SELECT COUNT(*) FROM users WHERE is_admin = 1 AND is_active = 1"
+                            " AND id != ?", (user_id,)) as cur:
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
 async def delete_user(conn: Conn, user_id: int) -> bool:
     """Delete the user; the foreign keys cascade to their images, albums, tokens, webhooks (and
     their deliveries), sessions and delete links, and the counter triggers run per row. Their

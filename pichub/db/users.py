@@ -24,6 +24,12 @@ async def set_password(conn: Conn, user_id: int, password_hash: str) -> None:
                        (password_hash, user_id))
 
 
+async def name_taken(conn: Conn, username: str) -> bool:
+    """Whether a user has this name, read inside a transaction."""
+    async with conn.execute("SELECT 1 FROM users WHERE username = ?", (username,)) as cur:
+        return await cur.fetchone() is not None
+
+
 async def count_users(db: Database) -> int:
     return int(await db.fetchval("SELECT COUNT(*) FROM users"))
 

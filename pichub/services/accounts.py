@@ -45,8 +45,7 @@ class Actor:
 
 async def create_user(db: Database, username: str, password: str, *, is_admin: bool = False,
                       quota_mb: int | None = None) -> int:
-    if not _USERNAME.match(username):
-        raise ValidationError.field("username", "1-64 letters, digits, '_', '.' or '-'")
+    check_username(username)
     check_password(password)
     if await users_db.get_user_by_name(db, username) is not None:
         raise ValidationError.field("username", "already taken")
@@ -54,6 +53,12 @@ async def create_user(db: Database, username: str, password: str, *, is_admin: b
     async with db.transaction() as conn:
         return await users_db.create_user(conn, username, hashed, is_admin=is_admin,
                                           quota_mb=quota_mb)
+
+
+def check_username(username: str) -> None:
+    """The one rule for user names: for admins' accounts and sign-ups alike."""
+    if not _USERNAME.match(username):
+        raise ValidationError.field("username", "1-64 letters, digits, '_', '.' or '-'")
 
 
 def check_password(password: str, field: str = "password") -> None:

@@ -28,7 +28,7 @@ from pichub.db import sessions as sessions_db
 from pichub.db import users as users_db
 from pichub.db.database import Database, Row
 from pichub.errors import NotFound, ValidationError
-from pichub.hashing import hash_password
+from pichub.hashing import hash_password, verify_password
 from pichub.models.admin import (
     AdminImage,
     AdminToken,
@@ -200,13 +200,31 @@ def _columns(fields: dict[str, Any]) -> dict[str, Any]:
             for name, value in fields.items()}
 
 
-async def delete_user(db: Database, images: Images, user_id: int, base_url: str) -> Row:
+async def delete_own_account(db: Database, images: Images, user_id: int, password: str,
+                             base_url: str) -> None:
+    """A user deletes their own account with all its data, after giving their password
+    again. The last active admin cannot (422): someone must stay able to run the instance."""
+    user = await users_db.get_user(db, user_id)
+    stored = user["password_hash"] if user is not None else None
+    if not await asyncio.to_thread(verify_password, password, stored):
+        raise ValidationError("The password is not right.",
+                              [{"field": "password", "message": "wrong password"}])
+    await delete_user(db, images, user_id, base_url, keep_an_admin=True)
+
+
+async def delete_user(db: Database, images: Images, user_id: int, base_url: str, *,
+                      keep_an_admin: bool = False) -> Row:
     """Delete the user with all their data as one durable operation: rows and events in one
-    transaction, then the files. Returns the deleted user's row; 404 for no such user."""
+    transaction, then the files. Returns the deleted user's row; 404 for no such user.
+    `keep_an_admin`: refuse (422) when they are the last active admin, checked inside the
+    transaction so two admins deleting themselves at once cannot both go."""
     async with db.transaction() as conn:
         user = await admin_db.user_in(conn, user_id)
         if user is None:
             raise NotFound("user")
+        if keep_an_admin and user["is_admin"] and not await admin_db.other_admins(conn, user_id):
+            raise ValidationError.field("password", "you are the last admin: make someone "
+                                                    "else an admin first")
         rows = await admin_db.images_of(conn, user_id)
         for row in rows:
             await images.record_deleted(conn, row, base_url, "deleted")

@@ -85,6 +85,7 @@ TAGS: Final = [
 _ID_PARAMS: Final = {"/admin/users": ("userId", "user", "integer", 2),
                      "/admin/images": ("imageId", "image", "string", IMAGE_ID_EXAMPLE),
                      "/admin/tokens": ("tokenId", "token", "integer", 5),
+                     "/admin/invites": ("inviteId", "invite", "integer", 3),
                      "/images": ("imageId", "image", "string", IMAGE_ID_EXAMPLE),
                      "/albums": ("albumId", "album", "integer", 3),
                      "/webhooks": ("webhookId", "webhook", "integer", 7)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from pichub.keys import SETTINGS
-from pichub.web.api import admin, albums, images, integrations, upload, webhooks
+from pichub.web.api import admin, albums, images, integrations, invites, upload, webhooks
 from pichub.web.openapi import build_openapi
 from pichub.web.routes import ApiRoute
 
@@ -24,6 +24,7 @@ ROUTES: list[ApiRoute] = [
     *webhooks.ROUTES,
     *integrations.ROUTES,
     *admin.ROUTES,
+    *invites.ROUTES,
     ApiRoute("GET", "/openapi.json", openapi_json, "openapi", "Meta", "This document",
              "No authentication; rendered by the `/docs` page.", scope=None,
              extra_data={"type": "object", "description": "The OpenAPI 3.1 document."}),

@@ -1,4 +1,6 @@
-"""The account page (`/account`): two-factor sign-in, password, and the user's sessions.
+"""The account page (`/account`): two-factor sign-in, password, the user's sessions, and
+deleting the account (after the password again: `services.admin.delete_own_account`, the
+admin's one durable delete of a user and all their data).
 
 Two-factor set-up: "Set up" makes a secret (shown as a QR code drawn here as
 SVG by segno, and as text), the first code from the app turns it on, and the
@@ -16,9 +18,11 @@ import segno
 from aiohttp import web
 
 from pichub.errors import ValidationError
-from pichub.keys import DB, LIMITER, SETTINGS, TWO_FACTOR
+from pichub.keys import DB, LIMITER, SERVICES, SETTINGS, TWO_FACTOR
 from pichub.services import accounts, sessions
+from pichub.services.admin import delete_own_account
 from pichub.services.sessions import Session
+from pichub.web.common import base_url
 from pichub.web.params import path_id
 from pichub.web.ui.auth import code_attempt
 from pichub.web.ui.forms import Form, flash, redirect, text_field
@@ -83,12 +87,17 @@ async def disable_totp(request: web.Request, session: Session,
     return response
 
 
-@action(BACK)
-async def change_password(request: web.Request, session: Session,
-                          form: Form) -> web.StreamResponse:
+async def _count_password(request: web.Request, session: Session) -> None:
+    """A password re-entered on this page counts as a sign-in attempt of the user."""
     decision = await request.app[LIMITER].check("login", "user:" + session.username.lower())
     if not decision.allowed:
         raise decision.error()
+
+
+@action(BACK)
+async def change_password(request: web.Request, session: Session,
+                          form: Form) -> web.StreamResponse:
+    await _count_password(request, session)
     new = text_field(form, "new_password")
     if new != text_field(form, "confirm_password"):
         raise ValidationError("The two new passwords differ.")
@@ -116,6 +125,18 @@ async def end_session(request: web.Request, session: Session, form: Form) -> web
     return response
 
 
+@action(BACK + "#delete")
+async def delete_account(request: web.Request, session: Session,
+                         form: Form) -> web.StreamResponse:
+    await _count_password(request, session)
+    await delete_own_account(request.app[DB], request.app[SERVICES].images, session.user_id,
+                             text_field(form, "password"), base_url(request))
+    response = redirect("/")
+    response.del_cookie(sessions.COOKIE, path="/")
+    flash(response, "Your account and all its data were deleted.")
+    return response
+
+
 ROUTES = [
     web.get(BACK, account_page),
     web.post(BACK + "/totp", begin_totp),
@@ -123,4 +144,5 @@ ROUTES = [
     web.post(BACK + "/totp/disable", disable_totp),
     web.post(BACK + "/password", change_password),
     web.post(BACK + "/sessions/{id}/end", end_session),
+    web.post(BACK + "/delete", delete_account),
 ]

@@ -157,7 +157,8 @@ async def code_attempt(request: web.Request, user_id: int) -> Decision:
 
 
 async def signed_in(request: web.Request, user_id: int, next_path: str) -> web.Response:
-    """Start a session for `user_id` (password, code or single sign-on) and go on."""
+    """Start a fresh session for `user_id` (password, code, single sign-on or sign-up) and
+    go on."""
     settings = request.app[SETTINGS]
     days = settings.server.session_days
     cookie, session = await sessions.start(

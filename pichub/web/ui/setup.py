@@ -11,14 +11,15 @@ Routes (all outside the API prefixes):
 | `GET/POST /login`, `GET/POST /logout` | sign-in form (rate limited), sign-out |
 | `GET/POST /login/totp` | the second step of two-factor sign-in (code or recovery code) |
 | `GET /login/oidc`, `GET /login/oidc/callback` | single sign-on (OpenID Connect) |
-| `GET /account`, `POST /account/…` | two-factor set-up, password change, own sessions |
+| `GET /account`, `POST /account/…` | two-factor, password, own sessions, delete the account |
+| `GET/POST /signup` | sign-up, as `auth.registration` allows (`?invite=` an invite link) |
 | `GET /dashboard` | my images (`?album_id=`, `?page=`), the uploader |
 | `POST /dashboard/upload` | XHR upload for the dashboard (session + `X-CSRF-Token`) |
 | `POST /dashboard/images/{id}[/delete]` | edit (album, visibility, description) or delete |
 | `/dashboard/albums…`, `/dashboard/tokens…`, `/dashboard/webhooks…` | the other nouns |
 | `/dashboard/integrations` | ready-made configurations for upload tools (tokens on request) |
 | `GET/POST /delete/{token}` | a delete link: confirmation page; its POST deletes (no session) |
-| `/admin`, `/admin/users…`, `/admin/images…`, `/admin/tokens…` | admins only (else 404) |
+| `/admin`, `/admin/users…`, `/admin/images…`, `/admin/tokens…`, `/admin/invites…` | admins only |
 | `GET /docs` | Swagger UI over the OpenAPI document, with Try it out |
 | `GET /static/{name}.{hash}.{ext}` | assets, cached for a year |
 
@@ -33,6 +34,7 @@ from pichub.keys import ASSETS, JINJA, SETTINGS
 from pichub.web.ui import (
     account,
     admin,
+    admin_invites,
     admin_users,
     albumpage,
     albums,
@@ -42,6 +44,7 @@ from pichub.web.ui import (
     integrations,
     oidc,
     public,
+    signup,
     tokens,
     webhooks,
 )
@@ -61,6 +64,7 @@ def setup_ui(app: web.Application) -> None:
         *albumpage.ROUTES,
         *auth.ROUTES,
         *oidc.ROUTES,
+        *signup.ROUTES,
         *account.ROUTES,
         *dashboard.ROUTES,
         *albums.ROUTES,
@@ -70,5 +74,6 @@ def setup_ui(app: web.Application) -> None:
         *deletelinks.ROUTES,
         *admin.ROUTES,
         *admin_users.ROUTES,
+        *admin_invites.ROUTES,
         make_handler(assets),
     ])

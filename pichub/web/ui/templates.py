@@ -104,6 +104,7 @@ def make_env(assets: Assets, settings: Settings) -> jinja2.Environment:
     key = settings.images.signing_key
     env.globals["static"] = assets.url
     env.globals["variant"] = variant_urls(key.get_secret_value() if key else None)
+    env.globals["registration"] = settings.auth.registration  # the login page's sign-up link
     env.filters["filesize"] = filesize
     env.filters["when"] = when
     env.filters["camera"] = camera
