@@ -1,8 +1,14 @@
-"""Albums in the web UI: list, create, rename, toggle public, delete (same rules as the API)."""
+"""Albums in the web UI: list, create, edit (name, description, visibility, password),
+delete: the same service and rules as the API's album routes.
+
+The password is write-only here as in the API: the edit form's password box is always
+empty; a new password replaces the old one, the "remove" box takes it away, and the page
+only says whether one is set."""
 
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 from aiohttp import web
 
@@ -38,31 +44,54 @@ def _visibility(form: Form) -> bool:
     return text_field(form, "is_public", "1") != "0"
 
 
+def _chosen(form: Form) -> dict[str, Any]:
+    """`visibility` (public, unlisted or private) when the form has it, else the seed's
+    `is_public` checkbox value."""
+    chosen = text_field(form, "visibility").strip()
+    return {"visibility": chosen} if chosen else {"is_public": _visibility(form)}
+
+
+def _album_changes(form: Form) -> AlbumUpdate:
+    """The edit form as the API's PATCH body: a blank password keeps the current one, the
+    "remove" box (which wins) sends null."""
+    fields: dict[str, Any] = {"name": text_field(form, "name"),
+                              "description": text_field(form, "description")}
+    if text_field(form, "visibility").strip():
+        fields["visibility"] = text_field(form, "visibility")
+    password = text_field(form, "password")
+    if text_field(form, "remove_password"):
+        fields["password"] = None
+    elif password:
+        fields["password"] = password
+    return validate(AlbumUpdate, fields)
+
+
 @action(BACK)
 async def create_album(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
     body = validate(AlbumCreate, {"name": text_field(form, "name"),
                                   "description": text_field(form, "description"),
-                                  "is_public": _visibility(form)})
+                                  **_chosen(form)})
     await request.app[SERVICES].albums.create(session.user_id, body, base_url(request))
     return _done(f"Album “{body.name}” created.")
 
 
 @action(BACK)
 async def update_album(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
-    body = validate(AlbumUpdate, {"name": text_field(form, "name"),
-                                  "description": text_field(form, "description")})
+    body = _album_changes(form)
     await request.app[SERVICES].albums.update(session.user_id, path_id(request, "album"), body,
                                               base_url(request))
-    return _done("Album saved.")
+    if "password" not in body.model_fields_set:
+        return _done("Album saved.")
+    return _done("Album saved; password " + ("removed." if body.password is None else "set."))
 
 
 @action(BACK)
 async def set_visibility(request: web.Request, session: Session,
                          form: Form) -> web.StreamResponse:
-    body = AlbumUpdate(is_public=_visibility(form))
+    body = validate(AlbumUpdate, _chosen(form))
     album = await request.app[SERVICES].albums.update(
         session.user_id, path_id(request, "album"), body, base_url(request))
-    return _done(f"“{album.name}” is now {'public' if album.is_public else 'private'}.")
+    return _done(f"“{album.name}” is now {album.visibility}.")
 
 
 @action(BACK)
