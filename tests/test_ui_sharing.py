@@ -3,10 +3,14 @@ expiry and visibility, expiring uploads, signed links (same services as the API)
 
 from __future__ import annotations
 
+import io
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import samples
+from aiohttp import FormData
 from browser import FormClient, form_client
 
 from pichub.keys import DB
@@ -84,3 +88,68 @@ async def test_album_edit_refuses_bad_input_and_forged_forms(aiohttp_client: Any
     assert await _album_events(ui) == []
     status, _, _ = await ui.post("/dashboard/albums/999", {"name": "x", "password": "y"})
     assert status == 303 and "Album not found" in (await ui.text("/dashboard/albums"))[1]
+
+
+async def _upload(ui: FormClient, **fields: str) -> dict[str, Any]:
+    data = FormData()
+    for key, value in fields.items():
+        data.add_field(key, value)
+    data.add_field("files[]", io.BytesIO(samples.jpeg()), filename="a.jpg",
+                   content_type="image/jpeg")
+    headers = {"X-CSRF-Token": await ui.token()}
+    async with ui.client.post("/dashboard/upload", data=data, headers=headers) as resp:
+        body = await resp.json()
+        assert resp.status == 201, body
+        return dict(body["data"][0])
+
+
+def _seconds_left(expires_at: str) -> float:
+    return (datetime.fromisoformat(expires_at) - datetime.now(UTC)).total_seconds()
+
+
+async def test_image_edit_sets_keeps_and_removes_the_expiry(aiohttp_client: Any,
+                                                            tmp_path: Path) -> None:
+    ui = await _signed_in(aiohttp_client, tmp_path)
+    db = ui.app[DB]
+    image_id = (await _upload(ui))["id"]
+    edit = f"/dashboard/images/{image_id}"
+    html = (await ui.text("/dashboard"))[1]
+    assert "Keep current (never)" in html
+    for seconds in ("3600", "86400", "604800", "2592000"):
+        assert f'<option value="{seconds}">' in html
+
+    status, _, _ = await ui.post(edit, {"is_public": "private", "expires": "86400"})
+    assert status == 303
+    row = await db.fetchone("SELECT * FROM images WHERE id = ?", (image_id,))
+    assert row["visibility"] == "private"
+    assert 86400 - 60 < _seconds_left(row["expires_at"]) <= 86400
+    html = (await ui.text("/dashboard"))[1]
+    assert "Image saved." in html and 'class="badge badge-private card-expiry"' in html
+    assert "Keep current (never)" not in html
+
+    expires = row["expires_at"]  # "keep" (the default) leaves it as it is
+    await ui.post(edit, {"is_public": "0", "expires": "keep", "description": "x"})
+    row = await db.fetchone("SELECT * FROM images WHERE id = ?", (image_id,))
+    assert (row["visibility"], row["expires_at"]) == ("unlisted", expires)
+    await ui.post(edit, {"is_public": "0"})  # an old form without the picker: kept too
+    assert await db.fetchval("SELECT expires_at FROM images") == expires
+
+    await ui.post(edit, {"is_public": "1", "expires": "never"})
+    row = await db.fetchone("SELECT * FROM images WHERE id = ?", (image_id,))
+    assert (row["visibility"], row["expires_at"]) == ("public", None)
+
+
+async def test_image_edit_refuses_other_expiries_and_forged_forms(aiohttp_client: Any,
+                                                                  tmp_path: Path) -> None:
+    ui = await _signed_in(aiohttp_client, tmp_path)
+    db = ui.app[DB]
+    image_id = (await _upload(ui))["id"]
+    edit = f"/dashboard/images/{image_id}"
+    for choice in ("5", "-3600", "tomorrow"):
+        status, _, _ = await ui.post(edit, {"is_public": "private", "expires": choice})
+        assert status == 303
+        assert "expires: must be one of the offered choices" in (await ui.text("/dashboard"))[1]
+    status, _, _ = await ui.post(edit, {"is_public": "private", "expires": "3600"}, csrf=False)
+    assert status == 403
+    row = await db.fetchone("SELECT * FROM images WHERE id = ?", (image_id,))
+    assert (row["visibility"], row["expires_at"]) == ("public", None)

@@ -11,7 +11,7 @@ rendered by the template the page itself uses. The JSON API stays bearer-only.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from aiohttp import web
 from markupsafe import Markup
@@ -27,7 +27,7 @@ from pichub.web.common import base_url, ok
 from pichub.web.params import row_id
 from pichub.web.ui.forms import Form, flash, paged, redirect, safe_next, text_field
 from pichub.web.ui.guards import action, page, xhr
-from pichub.web.ui.templates import render
+from pichub.web.ui.templates import EXPIRY_CHOICES, render
 
 PER_PAGE = 24
 
@@ -84,8 +84,25 @@ async def upload(request: web.Request, session: Session) -> web.StreamResponse:
     return response
 
 
+_EXPIRY_SECONDS: Final = frozenset(str(seconds) for seconds, _ in EXPIRY_CHOICES)
+
+
+def _expiry_change(form: Form) -> dict[str, Any]:
+    """The edit form's `expires` as PATCH fields: `keep` (or absent) changes nothing,
+    `never` sends `expires_in: null`, one of the choices `expires_in` seconds."""
+    chosen = text_field(form, "expires", "keep").strip()
+    if chosen == "keep":
+        return {}
+    if chosen == "never":
+        return {"expires_in": None}
+    if chosen not in _EXPIRY_SECONDS:
+        raise ValidationError.field("expires", "must be one of the offered choices")
+    return {"expires_in": int(chosen)}
+
+
 def _image_changes(form: Form) -> ImageUpdate:
-    """The edit form as the API's PATCH body: album (or none), visibility, description."""
+    """The edit form as the API's PATCH body: album (or none), visibility, description,
+    expiry."""
     album_raw = text_field(form, "album_id").strip()
     if album_raw and parse_int(album_raw) is None:
         raise ValidationError.field("album_id", "must be an album")
@@ -94,7 +111,7 @@ def _image_changes(form: Form) -> ImageUpdate:
         "album_id": row_id(album_raw, "album") if album_raw else None,
         "visibility": "private" if shown == "private" else (
             "unlisted" if shown == "0" else "public"),
-        "description": text_field(form, "description")})
+        "description": text_field(form, "description"), **_expiry_change(form)})
 
 
 @action("/dashboard")

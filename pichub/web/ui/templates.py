@@ -11,7 +11,7 @@ import urllib.parse
 from collections.abc import Callable
 from datetime import datetime
 from importlib import resources
-from typing import Any
+from typing import Any, Final
 
 import jinja2
 from aiohttp import web
@@ -95,6 +95,12 @@ def variant_urls(signing_key: str | None) -> Callable[..., str]:
     return variant
 
 
+#: The dashboard's expiry picker (seconds from now, label), for image edits, uploads and
+#: signed links alike; the forms accept nothing else.
+EXPIRY_CHOICES: Final = ((3600, "1 hour"), (86400, "1 day"), (7 * 86400, "7 days"),
+                         (30 * 86400, "30 days"))
+
+
 def make_env(assets: Assets, settings: Settings) -> jinja2.Environment:
     """Jinja with autoescaping on for everything and undefined names as errors."""
     env = jinja2.Environment(
@@ -105,6 +111,7 @@ def make_env(assets: Assets, settings: Settings) -> jinja2.Environment:
     env.globals["static"] = assets.url
     env.globals["variant"] = variant_urls(key.get_secret_value() if key else None)
     env.globals["registration"] = settings.auth.registration  # the login page's sign-up link
+    env.globals["expiry_choices"] = EXPIRY_CHOICES
     env.filters["filesize"] = filesize
     env.filters["when"] = when
     env.filters["camera"] = camera
