@@ -153,3 +153,18 @@ async def test_image_edit_refuses_other_expiries_and_forged_forms(aiohttp_client
     assert status == 403
     row = await db.fetchone("SELECT * FROM images WHERE id = ?", (image_id,))
     assert (row["visibility"], row["expires_at"]) == ("public", None)
+
+
+async def test_upload_options_offer_the_expiry(aiohttp_client: Any, tmp_path: Path) -> None:
+    ui = await _signed_in(aiohttp_client, tmp_path)
+    html = (await ui.text("/dashboard"))[1]
+    assert '<select name="expires_in" id="upload-expiry">' in html
+    assert '<option value="">Never</option>' in html and '<option value="3600">' in html
+    kept = await _upload(ui, expires_in="")  # "Never": the API's default
+    assert kept["expires_at"] is None
+    expiring = await _upload(ui, expires_in="3600")
+    assert 3600 - 60 < _seconds_left(expiring["expires_at"]) <= 3600
+    stored = await ui.app[DB].fetchval("SELECT expires_at FROM images WHERE id = ?",
+                                       (expiring["id"],))
+    assert stored == expiring["expires_at"]
+    assert "card-expiry" in (await ui.text("/dashboard"))[1]

@@ -50,7 +50,7 @@
 
   function options() {
     const data = new FormData();
-    ["album_id", "quality", "description"].forEach(function (name) {
+    ["album_id", "quality", "description", "expires_in"].forEach(function (name) {
       const value = form.elements[name].value.trim();
       if (value !== "") data.append(name, value);
     });
