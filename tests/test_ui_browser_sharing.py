@@ -1,6 +1,6 @@
 """The dashboard's sharing controls in Chromium: an upload that expires, an album password
 set from the albums page (a visitor of /a/{id} is then asked for it), an image's expiry
-changed from its card."""
+changed from its card, and a signed link copied from a private image's card."""
 
 from __future__ import annotations
 
@@ -78,5 +78,17 @@ async def test_album_password_and_image_expiry_from_the_dashboard(aiohttp_server
         row = await db.fetchone("SELECT visibility, expires_at FROM images")
         assert row["visibility"] == "private"
         assert 3600 - 120 < _seconds_left(row["expires_at"]) <= 3600
+
+        card = page.locator(f'li.card[data-image-id="{image["id"]}"]')  # now private
+        await card.locator("select[name=link_expires_in]").select_option("604800")
+        await card.locator("[data-signed-link-button]").click()
+        await expect(card.locator("[data-signed-link-button]")).to_have_text("Copied!")
+        shown = card.locator(".signed-link-url")
+        await expect(shown).to_be_visible()
+        url = await shown.input_value()
+        assert f"/img/{image['id']}." in url and "sig=" in url
+        assert await page.evaluate("() => navigator.clipboard.readText()") == url
+        response = await visitor.page.context.request.get(url)  # no session: the link alone
+        assert response.status == 200
         await tab.screenshot("dashboard-sharing.png")
         tab.assert_clean()

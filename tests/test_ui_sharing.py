@@ -9,11 +9,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import samples
 from aiohttp import FormData
 from browser import FormClient, form_client
+from conftest import form
 
 from pichub.keys import DB
+from pichub.services import accounts
 
 
 async def _signed_in(aiohttp_client: Any, tmp_path: Path) -> FormClient:
@@ -168,3 +171,63 @@ async def test_upload_options_offer_the_expiry(aiohttp_client: Any, tmp_path: Pa
                                        (expiring["id"],))
     assert stored == expiring["expires_at"]
     assert "card-expiry" in (await ui.text("/dashboard"))[1]
+
+
+async def _link(ui: FormClient, image_id: str, expires_in: str,
+                token: str | None = "page") -> tuple[int, Any]:
+    headers = {} if token is None else {
+        "X-CSRF-Token": await ui.token() if token == "page" else token}
+    async with ui.client.post(f"/dashboard/images/{image_id}/link",
+                              data={"expires_in": expires_in}, headers=headers) as resp:
+        return resp.status, await resp.json()
+
+
+async def test_private_cards_hand_out_signed_links(aiohttp_client: Any, tmp_path: Path) -> None:
+    ui = await _signed_in(aiohttp_client, tmp_path)
+    private = (await _upload(ui, is_public="false"))["id"]
+    await ui.post(f"/dashboard/images/{private}", {"is_public": "private"})
+    public = (await _upload(ui))["id"]
+    html = (await ui.text("/dashboard"))[1]
+    assert f'data-signed-link="/dashboard/images/{private}/link"' in html
+    assert f'data-signed-link="/dashboard/images/{public}/link"' not in html
+    assert html.count('name="link_expires_in"') == 1 and '<option value="604800">' in html
+
+    status, body = await _link(ui, private, "86400")
+    assert status == 201 and body["success"] is True
+    url = body["data"]["url"]
+    assert f"/img/{private}." in url and "exp=" in url and "sig=" in url
+    assert 86400 - 60 < _seconds_left(body["data"]["expires_at"]) <= 86400
+    async with aiohttp.ClientSession() as anonymous:  # no session cookie: the link alone
+        async with anonymous.get(url) as resp:
+            assert resp.status == 200 and (await resp.read())[:4] == b"RIFF"
+        async with anonymous.get(url.split("?")[0]) as resp:
+            assert resp.status == 404
+        async with anonymous.get(url.replace("sig=", "sig=x")) as resp:
+            assert resp.status == 404
+
+
+async def test_signed_link_route_refuses_what_the_card_would_not_send(aiohttp_client: Any,
+                                                                      tmp_path: Path) -> None:
+    ui = await _signed_in(aiohttp_client, tmp_path)
+    image_id = (await _upload(ui, is_public="false"))["id"]
+    for token in (None, "forged"):
+        status, body = await _link(ui, image_id, "3600", token=token)
+        assert status == 403 and body["error"]["code"] == "FORBIDDEN"
+    for lifetime in ("5", "2592000", "", "hour"):
+        status, body = await _link(ui, image_id, lifetime)
+        assert status == 422 and body["error"]["details"][0]["field"] == "expires_in"
+    db = ui.app[DB]
+    await accounts.create_user(db, "bob", "password-bob")
+    bob = await accounts.create_token(db, "bob")
+    async with ui.client.post("/api/v1/upload", data=form(("b.jpg", samples.jpeg()),
+                                                          visibility="private"),
+                              headers={"Authorization": f"Bearer {bob}"}) as resp:
+        theirs = (await resp.json())["data"][0]["id"]
+    status, body = await _link(ui, theirs, "3600")
+    assert status == 404 and body["error"]["code"] == "NOT_FOUND"
+    status, _ = await _link(ui, "noimage1", "3600")
+    assert status == 404
+    anonymous = await form_client(aiohttp_client, tmp_path / "other")
+    async with anonymous.client.post(f"/dashboard/images/{image_id}/link",
+                                     data={"expires_in": "3600"}) as resp:
+        assert resp.status == 401

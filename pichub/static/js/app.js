@@ -1,4 +1,5 @@
-// PicHub UI behaviour shared by every page: copy buttons, confirmations, docs token hand-off.
+// PicHub UI behaviour shared by every page: copy buttons, signed links of private images,
+// confirmations, docs token hand-off.
 // No inline scripts anywhere (the pages send a strict Content-Security-Policy).
 "use strict";
 
@@ -35,7 +36,38 @@
     }, 1500);
   }
 
+  // A private image's card: ask the server for a signed link (session + CSRF header, the
+  // API's link service), then show it and copy it.
+  function signedLink(button) {
+    const box = button.closest("[data-signed-link]");
+    const card = button.closest(".card") || document;
+    const data = new FormData();
+    data.append("expires_in", box.querySelector("select").value);
+    fetch(box.dataset.signedLink, {
+      method: "POST", body: data, credentials: "same-origin",
+      headers: { "X-CSRF-Token": card.querySelector("input[name=csrf_token]").value }
+    }).then(function (response) {
+      return response.json().then(function (body) {
+        if (!response.ok) throw new Error(body.message || "refused");
+        return body.data.url;
+      });
+    }).then(function (url) {
+      const shown = box.querySelector(".signed-link-url");
+      shown.value = url;
+      shown.hidden = false;
+      return copyText(url).then(
+        function () { flashButton(button, "Copied!", "copied"); },
+        function () { shown.select(); flashButton(button, "Press Ctrl+C", "copied"); });
+    }).catch(function () { flashButton(button, "Failed — try again", "failed"); });
+  }
+
   document.addEventListener("click", function (event) {
+    const signed = event.target.closest("[data-signed-link-button]");
+    if (signed) {
+      event.preventDefault();
+      signedLink(signed);
+      return;
+    }
     const copy = event.target.closest("[data-copy]");
     if (copy) {
       event.preventDefault();

@@ -20,6 +20,7 @@ from pichub.errors import ValidationError
 from pichub.keys import JINJA, LIMITER, SERVICES, SETTINGS
 from pichub.models.base import parse_int, validate
 from pichub.models.images import ImageUpdate
+from pichub.models.sharing import LinkRequest
 from pichub.ratelimit import user_rate_key
 from pichub.services.sessions import Session
 from pichub.web.api.upload import receive_and_store
@@ -27,7 +28,7 @@ from pichub.web.common import base_url, ok
 from pichub.web.params import row_id
 from pichub.web.ui.forms import Form, flash, paged, redirect, safe_next, text_field
 from pichub.web.ui.guards import action, page, xhr
-from pichub.web.ui.templates import EXPIRY_CHOICES, render
+from pichub.web.ui.templates import EXPIRY_CHOICES, LINK_CHOICES, render
 
 PER_PAGE = 24
 
@@ -85,6 +86,7 @@ async def upload(request: web.Request, session: Session) -> web.StreamResponse:
 
 
 _EXPIRY_SECONDS: Final = frozenset(str(seconds) for seconds, _ in EXPIRY_CHOICES)
+_LINK_SECONDS: Final = frozenset(str(seconds) for seconds, _ in LINK_CHOICES)
 
 
 def _expiry_change(form: Form) -> dict[str, Any]:
@@ -123,6 +125,20 @@ async def edit_image(request: web.Request, session: Session, form: Form) -> web.
     return response
 
 
+@xhr
+async def signed_link(request: web.Request, session: Session) -> web.StreamResponse:
+    """The card's "copy a signed link valid for …": the API's `POST /images/{id}/links`
+    (same service, same answer) with one of the offered lifetimes, for app.js to copy."""
+    form = await request.post()
+    chosen = text_field(form, "expires_in").strip()
+    if chosen not in _LINK_SECONDS:
+        raise ValidationError.field("expires_in", "must be one of the offered choices")
+    link = await request.app[SERVICES].images.link(
+        session.user_id, request.match_info["id"], LinkRequest(expires_in=int(chosen)),
+        base_url(request))
+    return ok(link, status=201)
+
+
 @action("/dashboard")
 async def delete_image(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
     await request.app[SERVICES].images.delete(session.user_id, request.match_info["id"],
@@ -137,4 +153,5 @@ ROUTES = [
     web.post("/dashboard/upload", upload),
     web.post("/dashboard/images/{id}", edit_image),
     web.post("/dashboard/images/{id}/delete", delete_image),
+    web.post("/dashboard/images/{id}/link", signed_link),
 ]

@@ -99,6 +99,8 @@ def variant_urls(signing_key: str | None) -> Callable[..., str]:
 #: signed links alike; the forms accept nothing else.
 EXPIRY_CHOICES: Final = ((3600, "1 hour"), (86400, "1 day"), (7 * 86400, "7 days"),
                          (30 * 86400, "30 days"))
+#: How long the signed links a private image's card copies may work.
+LINK_CHOICES: Final = EXPIRY_CHOICES[:3]
 
 
 def make_env(assets: Assets, settings: Settings) -> jinja2.Environment:
@@ -112,6 +114,7 @@ def make_env(assets: Assets, settings: Settings) -> jinja2.Environment:
     env.globals["variant"] = variant_urls(key.get_secret_value() if key else None)
     env.globals["registration"] = settings.auth.registration  # the login page's sign-up link
     env.globals["expiry_choices"] = EXPIRY_CHOICES
+    env.globals["link_choices"] = LINK_CHOICES
     env.filters["filesize"] = filesize
     env.filters["when"] = when
     env.filters["camera"] = camera
