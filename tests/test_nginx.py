@@ -12,7 +12,9 @@ request counter do not move), with PicHub's headers, 304s and ranges; `fm=auto`
 is cached per Accept; signatures are checked by PicHub on every URL nginx has
 not cached a 200 for; a deleted image is gone once nginx's copy is older than
 `proxy_cache_valid` (shortened here to wait it out), or at once with the purge
-command of docs/deploy.md.
+command of docs/deploy.md. A private image (`X-Accel-Expires: 0`) is never kept: the
+owner's answer, or a signed link's, is not served to a request without the token or the
+signature.
 """
 
 from __future__ import annotations
@@ -311,3 +313,63 @@ def test_the_documented_purge_removes_an_image_from_nginx_at_once(proxy: Proxy) 
         gone = proxy.get(path)
         assert gone.status_code == 404, (path, gone.headers.get("X-Cache-Status"))
     assert proxy.get(kept).headers["X-Cache-Status"] == "HIT"
+
+
+# --- private images are never kept by nginx ------------------------------------------------
+
+
+def upload_private(proxy: Proxy) -> str:
+    resp = requests.post(f"{proxy.https}/api/v1/upload", headers=proxy.headers(),
+                         files={"files[]": ("a.jpg", samples.jpeg((320, 240)))},
+                         data={"visibility": "private", "convertToWebP": "false"},
+                         verify=proxy.cert, timeout=30)
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["data"][0]["visibility"] == "private"
+    return str(resp.json()["data"][0]["id"])
+
+
+def refused(got: requests.Response, image: bytes) -> None:
+    """A 404 envelope that carries none of the image's bytes."""
+    assert got.status_code == 404 and got.json()["error"]["code"] == "NOT_FOUND"
+    assert got.headers.get("X-Cache-Status") != "HIT"
+    assert image[:64] not in got.content and got.content[:2] != b"\xff\xd8"
+
+
+def test_the_owners_view_of_a_private_image_is_not_served_to_anyone_else(proxy: Proxy) -> None:
+    image_id = upload_private(proxy)
+    path = f"/img/{image_id}.jpg?w=100"
+    owned = []
+    for _ in range(2):  # twice: a copy kept after the first answer would be a HIT
+        got = proxy.get(path, **proxy.headers())
+        assert got.status_code == 200 and got.content[:2] == b"\xff\xd8"
+        assert got.headers["Cache-Control"].startswith("private")
+        assert got.headers["X-Cache-Status"] != "HIT"
+        owned.append(got.content)
+    for _ in range(2):
+        refused(proxy.get(path), owned[0])
+    refused(proxy.get(f"/img/{image_id}.jpg"), owned[0])
+    assert proxy.pichub_saw(path) == 4  # every request reached PicHub
+    assert not [p for p in proxy.cache.rglob("*") if p.is_file() and image_id.encode()
+                in p.read_bytes()], "nginx kept a private image on disk"
+
+
+def test_a_signed_links_answer_is_not_served_without_its_signature(proxy: Proxy) -> None:
+    image_id = upload_private(proxy)
+    resp = requests.post(f"{proxy.https}/api/v1/images/{image_id}/links",
+                         headers=proxy.headers(), json={"expires_in": 3600, "w": 80},
+                         verify=proxy.cert, timeout=30)
+    assert resp.status_code == 201, resp.text
+    url = resp.json()["data"]["url"]
+    assert url.startswith(f"{proxy.https}/img/{image_id}.") and "sig=" in url
+    signed = url.removeprefix(proxy.https)
+    seen = [proxy.get(signed) for _ in range(2)]
+    assert [got.status_code for got in seen] == [200, 200]
+    assert all(got.headers["X-Cache-Status"] != "HIT" for got in seen)
+    body = seen[0].content
+    base, query = signed.split("?", 1)
+    kept = "&".join(part for part in query.split("&")
+                    if not part.startswith(("sig=", "exp=")))
+    for stripped in (f"{base}?{kept}", base,
+                     signed.replace("sig=", "sig=0"), f"{base}?{kept}&exp=9999999999"):
+        refused(proxy.get(stripped), body)
+    assert proxy.pichub_saw(signed) == 2
