@@ -179,8 +179,11 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
     image_rules = Images(db, blobs, purge_variants=pipeline.purge, on_change=worker.wake,
                          signing_key=key, links=links, clock=clock, forget=pipeline.forget,
                          max_dimension=images.max_dimension)
-    expiry = ExpirySweep(db, image_rules, _background_base_url(settings), pacing, clock)
+    album_rules = Albums(db, on_change=worker.wake, forget=pipeline.forget, clock=clock)
+    expiry = ExpirySweep(db, image_rules, _background_base_url(settings), pacing, clock,
+                         albums=album_rules)
     image_rules.on_expiry = expiry.wake
+    album_rules.on_expiry = expiry.wake
     app[EXPIRY] = expiry
 
     def cache_counters() -> CacheCounters:
@@ -189,7 +192,7 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
 
     app[SERVICES] = Services(
         images=image_rules,
-        albums=Albums(db, on_change=worker.wake, forget=pipeline.forget),
+        albums=album_rules,
         webhooks=Webhooks(db, settings.webhooks, wake=worker.wake),
         uploads=Uploads(db, blobs, settings.storage, images.default_quality, convert,
                         on_change=worker.wake, signing_key=key, clock=clock,

@@ -18,13 +18,14 @@ def _storable(album_id: int) -> bool:
     return 1 <= album_id <= MAX_ROW_ID
 
 
-async def create(conn: Conn, user_id: int, name: str, description: str, visibility: str) -> int:
+async def create(conn: Conn, user_id: int, name: str, description: str, visibility: str,
+                 expires_at: str | None = None) -> int:
     """A new album; its `is_public` follows `visibility` (migration 0007)."""
     now = iso()
     cur = await conn.execute(
-        "INSERT INTO albums (user_id, name, description, visibility, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        (user_id, name, description, visibility, now, now),
+        "INSERT INTO albums (user_id, name, description, visibility, expires_at, created_at,"
+        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (user_id, name, description, visibility, expires_at, now, now),
     )
     assert cur.lastrowid is not None
     return cur.lastrowid
@@ -60,6 +61,31 @@ async def set_password(conn: Conn, user_id: int, album_id: int, hashed: str | No
         "UPDATE albums SET password_hash = ?, updated_at = ? WHERE id = ? AND user_id = ?",
         (hashed, iso(), album_id, user_id))
     return cur.rowcount > 0
+
+
+async def set_expiry(conn: Conn, user_id: int, album_id: int, expires_at: str | None) -> bool:
+    """Set (or with None remove) the album's expiry; False when not the user's."""
+    if not _storable(album_id):
+        return False
+    cur = await conn.execute(
+        "UPDATE albums SET expires_at = ?, updated_at = ? WHERE id = ? AND user_id = ?",
+        (expires_at, iso(), album_id, user_id))
+    return cur.rowcount > 0
+
+
+async def expired(db: Database, now: str, limit: int) -> list[int]:
+    """The ids of up to `limit` albums whose `expires_at` is `now` or earlier, soonest
+    first (the expiry index of migration 0014)."""
+    rows = await db.fetchall(
+        "SELECT id FROM albums WHERE expires_at IS NOT NULL AND expires_at <= ?"
+        " ORDER BY expires_at LIMIT ?", (now, limit))
+    return [int(row[0]) for row in rows]
+
+
+async def next_expiry(db: Database) -> str | None:
+    """The earliest `expires_at` of any album, or None."""
+    value = await db.fetchval("SELECT MIN(expires_at) FROM albums WHERE expires_at IS NOT NULL")
+    return None if value is None else str(value)
 
 
 async def exists(db: Database | Conn, user_id: int, album_id: int) -> bool:

@@ -9,7 +9,7 @@ from pydantic import ConfigDict, Field
 from pichub.db.database import Row
 from pichub.models.base import BOOLEAN, TIMESTAMP_EXAMPLE, Checked, Model, Text, problem
 from pichub.models.images import IMAGE_EXAMPLE, image_url
-from pichub.models.sharing import VISIBILITY, Visibility
+from pichub.models.sharing import EXPIRES_IN, MOMENT, VISIBILITY, Visibility
 
 
 class Album(Model):
@@ -17,7 +17,7 @@ class Album(Model):
 
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "id": 3, "name": "我的相册", "description": "这是一个示例相册", "is_public": True,
-        "visibility": "public", "has_password": False, "image_count": 12,
+        "visibility": "public", "has_password": False, "expires_at": None, "image_count": 12,
         "cover_url": IMAGE_EXAMPLE["url"],
         "created_at": TIMESTAMP_EXAMPLE, "updated_at": TIMESTAMP_EXAMPLE}]})
 
@@ -33,6 +33,11 @@ class Album(Model):
         description="Whether visitors of its page need a password (the password itself is "
                     "never answered). Its images are then served at `/img` only to their "
                     "owner or through a signed link.")
+    expires_at: str | None = Field(
+        description="When the album expires (ISO 8601 UTC, `Z`): from then on its page "
+                    "answers 410 Gone and the album is soon deleted (`album.deleted`, "
+                    "`reason: expired`); its images stay, out of any album. Null: never.",
+        examples=[None])
     image_count: int
     cover_url: str | None = Field(description="The newest image's URL.")
     created_at: str = Field(description="Creation time (ISO 8601 UTC, `Z`).",
@@ -56,7 +61,7 @@ class Album(Model):
         return cls.model_construct(
             id=row["id"], name=row["name"], description=row["description"],
             is_public=row["visibility"] == "public", visibility=row["visibility"],
-            has_password=row["password_hash"] is not None,
+            has_password=row["password_hash"] is not None, expires_at=row["expires_at"],
             image_count=row["image_count"], cover_url=cover,
             created_at=row["created_at"], updated_at=row["updated_at"])
 
@@ -78,6 +83,14 @@ def _password(value: object) -> str | None:
     return value
 
 
+#: `expires_in` / `expires_at` of album create and PATCH (as images have them).
+EXPIRES_IN_FIELD = Field(description="Expire the album this many seconds from now (1 s to "
+                                     "about ten years); in PATCH, null removes the expiry.")
+EXPIRES_AT_FIELD = Field(description="Expire the album at this moment (RFC 3339 with `Z` or "
+                                     "an offset; in the future); in PATCH, null removes the "
+                                     "expiry. Not together with `expires_in`.")
+
+
 PASSWORD = Checked(_password, (("type", ["string", "null"]), ("minLength", 1),
                                ("maxLength", MAX_PASSWORD), ("writeOnly", True)), replace=True)
 
@@ -96,6 +109,8 @@ class AlbumCreate(Model):
     visibility: Annotated[Visibility | None, VISIBILITY, Field(
         description="public (the default), unlisted or private.")] = None
     password: Annotated[str | None, PASSWORD, PASSWORD_FIELD] = None
+    expires_in: Annotated[int | None, EXPIRES_IN, EXPIRES_IN_FIELD] = None
+    expires_at: Annotated[str | None, MOMENT, EXPIRES_AT_FIELD] = None
 
 
 class AlbumUpdate(Model):
@@ -111,3 +126,5 @@ class AlbumUpdate(Model):
     visibility: Annotated[Visibility | None, VISIBILITY, Field(
         description="public, unlisted or private; wins over `is_public`.")] = None
     password: Annotated[str | None, PASSWORD, PASSWORD_FIELD] = None
+    expires_in: Annotated[int | None, EXPIRES_IN, EXPIRES_IN_FIELD] = None
+    expires_at: Annotated[str | None, MOMENT, EXPIRES_AT_FIELD] = None

@@ -30,7 +30,7 @@ from pichub.db import albums as albums_db
 from pichub.db import images as images_db
 from pichub.db.database import Database, Row
 from pichub.db.keyset import Position
-from pichub.errors import NotFound
+from pichub.errors import Gone, NotFound
 from pichub.hashing import verify_password
 from pichub.imaging.formats import ext_of
 from pichub.imaging.spec import sign
@@ -96,6 +96,8 @@ class AlbumPages:
         owner = viewer is not None and viewer == row["user_id"]
         if row["visibility"] == "private" and not owner:
             raise NotFound("album")
+        if row["expires_at"] is not None and row["expires_at"] <= iso(self.clock()):
+            raise Gone("album")  # until the expiry sweep deletes it; then 404
         locked = (row["password_hash"] is not None and not owner
                   and not self.unlocked(row, token))
         return SharedAlbum(row, owner, locked)
