@@ -146,7 +146,10 @@ async def test_a_full_pool_answers_503_at_once(
             asyncio.create_task(pipeline.variant("img1", source, spec(w=str(11 + i))))
             for i in range(queue_size)
         ]
-        await asyncio.sleep(0)  # let the queued ones take their places
+        for _ in range(2000):  # let the queued ones take their places (a miss may first
+            if pipeline.transforms_run == 1 + queue_size:  # look on disk, in a thread)
+                break
+            await asyncio.sleep(0.005)
         with pytest.raises(ServiceUnavailable) as info:
             await pipeline.variant("img1", source, spec(w="99"))
         assert info.value.status == 503
