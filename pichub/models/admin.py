@@ -31,7 +31,8 @@ QUOTA = Checked(_quota, (("type", ["integer", "null"]), ("minimum", 0),
 
 _USER_EXAMPLE: dict[str, Any] = {"id": 2, "username": "bob", "is_admin": False, "is_active": True,
                  "quota_mb": 1024, "image_count": 42, "album_count": 3,
-                 "used_bytes": 73400320, "created_at": TIMESTAMP_EXAMPLE}
+                 "used_bytes": 73400320, "created_at": TIMESTAMP_EXAMPLE,
+                 "two_factor": True}
 
 
 class AdminUser(Model):
@@ -50,14 +51,17 @@ class AdminUser(Model):
     used_bytes: int = Field(description="Bytes stored: their images' files and kept "
                                         "originals (what the quota counts).")
     created_at: str = Field(examples=[TIMESTAMP_EXAMPLE])
+    two_factor: bool = Field(default=False, description="Two-factor sign-in (TOTP) is on; "
+                             "`DELETE /admin/users/{id}/totp` resets it.")
 
     @classmethod
-    def from_row(cls, row: Row) -> AdminUser:
+    def from_row(cls, row: Row, *, two_factor: bool = False) -> AdminUser:
         return cls.model_construct(
             id=row["id"], username=row["username"], is_admin=bool(row["is_admin"]),
             is_active=bool(row["is_active"]), quota_mb=row["quota_mb"],
             image_count=row["image_count"], album_count=row["album_count"],
-            used_bytes=row["used_bytes"], created_at=row["created_at"])
+            used_bytes=row["used_bytes"], created_at=row["created_at"],
+            two_factor=two_factor)
 
 
 class AdminUserCreate(Model):

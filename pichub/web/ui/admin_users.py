@@ -1,5 +1,6 @@
 """The admin's users page (`/admin/users`): search, create, disable/enable, make or unmake
-admin, set the quota, reset the password, delete with all their data. Each form posts to
+admin, set the quota, reset the password or the two-factor sign-in, delete with all their
+data. Each form posts to
 its own small action, which builds the same `AdminUserUpdate` the JSON API validates."""
 
 from __future__ import annotations
@@ -87,6 +88,13 @@ async def set_password(request: web.Request, session: Session,
 
 
 @admin_action(BACK)
+async def reset_totp(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
+    user = await service(request).reset_totp(session.actor(), path_id(request, "user"))
+    return done(form, BACK, f"Two-factor sign-in of {user.username} reset: their next "
+                            "sign-in needs only the password.")
+
+
+@admin_action(BACK)
 async def delete_user(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
     user_id = path_id(request, "user")
     user = await service(request).user(user_id)
@@ -101,5 +109,6 @@ ROUTES = [
     web.post(BACK + "/{id}/admin", set_admin),
     web.post(BACK + "/{id}/quota", set_quota),
     web.post(BACK + "/{id}/password", set_password),
+    web.post(BACK + "/{id}/totp/reset", reset_totp),
     web.post(BACK + "/{id}/delete", delete_user),
 ]
