@@ -30,7 +30,7 @@ from tests.conftest import form
 PAGES = ["/admin", "/admin/users", "/admin/images", "/admin/tokens"]
 ACTIONS = ["/admin/users", "/admin/users/1/active", "/admin/users/1/admin",
            "/admin/users/1/quota", "/admin/users/1/password", "/admin/users/1/delete",
-           "/admin/users/1/totp/reset",
+           "/admin/users/1/totp/reset", "/admin/users/1/email",
            "/admin/images/abcdefgh/delete", "/admin/tokens/1/revoke"]
 
 
@@ -155,6 +155,35 @@ async def test_reset_two_factor_form(aiohttp_client: Any, tmp_path: Path) -> Non
     assert "Two-factor sign-in of alice reset" in html and "/totp/reset" not in html
     await ui.post(f"/admin/users/{root}/totp/reset")  # not on yourself: a message
     assert "account page" in (await ui.text("/admin/users"))[1]
+
+
+async def test_email_form(aiohttp_client: Any, tmp_path: Path) -> None:
+    ui = await admin_client(aiohttp_client, tmp_path)
+    db = ui.app[DB]
+    alice, root = await uid(ui, "alice"), await uid(ui, "root")
+    path = f"/admin/users/{alice}/email"
+    _, html = await ui.text("/admin/users")
+    assert f'action="{path}"' in html
+    for forged in ({"email": "a@example.org"}, {"email": "a@example.org", "csrf_token": "x"}):
+        status, _, _ = await ui.post(path, forged, csrf=False)
+        assert status == 403
+    status, _, resp = await ui.post(path, {"email": " Alice@Example.org "})
+    assert status == 303 and resp.headers["Location"] == "/admin/users"
+    assert await db.fetchval("SELECT email FROM users WHERE id = ?", (alice,)) == \
+        "Alice@Example.org"
+    _, html = await ui.text("/admin/users")
+    assert "E-mail of alice saved." in html and 'value="Alice@Example.org"' in html
+    await ui.post(f"/admin/users/{root}/email", {"email": "alice@example.org"})  # taken
+    _, html = await ui.text("/admin/users")
+    assert "email: another account has it" in html
+    await ui.post(f"/admin/users/{root}/email", {"email": "{name}@x"})
+    assert "email: not an e-mail address" not in (await ui.text("/admin/users"))[1]
+    assert await db.fetchval("SELECT email FROM users WHERE id = ?", (root,)) == "{name}@x"
+    await ui.post(f"/admin/users/{root}/email", {"email": "no address"})
+    assert "email: not an e-mail address" in (await ui.text("/admin/users"))[1]
+    await ui.post(path, {"email": ""})
+    assert await db.fetchval("SELECT email FROM users WHERE id = ?", (alice,)) is None
+    assert "E-mail of alice removed." in (await ui.text("/admin/users"))[1]
 
 
 async def test_disabling_signs_out_and_refuses_the_login_form(aiohttp_client: Any,

@@ -43,7 +43,7 @@ from pichub.models.admin import (
     Stats,
 )
 from pichub.models.base import changes
-from pichub.services import accounts
+from pichub.services import accounts, oidc
 from pichub.services.accounts import Actor
 from pichub.services.common import Page, PageRequest, read_page
 from pichub.services.images import Images
@@ -100,19 +100,23 @@ class Admin:
     async def update_user(self, who: Actor, user_id: int, body: AdminUserUpdate) -> AdminUser:
         """Change the fields sent. Disabling the user or changing their password signs every
         browser of theirs out, in the same transaction; disabling also stops their tokens
-        (the token lookup skips disabled users)."""
-        fields = changes(body, "is_active, is_admin, quota_mb or password")
+        (the token lookup skips disabled users). A new `email` follows `oidc.store_email`."""
+        fields = changes(body, "is_active, is_admin, quota_mb, password or email")
+        new_email = "email" in fields
+        email = oidc.clean_email(fields.pop("email", None))
         if user_id == who.user_id:
             for name in ("is_active", "is_admin"):
                 if fields.get(name) is False:
                     raise ValidationError.field(name, "you cannot change this on your own "
                                                       "account")
-        if "password" in fields:  # the model refuses null for all but quota_mb
+        if "password" in fields:  # the model refuses null for all but quota_mb, email
             password = fields.pop("password")
             accounts.check_password(password)
             fields["password_hash"] = await asyncio.to_thread(hash_password, password)
         async with self.db.transaction() as conn:
-            if not await admin_db.update_user(conn, user_id, _columns(fields)):
+            if new_email and not await oidc.store_email(conn, user_id, email):
+                raise NotFound("user")
+            if fields and not await admin_db.update_user(conn, user_id, _columns(fields)):
                 raise NotFound("user")
             if fields.get("is_active") is False or "password_hash" in fields:
                 await sessions_db.delete_for_user(conn, user_id)
