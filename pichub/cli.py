@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
         if action == "delete":
             change.add_argument("--yes", action="store_true", help="do not ask to confirm")
 
+    reset = user.add_parser("reset-2fa", help="turn a user's two-factor sign-in off (its "
+                            "secret and recovery codes go): their next sign-in needs only "
+                            "the password")
+    _common(reset)
+    reset.add_argument("name")
+
     email = user.add_parser("email", help="set (or with no address, clear) a user's e-mail, "
                             "which single sign-on may link by (oidc.link_by_email)")
     _common(email)
@@ -144,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("user", "enable"): commands.user_enable,
         ("user", "delete"): commands.user_delete,
         ("user", "email"): commands.user_email,
+        ("user", "reset-2fa"): commands.user_reset_2fa,
         ("token", "create"): commands.token_create,
         ("token", "list"): commands.token_list,
         ("token", "revoke"): commands.token_revoke,

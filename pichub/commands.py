@@ -148,6 +148,15 @@ async def user_email(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def user_reset_2fa(settings: Settings, args: argparse.Namespace) -> int:
+    """`pichub user reset-2fa NAME`: as the admin API's reset (for anyone, admins too: the
+    way back in for the last admin who lost their authenticator and recovery codes)."""
+    async with _database(settings) as db:
+        await admin.reset_totp(db, await _user_id(db, args.name))
+    print(f"two-factor sign-in of {args.name} is off")
+    return 0
+
+
 async def user_delete(settings: Settings, args: argparse.Namespace) -> int:
     """`pichub user delete NAME`: as the admin API's delete, with the files removed from the
     blob store and the variant cache directly (a running server's figure of the cache size

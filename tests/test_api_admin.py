@@ -14,17 +14,19 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import pyotp
 import pytest
 
 from pichub.config import Settings
 from pichub.db import admin as admin_db
 from pichub.db import images as images_db
 from pichub.db.database import Database
-from pichub.keys import BLOBS, DB, SERVICES, SETTINGS
+from pichub.keys import BLOBS, DB, SERVICES, SETTINGS, TWO_FACTOR
 from pichub.pacing import Pacing, Progress
-from pichub.services import sessions
+from pichub.services import accounts, oidc, sessions
 from pichub.services.admin import delete_user
 from pichub.services.images import Images
+from pichub.services.oidc import Identity
 from pichub.services.sweep import SETTLE_S, OrphanSweep
 from pichub.timeutil import now
 from pichub.web.api import admin as admin_api
@@ -134,6 +136,81 @@ async def test_get_and_change_a_user(api: Api) -> None:
                 {"is_admin": 2}):
         assert (await api.call("PATCH", f"{A}/users/{bob}", json=bad))[0] == 422, bad
     assert (await api.call("PATCH", f"{A}/users/999", json={"quota_mb": 1}))[0] == 404
+
+
+async def turn_on_totp(api: Api, user: int, name: str) -> None:
+    """Two-factor sign-in on for `user`, as the account page does it (a computed code)."""
+    two_factor = api.app[TWO_FACTOR]
+    enrolment = await two_factor.begin(user, name)
+    await two_factor.confirm(user, pyotp.TOTP(enrolment.secret).now())
+
+
+async def test_reset_a_users_two_factor_sign_in(api: Api) -> None:
+    await api.new_user("bob")
+    bob = await user_id(api, "bob")
+    db = api.app[DB]
+    status, body = await api.call("GET", f"{A}/users/{bob}")
+    assert body["data"]["two_factor"] is False
+    await turn_on_totp(api, bob, "bob")
+    status, body = await api.call("GET", f"{A}/users", params={"q": "bob"})
+    assert [u["two_factor"] for u in body["data"]] == [True]
+    assert await db.fetchval("SELECT COUNT(*) FROM recovery_codes WHERE user_id = ?",
+                             (bob,)) == 10
+    status, body = await api.call("DELETE", f"{A}/users/{bob}/totp")
+    assert status == 200 and body["data"]["two_factor"] is False, body
+    assert await db.fetchval("SELECT COUNT(*) FROM totp WHERE user_id = ?", (bob,)) == 0
+    assert await db.fetchval("SELECT COUNT(*) FROM recovery_codes WHERE user_id = ?",
+                             (bob,)) == 0
+    assert not await api.app[TWO_FACTOR].enabled(bob)
+    assert (await api.call("DELETE", f"{A}/users/{bob}/totp"))[0] == 200  # already off
+    assert (await api.call("DELETE", f"{A}/users/999/totp"))[0] == 404
+    alice = await user_id(api, "alice")
+    await turn_on_totp(api, alice, "alice")
+    assert (await api.call("DELETE", f"{A}/users/{alice}/totp"))[0] == 422  # not your own
+    assert await api.app[TWO_FACTOR].enabled(alice)
+    await turn_on_totp(api, bob, "bob")
+    await accounts.create_user(db, "carol", "password-carol", is_admin=True)
+    read = await accounts.create_token(db, "carol", scope="read")
+    assert (await api.call("DELETE", f"{A}/users/{bob}/totp", token=read))[0] == 403
+    assert await api.app[TWO_FACTOR].enabled(bob)
+
+
+async def test_set_a_users_email(api: Api) -> None:
+    await api.new_user("bob")
+    await api.new_user("carol")
+    bob, carol = await user_id(api, "bob"), await user_id(api, "carol")
+    status, body = await api.call("GET", f"{A}/users/{bob}")
+    assert body["data"]["email"] is None
+    status, body = await api.call("PATCH", f"{A}/users/{bob}",
+                                  json={"email": "  Bob@Example.org "})
+    assert status == 200 and body["data"]["email"] == "Bob@Example.org", body
+    status, body = await api.call("GET", f"{A}/users", params={"q": "bob"})
+    assert [u["email"] for u in body["data"]] == ["Bob@Example.org"]
+    # The address is what single sign-on links by: one account per address, any case.
+    status, body = await api.call("PATCH", f"{A}/users/{carol}",
+                                  json={"email": "bob@example.ORG"})
+    assert status == 422 and body["error"]["details"][0]["field"] == "email"
+    for bad in ("not an address", "a@b c", "x" * 250 + "@example.org", 5, "a@b\u0007"):
+        status, body = await api.call("PATCH", f"{A}/users/{carol}", json={"email": bad})
+        assert status == 422 and body["error"]["details"][0]["field"] == "email", bad
+    assert await api.app[DB].fetchval("SELECT email FROM users WHERE id = ?", (carol,)) is None
+    # Its own address again (another case) is fine; with other fields in one PATCH.
+    status, body = await api.call("PATCH", f"{A}/users/{bob}",
+                                  json={"email": "bob@example.org", "quota_mb": 3})
+    assert status == 200 and body["data"]["email"] == "bob@example.org"
+    assert body["data"]["quota_mb"] == 3
+    for clear in (None, ""):
+        status, body = await api.call("PATCH", f"{A}/users/{bob}", json={"email": clear})
+        assert status == 200 and body["data"]["email"] is None
+    status, body = await api.call("PATCH", f"{A}/users/{carol}",
+                                  json={"email": "bob@example.org"})
+    assert status == 200 and body["data"]["email"] == "bob@example.org"
+    assert (await api.call("PATCH", f"{A}/users/999", json={"email": "z@example.org"}))[0] \
+        == 404
+    user = await oidc.sign_in(api.app[DB], Identity("https://id.example", "s-1",
+                                                    "BOB@example.org", True),
+                              oidc.Policy(auto_create=False, link_by_email=True))
+    assert user.user_id == carol and user.linked  # single sign-on links by it
 
 
 async def test_an_admin_cannot_lock_themself_out(api: Api) -> None:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
 import re
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
+from pichub import cli
+from pichub.db.database import Database
+from pichub.services import accounts
 from tests import samples
 from tests.support.server import Server, pichub
 
@@ -142,3 +149,36 @@ def test_invite_create_prints_a_working_link(tmp_path: Path) -> None:
         assert pichub("invite", "create", "--expires", "soon", *data).returncode == 2
     finally:
         srv.stop()
+
+
+def test_user_reset_2fa(tmp_path: Path) -> None:
+    """In-process (no server needed): the TOTP secret and recovery codes go."""
+    data = ["--data-dir", str(tmp_path / "data")]
+    db_path = tmp_path / "data" / "pichub.db"
+    asyncio.run(_with_totp(db_path))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli.main(["user", "reset-2fa", "bob", *data]) == 0
+    assert "two-factor sign-in of bob is off" in out.getvalue()
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM totp").fetchone() == (0,)
+        assert conn.execute("SELECT COUNT(*) FROM recovery_codes").fetchone() == (0,)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert cli.main(["user", "reset-2fa", "nobody", *data]) == 1
+    assert "error:" in err.getvalue()
+
+
+async def _with_totp(db_path: Path) -> None:
+    """bob, with a (confirmed) TOTP secret and a recovery code, straight in the database."""
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    db = await Database.open(db_path)
+    try:
+        bob = await accounts.create_user(db, "bob", "password-bob")
+        async with db.transaction() as conn:
+            await conn.execute("INSERT INTO totp (user_id, secret, confirmed_at, created_at)"
+                               " VALUES (?, 'sealed', '2026-01-01', '2026-01-01')", (bob,))
+            await conn.execute("INSERT INTO recovery_codes (user_id, code_hash)"
+                               " VALUES (?, 'h')", (bob,))
+    finally:
+        await db.close()

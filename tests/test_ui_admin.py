@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pyotp
 from aiohttp import ClientSession
 from browser import (
     PASSWORD,
@@ -21,7 +22,7 @@ from browser import (
     start_site,
 )
 
-from pichub.keys import BLOBS, DB
+from pichub.keys import BLOBS, DB, TWO_FACTOR
 from pichub.services import accounts, sessions
 from tests import samples
 from tests.conftest import form
@@ -29,6 +30,7 @@ from tests.conftest import form
 PAGES = ["/admin", "/admin/users", "/admin/images", "/admin/tokens"]
 ACTIONS = ["/admin/users", "/admin/users/1/active", "/admin/users/1/admin",
            "/admin/users/1/quota", "/admin/users/1/password", "/admin/users/1/delete",
+           "/admin/users/1/totp/reset", "/admin/users/1/email",
            "/admin/images/abcdefgh/delete", "/admin/tokens/1/revoke"]
 
 
@@ -128,6 +130,60 @@ async def test_forms_without_csrf_are_refused(aiohttp_client: Any, tmp_path: Pat
         assert status == 403, path
     assert await ui.app[DB].fetchval("SELECT is_active FROM users WHERE id = ?", (alice,)) == 1
     assert await ui.app[DB].fetchval("SELECT COUNT(*) FROM users") == 2
+
+
+async def test_reset_two_factor_form(aiohttp_client: Any, tmp_path: Path) -> None:
+    ui = await admin_client(aiohttp_client, tmp_path)
+    db = ui.app[DB]
+    alice = await uid(ui, "alice")
+    enrolment = await ui.app[TWO_FACTOR].begin(alice, "alice")
+    await ui.app[TWO_FACTOR].confirm(alice, pyotp.TOTP(enrolment.secret).now())
+    _, html = await ui.text("/admin/users")
+    assert f'action="/admin/users/{alice}/totp/reset"' in html
+    root = await uid(ui, "root")
+    assert f'action="/admin/users/{root}/totp/reset"' not in html  # off, and your own
+    path = f"/admin/users/{alice}/totp/reset"
+    for forged in ({}, {"csrf_token": "forged"}):
+        status, _, _ = await ui.post(path, forged, csrf=False)
+        assert status == 403
+    assert await ui.app[TWO_FACTOR].enabled(alice)
+    status, _, resp = await ui.post(path)
+    assert status == 303 and resp.headers["Location"] == "/admin/users"
+    assert not await ui.app[TWO_FACTOR].enabled(alice)
+    assert await db.fetchval("SELECT COUNT(*) FROM recovery_codes") == 0
+    _, html = await ui.text("/admin/users")
+    assert "Two-factor sign-in of alice reset" in html and "/totp/reset" not in html
+    await ui.post(f"/admin/users/{root}/totp/reset")  # not on yourself: a message
+    assert "account page" in (await ui.text("/admin/users"))[1]
+
+
+async def test_email_form(aiohttp_client: Any, tmp_path: Path) -> None:
+    ui = await admin_client(aiohttp_client, tmp_path)
+    db = ui.app[DB]
+    alice, root = await uid(ui, "alice"), await uid(ui, "root")
+    path = f"/admin/users/{alice}/email"
+    _, html = await ui.text("/admin/users")
+    assert f'action="{path}"' in html
+    for forged in ({"email": "a@example.org"}, {"email": "a@example.org", "csrf_token": "x"}):
+        status, _, _ = await ui.post(path, forged, csrf=False)
+        assert status == 403
+    status, _, resp = await ui.post(path, {"email": " Alice@Example.org "})
+    assert status == 303 and resp.headers["Location"] == "/admin/users"
+    assert await db.fetchval("SELECT email FROM users WHERE id = ?", (alice,)) == \
+        "Alice@Example.org"
+    _, html = await ui.text("/admin/users")
+    assert "E-mail of alice saved." in html and 'value="Alice@Example.org"' in html
+    await ui.post(f"/admin/users/{root}/email", {"email": "alice@example.org"})  # taken
+    _, html = await ui.text("/admin/users")
+    assert "email: another account has it" in html
+    await ui.post(f"/admin/users/{root}/email", {"email": "{name}@x"})
+    assert "email: not an e-mail address" not in (await ui.text("/admin/users"))[1]
+    assert await db.fetchval("SELECT email FROM users WHERE id = ?", (root,)) == "{name}@x"
+    await ui.post(f"/admin/users/{root}/email", {"email": "no address"})
+    assert "email: not an e-mail address" in (await ui.text("/admin/users"))[1]
+    await ui.post(path, {"email": ""})
+    assert await db.fetchval("SELECT email FROM users WHERE id = ?", (alice,)) is None
+    assert "E-mail of alice removed." in (await ui.text("/admin/users"))[1]
 
 
 async def test_disabling_signs_out_and_refuses_the_login_form(aiohttp_client: Any,

@@ -104,6 +104,18 @@ async def test_admin_follows_the_group_claim(aiohttp_client: Any, tmp_path: Path
     assert (await browser.pichub.get("/admin")).status == 404
 
 
+async def test_required_totp_does_not_stop_an_admin_signed_in_through_the_provider(
+        aiohttp_client: Any, tmp_path: Path, issuer: str,
+        at_provider: aiohttp.ClientSession) -> None:
+    settings = make_settings(tmp_path, oidc=oidc_section(issuer, admin_group="pichub-admins"),
+                             auth={"require_totp_for_admins": True}, server={
+        "public_url": PUBLIC_URL, "allowed_hosts": ["pichub.test", "127.0.0.1"]})
+    browser = Browser(await aiohttp_client(create_app(settings)), at_provider)
+    assert (await browser.sign_in("sub-root"))[:2] == (303, "/dashboard")
+    assert await browser.pichub.server.app[DB].fetchval("SELECT method FROM sessions") == "sso"
+    assert (await browser.pichub.get("/admin", allow_redirects=False)).status == 200
+
+
 async def test_group_removed_at_the_provider_takes_admin_away(
         aiohttp_client: Any, tmp_path: Path, issuer: str,
         at_provider: aiohttp.ClientSession) -> None:

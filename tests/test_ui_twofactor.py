@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pyotp
+import pytest
 from browser import PASSWORD, FormClient, csrf_from, form_client
 
-from pichub.keys import DB, TWO_FACTOR
+from pichub.keys import DB, OIDC, TWO_FACTOR
 from pichub.sealing import KEY_FILE
-from pichub.services import accounts, sessions
+from pichub.services import accounts, oidc, sessions
+from pichub.services.oidc import Identity
+from pichub.web.oidc import Finished
 from pichub.web.ui.auth import PENDING_COOKIE
 
 STEP = 30
@@ -316,3 +320,48 @@ async def test_the_set_up_forms_need_the_csrf_token(aiohttp_client: Any,
     async with ui.client.post("/login/totp", data={"code": "123456", "csrf_token": "x"},
                               allow_redirects=False) as resp:
         assert resp.status == 403
+
+
+async def test_required_enrolment_skips_admins_signed_in_through_single_sign_on(
+        aiohttp_client: Any, tmp_path: Path, monkeypatch: Any) -> None:
+    """The session remembers how it signed in: `sso` goes straight on (the provider does the
+    MFA), `password` for the same admin is still sent to set up TOTP. The provider's answer
+    is stood in for here (its real flow: tests/test_ui_oidc.py)."""
+    ui = await form_client(aiohttp_client, tmp_path, auth={"require_totp_for_admins": True},
+                           oidc={"enabled": True, "issuer": "http://127.0.0.1:9",
+                                 "client_id": "pichub", "client_secret": "s",
+                                 "admin_group": "pichub-admins", "link_by_email": True})
+    root = await accounts.create_user(ui.app[DB], "root", PASSWORD, is_admin=True)
+    await oidc.set_email(ui.app[DB], root, "root@example.org")
+
+    async def finish(*_: Any) -> Finished:
+        return Finished(Identity("http://127.0.0.1:9", "sub-root", "root@example.org", True,
+                                 "root", ("pichub-admins",)), "/dashboard")
+
+    monkeypatch.setattr(ui.app[OIDC], "finish", finish)
+    async with ui.client.get("/login/oidc/callback?code=c&state=s",
+                             allow_redirects=False) as resp:
+        assert resp.status == 303 and resp.headers["Location"] == "/dashboard"
+    assert await ui.app[DB].fetchval("SELECT method FROM sessions") == "sso"
+    status, html = await ui.text("/dashboard")
+    assert status == 200 and "root" in html  # not sent to /account
+    assert "Admins must use two-factor sign-in" not in (await ui.text("/account"))[1]
+    await sign_out(ui)
+    resp = await ui.login("root")
+    assert resp.headers["Location"] == "/account"
+    assert await ui.app[DB].fetchval("SELECT method FROM sessions") == "password"
+    async with ui.client.get("/dashboard", allow_redirects=False) as got:
+        assert got.status == 303 and got.headers["Location"] == "/account"
+
+
+async def test_sessions_record_the_sign_in_method(aiohttp_client: Any, tmp_path: Path) -> None:
+    ui, secret, _ = await enrolled(aiohttp_client, tmp_path)
+    db = ui.app[DB]
+    await ui.login("alice")
+    await code_step(ui, code_at(secret, 1))
+    assert await db.fetchval("SELECT method FROM sessions") == "totp"
+    cookie, session = await sessions.start(db, 1, timedelta(days=1), method="signup")
+    assert session.method == "signup"
+    assert (await sessions.lookup(db, cookie)) == session
+    with pytest.raises(ValueError):
+        await sessions.start(db, 1, timedelta(days=1), method="magic")  # type: ignore[arg-type]

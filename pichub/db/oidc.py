@@ -31,6 +31,14 @@ async def user_by_email(db: Database, email: str) -> Row | None:
     return await db.fetchone("SELECT * FROM users WHERE email = ? COLLATE NOCASE", (email,))
 
 
+async def email_owner_in(conn: Conn, email: str) -> int | None:
+    """The id of the account with this e-mail (any case), read inside a transaction."""
+    async with conn.execute("SELECT id FROM users WHERE email = ? COLLATE NOCASE",
+                            (email,)) as cur:
+        row = await cur.fetchone()
+    return None if row is None else int(row[0])
+
+
 async def set_email(conn: Conn, user_id: int, email: str | None) -> bool:
     cur = await conn.execute("UPDATE users SET email = ? WHERE id = ?", (email, user_id))
     return cur.rowcount > 0

@@ -6,11 +6,12 @@ from pichub.db.database import Conn, Database, Row
 
 
 async def create(conn: Conn, id_hash: str, user_id: int, csrf_token: str, created_at: str,
-                 expires_at: str, *, user_agent: str = "", ip: str = "") -> None:
+                 expires_at: str, *, method: str, user_agent: str = "", ip: str = "") -> None:
     await conn.execute(
         "INSERT INTO sessions (id_hash, user_id, csrf_token, created_at, expires_at,"
-        " last_seen_at, user_agent, ip) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (id_hash, user_id, csrf_token, created_at, expires_at, created_at, user_agent, ip),
+        " last_seen_at, user_agent, ip, method) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (id_hash, user_id, csrf_token, created_at, expires_at, created_at, user_agent, ip,
+         method),
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from pichub.db.database import Conn, Database, Row
 from pichub.timeutil import iso
 
@@ -65,3 +67,14 @@ async def use_code(conn: Conn, code_id: int) -> bool:
 async def remove(conn: Conn, user_id: int) -> None:
     await conn.execute("DELETE FROM recovery_codes WHERE user_id = ?", (user_id,))
     await conn.execute("DELETE FROM totp WHERE user_id = ?", (user_id,))
+
+
+async def enabled_among(db: Database, user_ids: Iterable[int]) -> set[int]:
+    """Which of `user_ids` have two-factor sign-in on (a confirmed secret)."""
+    wanted = tuple(set(user_ids))
+    if not wanted:
+        return set()
+    marks = ", ".join("?" * len(wanted))
+    rows = await db.fetchall(f"SELECT user_id FROM totp WHERE confirmed_at IS NOT NULL"
+                             f" AND user_id IN ({marks})", wanted)
+    return {row["user_id"] for row in rows}

@@ -31,7 +31,8 @@ QUOTA = Checked(_quota, (("type", ["integer", "null"]), ("minimum", 0),
 
 _USER_EXAMPLE: dict[str, Any] = {"id": 2, "username": "bob", "is_admin": False, "is_active": True,
                  "quota_mb": 1024, "image_count": 42, "album_count": 3,
-                 "used_bytes": 73400320, "created_at": TIMESTAMP_EXAMPLE}
+                 "used_bytes": 73400320, "created_at": TIMESTAMP_EXAMPLE,
+                 "email": "bob@example.org", "two_factor": True}
 
 
 class AdminUser(Model):
@@ -50,14 +51,19 @@ class AdminUser(Model):
     used_bytes: int = Field(description="Bytes stored: their images' files and kept "
                                         "originals (what the quota counts).")
     created_at: str = Field(examples=[TIMESTAMP_EXAMPLE])
+    email: str | None = Field(default=None, description="The e-mail single sign-on may link "
+                              "a first sign-in by (`oidc.link_by_email`); null: none.")
+    two_factor: bool = Field(default=False, description="Two-factor sign-in (TOTP) is on; "
+                             "`DELETE /admin/users/{id}/totp` resets it.")
 
     @classmethod
-    def from_row(cls, row: Row) -> AdminUser:
+    def from_row(cls, row: Row, *, two_factor: bool = False) -> AdminUser:
         return cls.model_construct(
             id=row["id"], username=row["username"], is_admin=bool(row["is_admin"]),
             is_active=bool(row["is_active"]), quota_mb=row["quota_mb"],
             image_count=row["image_count"], album_count=row["album_count"],
-            used_bytes=row["used_bytes"], created_at=row["created_at"])
+            used_bytes=row["used_bytes"], created_at=row["created_at"],
+            email=row["email"], two_factor=two_factor)
 
 
 class AdminUserCreate(Model):
@@ -78,7 +84,7 @@ class AdminUserUpdate(Model):
 
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"is_active": False}, {"quota_mb": 2048, "is_admin": True},
-        {"password": "a new long password"}]})
+        {"password": "a new long password"}, {"email": "bob@example.org"}]})
 
     is_active: Annotated[bool | None, BOOLEAN, Field(
         description="false disables the user: their tokens and sessions stop working at once "
@@ -89,6 +95,10 @@ class AdminUserUpdate(Model):
     password: Annotated[str | None, Text(8, 1024), Field(
         description="A new password (at least 8 characters); their sessions are signed "
                     "out, their tokens keep working.")] = None
+    email: Annotated[str | None, Text(0, 254, strip=True, nullable=True), Field(
+        description="Their e-mail address, which single sign-on may link a first sign-in "
+                    "by (`oidc.link_by_email`); one account per address, any case. "
+                    "null or \"\" removes it.")] = None
 
 
 class AdminImage(Image):

@@ -25,6 +25,7 @@ from typing import Any
 from pichub.db import admin as admin_db
 from pichub.db import images as images_db
 from pichub.db import sessions as sessions_db
+from pichub.db import totp as totp_db
 from pichub.db import users as users_db
 from pichub.db.database import Database, Row
 from pichub.errors import NotFound, ValidationError
@@ -42,7 +43,7 @@ from pichub.models.admin import (
     Stats,
 )
 from pichub.models.base import changes
-from pichub.services import accounts
+from pichub.services import accounts, oidc
 from pichub.services.accounts import Actor
 from pichub.services.common import Page, PageRequest, read_page
 from pichub.services.images import Images
@@ -78,14 +79,18 @@ class Admin:
     async def users(self, request: PageRequest, q: str = "") -> Page[AdminUser]:
         """Users, newest first; `q`: those whose name contains it."""
         total = await admin_db.count_users(self.db, q)
-        return await read_page(self.db, admin_db.users_listing(q), admin_db.ID_KEY_SHAPE,
-                               request, total, AdminUser.from_row)
+        page = await read_page(self.db, admin_db.users_listing(q), admin_db.ID_KEY_SHAPE,
+                               request, total, lambda row: row)
+        with_totp = await totp_db.enabled_among(self.db, (row["id"] for row in page.items))
+        return Page([AdminUser.from_row(row, two_factor=row["id"] in with_totp)
+                     for row in page.items], page.meta)
 
     async def user(self, user_id: int) -> AdminUser:
         row = await users_db.get_user(self.db, user_id)
         if row is None:
             raise NotFound("user")
-        return AdminUser.from_row(row)
+        with_totp = await totp_db.enabled_among(self.db, (user_id,))
+        return AdminUser.from_row(row, two_factor=user_id in with_totp)
 
     async def create_user(self, body: AdminUserCreate) -> AdminUser:
         user_id = await accounts.create_user(self.db, body.username, body.password,
@@ -95,22 +100,37 @@ class Admin:
     async def update_user(self, who: Actor, user_id: int, body: AdminUserUpdate) -> AdminUser:
         """Change the fields sent. Disabling the user or changing their password signs every
         browser of theirs out, in the same transaction; disabling also stops their tokens
-        (the token lookup skips disabled users)."""
-        fields = changes(body, "is_active, is_admin, quota_mb or password")
+        (the token lookup skips disabled users). A new `email` follows `oidc.store_email`."""
+        fields = changes(body, "is_active, is_admin, quota_mb, password or email")
+        new_email = "email" in fields
+        email = oidc.clean_email(fields.pop("email", None))
         if user_id == who.user_id:
             for name in ("is_active", "is_admin"):
                 if fields.get(name) is False:
                     raise ValidationError.field(name, "you cannot change this on your own "
                                                       "account")
-        if "password" in fields:  # the model refuses null for all but quota_mb
+        if "password" in fields:  # the model refuses null for all but quota_mb, email
             password = fields.pop("password")
             accounts.check_password(password)
             fields["password_hash"] = await asyncio.to_thread(hash_password, password)
         async with self.db.transaction() as conn:
-            if not await admin_db.update_user(conn, user_id, _columns(fields)):
+            if new_email and not await oidc.store_email(conn, user_id, email):
+                raise NotFound("user")
+            if fields and not await admin_db.update_user(conn, user_id, _columns(fields)):
                 raise NotFound("user")
             if fields.get("is_active") is False or "password_hash" in fields:
                 await sessions_db.delete_for_user(conn, user_id)
+        return await self.user(user_id)
+
+    async def reset_totp(self, who: Actor | None, user_id: int) -> AdminUser:
+        """Turn the user's two-factor sign-in off: its secret (confirmed or being set up) and
+        recovery codes go, so their next sign-in needs only the password (for a user who lost
+        their authenticator and their codes). Not on the admin's own account (`who`; None:
+        the CLI): turning one's own off needs the password and a code (the account page)."""
+        if who is not None and user_id == who.user_id:
+            raise ValidationError.field("id", "turn your own two-factor sign-in off on your "
+                                              "account page")
+        await reset_totp(self.db, user_id)
         return await self.user(user_id)
 
     async def delete_user(self, who: Actor | None, user_id: int, base_url: str) -> None:
@@ -192,6 +212,14 @@ async def set_active(db: Database, user_id: int, active: bool) -> None:
             raise NotFound("user")
         if not active:
             await sessions_db.delete_for_user(conn, user_id)
+
+
+async def reset_totp(db: Database, user_id: int) -> None:
+    """Remove the user's TOTP secret and recovery codes (see `Admin.reset_totp`)."""
+    async with db.transaction() as conn:
+        if await admin_db.user_in(conn, user_id) is None:
+            raise NotFound("user")
+        await totp_db.remove(conn, user_id)
 
 
 def _columns(fields: dict[str, Any]) -> dict[str, Any]:

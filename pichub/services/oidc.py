@@ -139,15 +139,35 @@ async def unique_username(db: Database, who: Identity) -> str:
     return f"{base}-{secrets.token_hex(3)}"
 
 
+MAX_EMAIL = 254  # the longest address SMTP allows
+
+
+def clean_email(email: str | None) -> str | None:
+    """An account e-mail as stored: stripped, None for none (null or ""); 422 when it is not
+    an address."""
+    email = (email or "").strip()
+    if not email:
+        return None
+    if len(email) > MAX_EMAIL or not _EMAIL.match(email) or not email.isprintable():
+        raise ValidationError.field("email", "not an e-mail address")
+    return email
+
+
+async def store_email(conn: Conn, user_id: int, email: str | None) -> bool:
+    """Set (None: clear) the user's e-mail inside the caller's transaction, one account per
+    address whatever its case (checked under the writer lock, so two admins giving the same
+    address at once cannot both succeed); False when there is no such user."""
+    if email is not None:
+        owner = await oidc_db.email_owner_in(conn, email)
+        if owner is not None and owner != user_id:
+            raise ValidationError.field("email", "another account has it")
+    return await oidc_db.set_email(conn, user_id, email)
+
+
 async def set_email(db: Database, user_id: int, email: str) -> None:
     """Set (or, with "", clear) the e-mail a first single sign-on may link by; one account
     per address, whatever its case."""
-    email = email.strip()
-    if email and not _EMAIL.match(email):
-        raise ValidationError.field("email", "not an e-mail address")
-    other = await oidc_db.user_by_email(db, email) if email else None
-    if other is not None and other["id"] != user_id:
-        raise ValidationError.field("email", "another account has it")
+    cleaned = clean_email(email)
     async with db.transaction() as conn:
-        if not await oidc_db.set_email(conn, user_id, email or None):
+        if not await store_email(conn, user_id, cleaned):
             raise NotFound("user")

@@ -18,6 +18,7 @@ import asyncio
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Literal
 
 from pichub.db import sessions as sessions_db
 from pichub.db import users as users_db
@@ -35,6 +36,11 @@ CSRF_HEADER = "X-CSRF-Token"
 MAX_USER_AGENT = 300
 _TOUCH_EVERY_S = 60  # last_seen_at is written at most once a minute per session
 
+# How a session was signed in: a password alone, a password and a two-factor code, single
+# sign-on (the provider checked the user, with its own MFA), or a new account's sign-up.
+Method = Literal["password", "totp", "sso", "signup"]
+METHODS: tuple[Method, ...] = ("password", "totp", "sso", "signup")
+
 
 @dataclass(frozen=True)
 class Session:
@@ -47,6 +53,14 @@ class Session:
     csrf_token: str
     expires_at: str
     has_totp: bool = False  # two-factor sign-in is on for the user
+    method: Method = "password"  # how this browser was signed in
+
+    def must_enrol(self, required_for_admins: bool) -> bool:
+        """Must this session set up two-factor sign-in before anything else? Only an admin's,
+        only when `auth.require_totp_for_admins` is on and it is off for them, and never one
+        signed in through single sign-on: the provider did the checking (and its MFA)."""
+        return (required_for_admins and self.is_admin and not self.has_totp
+                and self.method != "sso")
 
     def actor(self) -> Actor:
         """The caller as the services see it (a session may do what a write token may)."""
@@ -67,10 +81,13 @@ async def authenticate(db: Database, username: str, password: str) -> Row | None
     return user if good and user is not None else None
 
 
-async def start(db: Database, user_id: int, lifetime: timedelta, *, user_agent: str = "",
-                ip: str = "") -> tuple[str, Session]:
-    """A new session; returns the cookie value (shown only here) and the session.
-    `user_agent` and `ip` are kept only to let the user tell their sessions apart."""
+async def start(db: Database, user_id: int, lifetime: timedelta, *, method: Method = "password",
+                user_agent: str = "", ip: str = "") -> tuple[str, Session]:
+    """A new session signed in by `method`; returns the cookie value (shown only here) and
+    the session. `user_agent` and `ip` are kept only to let the user tell their sessions
+    apart."""
+    if method not in METHODS:
+        raise ValueError(f"unknown sign-in method {method!r}")
     cookie = secrets.token_urlsafe(32)
     moment = now()
     created, expires = iso(moment), iso(moment + lifetime)
@@ -79,7 +96,8 @@ async def start(db: Database, user_id: int, lifetime: timedelta, *, user_agent: 
     async with db.transaction() as conn:
         await sessions_db.delete_expired(conn, created)
         await sessions_db.create(conn, hash_secret(cookie), user_id, new_csrf_token(), created,
-                                 expires, user_agent=user_agent[:MAX_USER_AGENT], ip=ip)
+                                 expires, method=method,
+                                 user_agent=user_agent[:MAX_USER_AGENT], ip=ip)
     row = await sessions_db.find(db, hash_secret(cookie), "")  # "" : even a lifetime ≤ 0
     assert row is not None
     return cookie, _session(row)
@@ -87,7 +105,15 @@ async def start(db: Database, user_id: int, lifetime: timedelta, *, user_agent: 
 
 def _session(row: Row) -> Session:
     return Session(row["id_hash"], row["user_id"], row["username"], bool(row["is_admin"]),
-                   row["csrf_token"], row["expires_at"], bool(row["has_totp"]))
+                   row["csrf_token"], row["expires_at"], bool(row["has_totp"]),
+                   _method(row["method"]))
+
+
+def _method(value: str) -> Method:
+    for method in METHODS:
+        if value == method:
+            return method
+    return "password"  # the column's CHECK allows no other value
 
 
 async def lookup(db: Database, cookie: str | None) -> Session | None:

@@ -72,6 +72,11 @@ async def delete_user(request: web.Request) -> web.Response:
     return deleted(user_id)
 
 
+async def reset_totp(request: web.Request) -> web.Response:
+    who, service = admin(request, "write")
+    return ok(await service.reset_totp(who, path_id(request, "user")))
+
+
 async def list_images(request: web.Request) -> web.Response:
     _, service = admin(request)
     listed = pagination(request.query)
@@ -144,6 +149,14 @@ ROUTES = [
              "removed after. The events reach the global webhook endpoint (`[webhooks] "
              "url`); the user's own endpoints go with them. You cannot delete yourself (422). "
              "Irreversible.", scope="write", data=Deleted, errors=(404, 422)),
+    ApiRoute("DELETE", "/admin/users/{id}/totp", reset_totp, "adminResetTotp", "Admin",
+             "Reset a user's two-factor sign-in",
+             _ONLY + "Removes their TOTP secret and recovery codes (for someone who lost "
+             "both): their next sign-in needs only the password, and they can set it up "
+             "again on their account page. Answers the user (`two_factor: false`); a no-op "
+             "when it was off. Not on your own account (422): turn yours off on the account "
+             "page (password and a code).", scope="write", data=AdminUser,
+             errors=(404, 422)),
     ApiRoute("GET", "/admin/images", list_images, "adminListImages", "Admin",
              "List every user's images",
              _ONLY + "Newest first, each with its owner (`user_id`, `username`).",

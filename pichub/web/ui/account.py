@@ -43,7 +43,7 @@ async def _render(request: web.Request, session: Session, **extra: Any) -> web.R
         "totp": status,
         "qr": qr_svg(status.enrolment.uri) if status.enrolment else None,
         "recovery_codes": None,
-        "required": request.app[SETTINGS].auth.require_totp_for_admins and session.is_admin,
+        "required": session.must_enrol(request.app[SETTINGS].auth.require_totp_for_admins),
         "sessions": await sessions.list_own(request.app[DB], session),
         **extra,
     }

@@ -1,5 +1,6 @@
 """The admin's users page (`/admin/users`): search, create, disable/enable, make or unmake
-admin, set the quota, reset the password, delete with all their data. Each form posts to
+admin, set the quota or the e-mail, reset the password or the two-factor sign-in, delete
+with all their data. Each form posts to
 its own small action, which builds the same `AdminUserUpdate` the JSON API validates."""
 
 from __future__ import annotations
@@ -80,10 +81,24 @@ async def set_quota(request: web.Request, session: Session, form: Form) -> web.S
 
 
 @admin_action(BACK)
+async def set_email(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
+    email = text_field(form, "email").strip()
+    return await _update(request, session, form, {"email": email},
+                         "E-mail of {name} saved." if email else "E-mail of {name} removed.")
+
+
+@admin_action(BACK)
 async def set_password(request: web.Request, session: Session,
                        form: Form) -> web.StreamResponse:
     return await _update(request, session, form, {"password": text_field(form, "password")},
                          "Password of {name} reset; their sessions were signed out.")
+
+
+@admin_action(BACK)
+async def reset_totp(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
+    user = await service(request).reset_totp(session.actor(), path_id(request, "user"))
+    return done(form, BACK, f"Two-factor sign-in of {user.username} reset: their next "
+                            "sign-in needs only the password.")
 
 
 @admin_action(BACK)
@@ -100,6 +115,8 @@ ROUTES = [
     web.post(BACK + "/{id}/active", set_active),
     web.post(BACK + "/{id}/admin", set_admin),
     web.post(BACK + "/{id}/quota", set_quota),
+    web.post(BACK + "/{id}/email", set_email),
     web.post(BACK + "/{id}/password", set_password),
+    web.post(BACK + "/{id}/totp/reset", reset_totp),
     web.post(BACK + "/{id}/delete", delete_user),
 ]

@@ -10,7 +10,8 @@ browser gets a signed five-minute pending sign-in (`pichub_2fa`, see
 `services.twofactor`) and `/login/totp` asks for a code or a recovery code,
 under the same double-submit CSRF check and the `two_factor` rate limit (per
 IP and per user, every attempt counted). With `auth.require_totp_for_admins`
-an admin without it is sent to the account page to set it up.
+an admin without it is sent to the account page to set it up, unless they came through
+single sign-on (the session records how it was signed in; the provider does MFA).
 
 With single sign-on (`[oidc]`, `web/ui/oidc.py`) the form also offers the provider's button;
 with `oidc.password_login = false` it offers only that, and a posted password is refused.
@@ -96,7 +97,7 @@ async def login(request: web.Request) -> web.StreamResponse:
                    two_factor.pending(user["id"], user["password_hash"], next_path),
                    max_age=twofactor.PENDING_S)
         return response
-    return await signed_in(request, user["id"], next_path)
+    return await signed_in(request, user["id"], next_path, "password")
 
 
 def _code_form(request: web.Request, token: str, *, error: str = "",
@@ -144,7 +145,7 @@ async def check_code(request: web.Request) -> web.StreamResponse:
     if not await two_factor.check(pending.user_id, text_field(form, "code")):
         return _code_form(request, cookie_token,
                           error="That code is not right (or was used already).")
-    response = await signed_in(request, pending.user_id, pending.next)
+    response = await signed_in(request, pending.user_id, pending.next, "totp")
     response.del_cookie(PENDING_COOKIE, path="/")
     return response
 
@@ -156,16 +157,17 @@ async def code_attempt(request: web.Request, user_id: int) -> Decision:
         [("two_factor", ip_key), ("two_factor", user_rate_key(user_id))])
 
 
-async def signed_in(request: web.Request, user_id: int, next_path: str) -> web.Response:
-    """Start a fresh session for `user_id` (password, code, single sign-on or sign-up) and
-    go on."""
+async def signed_in(request: web.Request, user_id: int, next_path: str,
+                    method: sessions.Method) -> web.Response:
+    """Start a fresh session for `user_id`, recording how it signed in (password, code,
+    single sign-on or sign-up), and go on."""
     settings = request.app[SETTINGS]
     days = settings.server.session_days
     cookie, session = await sessions.start(
-        request.app[DB], user_id, timedelta(days=days),
+        request.app[DB], user_id, timedelta(days=days), method=method,
         user_agent=request.headers.get("User-Agent", ""),
         ip=request_client_ip(request, request.app[TRUSTED_PROXIES]))
-    if settings.auth.require_totp_for_admins and session.is_admin and not session.has_totp:
+    if session.must_enrol(settings.auth.require_totp_for_admins):
         response = redirect("/account")
         flash(response, "Admins must use two-factor sign-in here: set it up to go on.", "error")
     else:

@@ -10,7 +10,8 @@ Views come in three kinds, each wrapped by one decorator here:
   header, else the JSON error envelope (401/403) like the API.
 
 With `auth.require_totp_for_admins`, an admin whose two-factor sign-in is off
-reaches only the account pages (`/account…`) until it is on.
+reaches only the account pages (`/account…`) until it is on, unless the session came
+through single sign-on (`Session.must_enrol`).
 """
 
 from __future__ import annotations
@@ -64,8 +65,8 @@ ENROL_PAGE = "/account"
 
 def must_enrol(request: web.Request, session: Session) -> bool:
     """An admin without two-factor sign-in where it is required, outside the account pages."""
-    return (request.app[SETTINGS].auth.require_totp_for_admins and session.is_admin
-            and not session.has_totp and not request.path.startswith(ENROL_PAGE))
+    return (session.must_enrol(request.app[SETTINGS].auth.require_totp_for_admins)
+            and not request.path.startswith(ENROL_PAGE))
 
 
 def _to_enrolment() -> web.Response:

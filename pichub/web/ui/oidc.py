@@ -2,7 +2,8 @@
 
 The flow itself is `web/oidc.py`, the choice of account `services/oidc.py`. Signing in here
 skips PicHub's own two-factor step: the provider checked the user (and does MFA if it is set
-up there). Every way it can fail ends on a page that says what happened, never a 500: the
+up there), so the session is marked `sso` and `auth.require_totp_for_admins` does not send an
+admin to set up TOTP. Every way it can fail ends on a page that says what happened, never a 500: the
 provider down or answering nonsense (502), an answer that does not belong to this browser's
 sign-in or whose ID token does not check out (400), no account or a disabled one (403).
 """
@@ -72,7 +73,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
         return _page(request, 403, DISABLED)
     except PichubError as exc:
         return _page(request, exc.status, exc.message)
-    response = await signed_in(request, account.user_id, done.next)
+    response = await signed_in(request, account.user_id, done.next, "sso")
     response.del_cookie(FLOW_COOKIE, path="/")
     return response
 

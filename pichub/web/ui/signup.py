@@ -86,7 +86,7 @@ async def sign_up(request: web.Request) -> web.StreamResponse:
                      error=exc.message)
     except Forbidden as exc:
         return error_page(request, exc, None)
-    return await signed_in(request, user_id, "/dashboard")
+    return await signed_in(request, user_id, "/dashboard", "signup")
 
 
 ROUTES = [
