@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import samples
+from aiohttp import FormData
 from babel.messages.extract import extract_from_dir
+from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from browser import PASSWORD, FormClient, form_client
@@ -163,10 +166,9 @@ def test_dates_and_numbers_follow_the_locale() -> None:
 
 
 def _extracted() -> set[str | tuple[str, ...]]:
-    """Every msgid of the templates and pichub/web/ui, by Babel's extraction, as babel.cfg says."""
-    method_map = [("pichub/web/ui/**.py", "python"), ("pichub/templates/**.html", "jinja2")]
-    options = {"pichub/templates/**.html": {"trim_blocks": "true", "lstrip_blocks": "true",
-                                            "newstyle_gettext": "true"}}
+    """Every msgid of the templates and pichub/web/ui, by Babel's extraction as babel.cfg says."""
+    with open(ROOT / "babel.cfg", encoding="utf-8") as cfg:
+        method_map, options = parse_mapping_cfg(cfg)
     found: set[str | tuple[str, ...]] = set()
     for _file, _line, message, _comments, _context in extract_from_dir(
             str(ROOT), method_map, options):
@@ -205,3 +207,32 @@ def test_the_committed_mo_is_compiled_from_the_po() -> None:
     shipped = (resources.files("pichub") / "locale" / "zh_CN" / "LC_MESSAGES"
                / "messages.mo").read_bytes()
     assert shipped == compiled.getvalue(), "run: pybabel compile -d pichub/locale"
+
+
+async def test_every_page_renders_in_chinese(aiohttp_client: Any, tmp_path: Path) -> None:
+    ui = await _admin(aiohttp_client, tmp_path)
+    ui.client.session.cookie_jar.update_cookies({"lang": "zh-CN"})
+    token = await ui.token()
+    data = FormData()
+    data.add_field("files[]", io.BytesIO(samples.jpeg()), filename="cat.jpg",
+                   content_type="image/jpeg")
+    data.add_field("is_public", "false")
+    async with ui.client.post("/dashboard/upload", data=data,
+                              headers={"X-CSRF-Token": token}) as resp:
+        assert resp.status == 201
+        image_id = (await resp.json())["data"][0]["id"]
+    await ui.post("/dashboard/albums", {"name": "Trip"})
+    await ui.post("/dashboard/webhooks", {"url": "https://example.com/hook"})
+    pages = {"/": "公开广场", "/dashboard": "我的图片", "/dashboard/albums": "新建相册",
+             "/dashboard/tokens": "新建令牌", "/dashboard/webhooks": "新建 Webhook",
+             "/dashboard/integrations": "双击 .sxcu 文件", "/account": "修改密码",
+             "/docs": "API 参考", "/admin": "概览", "/admin/users": "新建用户",
+             "/admin/images": "全部图片", "/admin/tokens": "所有用户的全部有效令牌",
+             "/admin/invites": "新建邀请", f"/i/{image_id}": "上传时间", "/logout": "退出登录",
+             "/i/nothing-here": "未找到"}
+    for path, text in pages.items():
+        status, html = await ui.text(path)
+        assert status in (200, 404) and _lang(html) == "zh-CN", path
+        assert text in html, path
+    _, html = await ui.text("/dashboard")
+    assert "1 小时后" in html and "私有" in html and "编辑" in html  # the card macros
