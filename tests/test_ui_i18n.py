@@ -5,8 +5,10 @@ locale, a complete catalogue whose committed .mo matches its .po, and an English
 from __future__ import annotations
 
 import io
+import json
 import re
 from datetime import UTC, datetime
+from html import unescape
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -236,3 +238,16 @@ async def test_every_page_renders_in_chinese(aiohttp_client: Any, tmp_path: Path
         assert text in html, path
     _, html = await ui.text("/dashboard")
     assert "1 小时后" in html and "私有" in html and "编辑" in html  # the card macros
+
+
+async def test_the_scripts_get_their_messages_in_the_page_language(aiohttp_client: Any,
+                                                                   tmp_path: Path) -> None:
+    ui = await form_client(aiohttp_client, tmp_path)
+    _, html = await ui.text("/login", headers=ZH)
+    found = re.search(r'<meta name="pichub-messages" content="([^"]*)">', html)
+    assert found
+    messages = json.loads(unescape(found.group(1)))
+    assert set(messages) == set(i18n.JS_MESSAGES) and messages["Copied!"] == "已复制！"
+    assert messages["Larger than {mb} MB"] == "超过 {mb} MB"
+    _, html = await ui.text("/login", headers=EN)
+    assert '<meta name="pichub-messages" content="{}">' in html

@@ -67,6 +67,23 @@ def N_(message: str) -> str:  # noqa: N802 (gettext's name for "mark for extract
     return message
 
 
+#: What app.js and upload.js show; a page carries their translations (base.html's
+#: `pichub-messages` meta, read by `PicHub.t` in app.js: no inline script under the CSP).
+JS_MESSAGES: Final = (
+    N_("Copied!"), N_("Press Ctrl+C"), N_("Failed — try again"), N_("Upload progress of {name}"),
+    N_("Waiting…"), N_("Rate limited, retrying in {n} s…"), N_("Uploaded"), N_("Uploading…"),
+    N_("Processing…"), N_("Fetching…"), N_("Network error"), N_("Failed (HTTP {status})"),
+    N_("Larger than {mb} MB"),
+)
+
+
+def js_messages() -> dict[str, str]:
+    """English → the request's language, for the scripts (empty in English)."""
+    if current() == DEFAULT:
+        return {}
+    return {message: gettext(message) for message in JS_MESSAGES}
+
+
 def _from_code(code: str) -> str | None:
     code = code.strip().lower()
     if code in _CHINESE:

@@ -116,6 +116,7 @@ def make_env(assets: Assets, settings: Settings) -> jinja2.Environment:
     env.install_gettext_callables(  # type: ignore[attr-defined]
         i18n.gettext, i18n.ngettext, newstyle=True)
     env.globals["html_lang"] = i18n.html_lang
+    env.globals["js_messages"] = i18n.js_messages
     env.globals["languages"] = [(i18n.LANGUAGES[name], native)
                                 for name, native in i18n.NATIVE_NAMES.items()]
     key = settings.images.signing_key
