@@ -251,3 +251,10 @@ async def test_the_scripts_get_their_messages_in_the_page_language(aiohttp_clien
     assert messages["Larger than {mb} MB"] == "超过 {mb} MB"
     _, html = await ui.text("/login", headers=EN)
     assert '<meta name="pichub-messages" content="{}">' in html
+
+
+async def test_an_error_pages_switcher_goes_home(aiohttp_client: Any, tmp_path: Path) -> None:
+    ui = await form_client(aiohttp_client, tmp_path)
+    status, html = await ui.text("/i/no-such-image", headers=ZH)
+    assert status == 404 and "未找到" in html and "no-such-image" not in html
+    assert 'href="/lang/en?next=/"' in html

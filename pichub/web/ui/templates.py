@@ -140,7 +140,10 @@ def render(request: web.Request, template: str, context: dict[str, Any], *,
     """An HTML page; `session` gives the nav its user and the forms their CSRF token."""
     flash = read_flash(request)
     values = {"user": session, "flash": flash, "path": request.path,
-              "csrf_token": csrf_token or (session.csrf_token if session else ""), **context}
+              "csrf_token": csrf_token or (session.csrf_token if session else ""),
+              # where the language switcher goes back to: an error page's path could name
+              # something the page does not admit exists, so that one goes home
+              "lang_next": request.path if status < 400 else "/", **context}
     html = request.app[JINJA].get_template(template).render(values)
     response = web.Response(text=html, content_type="text/html", status=status)
     response.headers["Content-Security-Policy"] = CSP
