@@ -257,4 +257,5 @@ async def test_an_error_pages_switcher_goes_home(aiohttp_client: Any, tmp_path: 
     ui = await form_client(aiohttp_client, tmp_path)
     status, html = await ui.text("/i/no-such-image", headers=ZH)
     assert status == 404 and "未找到" in html and "no-such-image" not in html
+    assert "<p>图片不存在</p>" in html  # the service's message, known to the catalogue
     assert 'href="/lang/en?next=/"' in html

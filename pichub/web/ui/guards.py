@@ -28,7 +28,7 @@ from pichub.services import sessions
 from pichub.services.sessions import Session
 from pichub.web.clientip import forwarded_base_url
 from pichub.web.ui.forms import Form, flash, redirect, safe_next
-from pichub.web.ui.i18n import gettext
+from pichub.web.ui.i18n import error_text, gettext
 from pichub.web.ui.templates import error_page
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -113,7 +113,7 @@ def action(default_back: str) -> Callable[[ActionView], Handler]:
                 return await view(request, session, form)
             except PichubError as exc:
                 response = redirect(safe_next(form.get("next"), default_back))
-                flash(response, exc.message, "error")
+                flash(response, error_text(exc.message), "error")
                 return response
 
         return handler

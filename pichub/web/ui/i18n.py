@@ -77,6 +77,34 @@ JS_MESSAGES: Final = (
 )
 
 
+#: Messages of the services (no gettext below the web layer) that pages show as they are: an
+#: error page, a form's error, a flash. `error_text` translates these; any other message (a
+#: field's validation detail, say) is shown in English.
+SERVICE_MESSAGES: Final = (
+    N_("Resource not found"), N_("Image not found"), N_("Album not found"),
+    N_("User not found"), N_("Webhook not found"), N_("Token not found"),
+    N_("Session not found"), N_("Invite not found"), N_("Delete link not found"),
+    N_("Route not found"), N_("Client not found"), N_("File not found"),
+    N_("Image has expired"), N_("Insufficient permissions"), N_("Internal server error"),
+    N_("Request data validation failed"), N_("Not signed in"),
+    N_("Missing or invalid CSRF token"), N_("Set up two-factor sign-in first (Account page)"),
+    N_("This album needs its password"), N_("The password is not right."),
+    N_("The current password is not right."),
+    N_("Two-factor sign-in is on already; turn it off first."),
+    N_("There is no two-factor set-up waiting for a code."),
+    N_("Sign-up here needs an invite link."),
+    N_("This invite link cannot be used: it was used already, revoked, or it has expired. "
+       "Ask for a new one."),
+    N_("username: already taken"), N_("username: 1-64 letters, digits, '_', '.' or '-'"),
+    N_("password: at least 8 characters"), N_("new_password: at least 8 characters"),
+)
+
+
+def error_text(message: str) -> str:
+    """A service's message in the page's language when the catalogue knows it."""
+    return gettext(message) if message in SERVICE_MESSAGES else message
+
+
 def js_messages() -> dict[str, str]:
     """English → the request's language, for the scripts (empty in English)."""
     if current() == DEFAULT:

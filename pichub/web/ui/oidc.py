@@ -19,7 +19,7 @@ from pichub.web.oidc import FLOW_S, FlowError, ProviderError
 from pichub.web.ui.auth import DISABLED, signed_in
 from pichub.web.ui.forms import safe_next
 from pichub.web.ui.guards import current_session, set_cookie
-from pichub.web.ui.i18n import N_, gettext
+from pichub.web.ui.i18n import N_, error_text, gettext
 from pichub.web.ui.templates import render
 
 FLOW_COOKIE = "pichub_oidc"
@@ -72,7 +72,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
     except oidc.AccountDisabled:
         return _page(request, 403, gettext(DISABLED))
     except PichubError as exc:
-        return _page(request, exc.status, exc.message)
+        return _page(request, exc.status, error_text(exc.message))
     response = await signed_in(request, account.user_id, done.next)
     response.del_cookie(FLOW_COOKIE, path="/")
     return response

@@ -23,7 +23,7 @@ from pichub.web.clientip import rate_limit_key, request_client_ip
 from pichub.web.ui.auth import signed_in
 from pichub.web.ui.forms import redirect, text_field
 from pichub.web.ui.guards import current_session, set_cookie
-from pichub.web.ui.i18n import gettext
+from pichub.web.ui.i18n import error_text, gettext
 from pichub.web.ui.templates import error_page, render
 
 PATH = registration.SIGNUP_PATH
@@ -84,7 +84,7 @@ async def sign_up(request: web.Request) -> web.StreamResponse:
                                              password, invite or None, request.app[CLOCK]())
     except ValidationError as exc:
         return _form(request, cookie_token, invite, username=username, status=422,
-                     error=exc.message)
+                     error=error_text(exc.message))
     except Forbidden as exc:
         return error_page(request, exc, None)
     return await signed_in(request, user_id, "/dashboard")

@@ -154,7 +154,8 @@ def render(request: web.Request, template: str, context: dict[str, Any], *,
 
 
 def error_page(request: web.Request, exc: PichubError, session: Session | None) -> web.Response:
-    response = render(request, "error.html", {"status": exc.status, "message": exc.message},
+    message = i18n.error_text(exc.message)
+    response = render(request, "error.html", {"status": exc.status, "message": message},
                       session=session, status=exc.status)
     response.headers.update(exc.headers)
     return response
