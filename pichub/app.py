@@ -60,6 +60,7 @@ from pichub.web.middleware import api_middleware, front_middleware
 from pichub.web.observe import Metrics, observe_middleware
 from pichub.web.oidc import OidcClient
 from pichub.web.routes import register
+from pichub.web.ui.i18n import locale_middleware
 from pichub.web.ui.setup import setup_ui
 from pichub.webhooks.worker import WebhookWorker
 
@@ -245,7 +246,7 @@ async def _allowed_hosts(app: web.Application) -> None:
 def create_app(settings: Settings) -> web.Application:
     metrics = Metrics()
     app = web.Application(middlewares=[
-        observe_middleware(metrics), front_middleware, api_middleware,
+        observe_middleware(metrics), locale_middleware, front_middleware, api_middleware,
     ])
     app[SETTINGS] = settings
     app[METRICS] = metrics

@@ -138,6 +138,10 @@ def test_zipapp_serves_the_web_page(served: PyzServer) -> None:
     page = requests.get(served.base + "/", timeout=10)
     assert page.status_code == 200
     assert page.headers["Content-Type"].startswith("text/html")
+    chinese = requests.get(served.base + "/login", headers={"Accept-Language": "zh-CN"},
+                           timeout=10)  # the compiled catalogue is package data
+    assert chinese.status_code == 200 and '<html lang="zh-CN">' in chinese.text
+    assert "用户名" in chinese.text
 
 
 def test_zipapp_holds_the_package_data_and_no_tests(pyz: Path) -> None:
@@ -151,6 +155,7 @@ def test_zipapp_holds_the_package_data_and_no_tests(pyz: Path) -> None:
         if path.is_file() and "__pycache__" not in path.parts
     }
     assert "site-packages/pichub/db/migrations/0001_initial.sql" in expected
+    assert "site-packages/pichub/locale/zh_CN/LC_MESSAGES/messages.mo" in expected
     assert expected - names == set()
     assert not any(name.startswith("site-packages/tests/") for name in names)
     with open(pyz, "rb") as fh:

@@ -108,27 +108,34 @@ def _host(base: str) -> str:
 
 
 _Render = Callable[[str, str], str]
+
+
+def N_(message: str) -> str:  # noqa: N802 (gettext's name for "mark for extraction only")
+    """Marks the set-up steps for the web UI's catalogue (babel.cfg); the page translates them."""
+    return message
+
+
 CLIENTS: Final[dict[str, tuple[str, str, str, _Render, str]]] = {
     "sharex": ("ShareX (14 or later)", "PicHub.sxcu", "application/json", _sharex,
-               "Double-click the .sxcu file (or Destinations → Custom uploader settings → "
+               N_("Double-click the .sxcu file (or Destinations → Custom uploader settings → "
                "Import → From file), then pick it as the image uploader. History → Delete "
-               "opens the image's delete link."),
+               "opens the image's delete link.")),
     "picgo-web-uploader": ("PicGo with picgo-plugin-web-uploader", "picgo-web-uploader.json",
                            "application/json", _picgo_web_uploader,
-                           "Install the plugin (picgo install web-uploader), then merge "
+                           N_("Install the plugin (picgo install web-uploader), then merge "
                            "this JSON into ~/.picgo/config.json (PicGo-Core) or set the same "
-                           "fields in the plugin's settings (PicGo app)."),
+                           "fields in the plugin's settings (PicGo app).")),
     "picgo-lankong": ("PicGo with picgo-plugin-lankong (Lsky Pro V2)", "picgo-lankong.json",
                       "application/json", _picgo_lankong,
-                      "Install the plugin (picgo install lankong), then merge this JSON into "
+                      N_("Install the plugin (picgo install lankong), then merge this JSON into "
                       "~/.picgo/config.json; in the PicGo app choose Lsky Pro V2, server "
-                      "and token as below. Deleting in PicGo's album deletes on PicHub."),
+                      "and token as below. Deleting in PicGo's album deletes on PicHub.")),
     "flameshot": ("Flameshot (Linux)", "pichub-shot.sh", "text/x-shellscript", _flameshot,
-                  "Save the script, make it executable and bind it to a key; it needs curl."),
+                  N_("Save the script, make it executable and bind it to a key; it needs curl.")),
     "upic": ("uPic (macOS)", "pichub-upic.json", "application/json", _upic,
-             "Preferences → Hosts → Import hosts, choose this file (a custom host)."),
+             N_("Preferences → Hosts → Import hosts, choose this file (a custom host).")),
     "curl": ("curl / shell", "pichub-upload.sh", "text/x-shellscript", _curl,
-             "Save the script and run: pichub-upload photo.jpg; it prints each URL."),
+             N_("Save the script and run: pichub-upload photo.jpg; it prints each URL.")),
 }
 
 

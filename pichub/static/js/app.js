@@ -3,7 +3,26 @@
 // No inline scripts anywhere (the pages send a strict Content-Security-Policy).
 "use strict";
 
+// The page's language for what the scripts say: base.html's `pichub-messages` meta maps each
+// English message to its translation (empty in English). `t("Larger than {mb} MB", {mb: 20})`.
+window.PicHub = window.PicHub || {};
+window.PicHub.t = (function () {
+  let messages = {};
+  try {
+    const meta = document.querySelector('meta[name="pichub-messages"]');
+    messages = meta ? JSON.parse(meta.content || "{}") : {};
+  } catch (e) { messages = {}; }
+  return function (text, values) {
+    let out = messages[text] || text;
+    Object.keys(values || {}).forEach(function (key) {
+      out = out.split("{" + key + "}").join(String(values[key]));
+    });
+    return out;
+  };
+})();
+
 (function () {
+  const t = window.PicHub.t;
   function fallbackCopy(text) {
     const area = document.createElement("textarea");
     area.value = text;
@@ -56,9 +75,9 @@
       shown.value = url;
       shown.hidden = false;
       return copyText(url).then(
-        function () { flashButton(button, "Copied!", "copied"); },
-        function () { shown.select(); flashButton(button, "Press Ctrl+C", "copied"); });
-    }).catch(function () { flashButton(button, "Failed — try again", "failed"); });
+        function () { flashButton(button, t("Copied!"), "copied"); },
+        function () { shown.select(); flashButton(button, t("Press Ctrl+C"), "copied"); });
+    }).catch(function () { flashButton(button, t("Failed — try again"), "failed"); });
   }
 
   document.addEventListener("click", function (event) {
@@ -72,8 +91,8 @@
     if (copy) {
       event.preventDefault();
       copyText(copy.dataset.copy).then(
-        function () { flashButton(copy, "Copied!", "copied"); },
-        function () { flashButton(copy, "Press Ctrl+C", "copied"); }
+        function () { flashButton(copy, t("Copied!"), "copied"); },
+        function () { flashButton(copy, t("Press Ctrl+C"), "copied"); }
       );
       return;
     }

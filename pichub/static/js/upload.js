@@ -7,6 +7,7 @@
 (function () {
   const form = document.getElementById("upload-form");
   if (!form) return;
+  const t = window.PicHub.t;
   const input = document.getElementById("file-input");
   const zone = document.getElementById("dropzone");
   const urlInput = document.getElementById("url-input");
@@ -39,10 +40,10 @@
     const bar = document.createElement("progress");
     bar.max = 100;
     bar.value = 0;
-    bar.setAttribute("aria-label", "Upload progress of " + label);
+    bar.setAttribute("aria-label", t("Upload progress of {name}", { name: label }));
     const status = document.createElement("span");
     status.className = "status";
-    status.textContent = "Waiting…";
+    status.textContent = t("Waiting…");
     li.append(name, size, bar, status);
     list.prepend(li);
     return { li: li, bar: bar, status: status };
@@ -79,17 +80,17 @@
     try { body = JSON.parse(xhr.responseText); } catch (e) { body = null; }
     if (xhr.status === 429) {
       const wait = Number(xhr.getResponseHeader("Retry-After") || "5");
-      item.ui.status.textContent = "Rate limited, retrying in " + wait + " s…";
+      item.ui.status.textContent = t("Rate limited, retrying in {n} s…", { n: wait });
       setTimeout(function () { queue.unshift(item); pump(); }, wait * 1000);
       return;
     }
     if (xhr.status === 201 && body && body.success) {
       showCards(body.html, body.data.length);
       const failed = body.errors && body.errors.length ? body.errors[0].message : null;
-      finish(item, !failed, failed || "Uploaded");
+      finish(item, !failed, failed || t("Uploaded"));
       return;
     }
-    finish(item, false, (body && body.message) || ("Failed (HTTP " + xhr.status + ")"));
+    finish(item, false, (body && body.message) || t("Failed (HTTP {status})", { status: xhr.status }));
   }
 
   function send(item) {
@@ -101,7 +102,7 @@
     xhr.open("POST", "/dashboard/upload");
     xhr.setRequestHeader("X-CSRF-Token", token);
     xhr.setRequestHeader("Accept", "application/json");
-    item.ui.status.textContent = "Uploading…";
+    item.ui.status.textContent = t("Uploading…");
     xhr.upload.addEventListener("progress", function (event) {
       if (item.file && event.lengthComputable) {
         item.ui.bar.value = Math.round((event.loaded / event.total) * 100);
@@ -110,14 +111,14 @@
     xhr.upload.addEventListener("load", function () {
       if (item.file) {
         item.ui.bar.value = 100;
-        item.ui.status.textContent = "Processing…";
+        item.ui.status.textContent = t("Processing…");
       } else {
         item.ui.bar.removeAttribute("value"); // indeterminate while the server fetches
-        item.ui.status.textContent = "Fetching…";
+        item.ui.status.textContent = t("Fetching…");
       }
     });
     xhr.addEventListener("load", function () { answer(item, xhr); });
-    xhr.addEventListener("error", function () { finish(item, false, "Network error"); });
+    xhr.addEventListener("error", function () { finish(item, false, t("Network error")); });
     xhr.addEventListener("loadend", function () { active -= 1; pump(); });
     xhr.send(data);
   }
@@ -130,7 +131,7 @@
     Array.prototype.forEach.call(files, function (file) {
       const ui = row(file.name, humanSize(file.size));
       if (file.size > maxBytes) {
-        finish({ ui: ui }, false, "Larger than " + form.dataset.maxMb + " MB");
+        finish({ ui: ui }, false, t("Larger than {mb} MB", { mb: form.dataset.maxMb }));
         return;
       }
       queue.push({ file: file, ui: ui });

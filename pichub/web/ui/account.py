@@ -27,6 +27,7 @@ from pichub.web.params import path_id
 from pichub.web.ui.auth import code_attempt
 from pichub.web.ui.forms import Form, flash, redirect, text_field
 from pichub.web.ui.guards import action, page
+from pichub.web.ui.i18n import gettext, ngettext
 from pichub.web.ui.templates import render
 
 BACK = "/account"
@@ -83,7 +84,7 @@ async def disable_totp(request: web.Request, session: Session,
     await request.app[TWO_FACTOR].disable(session.user_id, text_field(form, "password"),
                                           text_field(form, "code"))
     response = redirect(BACK)
-    flash(response, "Two-factor sign-in is off.")
+    flash(response, gettext("Two-factor sign-in is off."))
     return response
 
 
@@ -100,13 +101,14 @@ async def change_password(request: web.Request, session: Session,
     await _count_password(request, session)
     new = text_field(form, "new_password")
     if new != text_field(form, "confirm_password"):
-        raise ValidationError("The two new passwords differ.")
+        raise ValidationError(gettext("The two new passwords differ."))
     ended = await accounts.change_password(
         request.app[DB], session.user_id, text_field(form, "current_password"), new,
         keep_session=session.id_hash)
     response = redirect(BACK)
-    others = f" {ended} other session{'s' if ended != 1 else ''} signed out." if ended else ""
-    flash(response, "Password changed." + others)
+    others = (" " + ngettext("{n} other session signed out.", "{n} other sessions signed out.",
+                             ended).format(n=ended)) if ended else ""
+    flash(response, gettext("Password changed.") + others)
     return response
 
 
@@ -121,7 +123,7 @@ async def end_session(request: web.Request, session: Session, form: Form) -> web
         response.del_cookie(sessions.COOKIE, path="/")
         return response
     response = redirect(BACK + "#sessions")
-    flash(response, "Session ended: that browser is signed out.")
+    flash(response, gettext("Session ended: that browser is signed out."))
     return response
 
 
@@ -133,7 +135,7 @@ async def delete_account(request: web.Request, session: Session,
                              text_field(form, "password"), base_url(request))
     response = redirect("/")
     response.del_cookie(sessions.COOKIE, path="/")
-    flash(response, "Your account and all its data were deleted.")
+    flash(response, gettext("Your account and all its data were deleted."))
     return response
 
 

@@ -22,6 +22,7 @@ from pichub.web.common import base_url
 from pichub.web.params import path_id, query_id
 from pichub.web.ui.forms import Form, flash, paged, redirect, safe_next
 from pichub.web.ui.guards import ActionView, Handler, PageView, action, current_session
+from pichub.web.ui.i18n import gettext
 from pichub.web.ui.templates import error_page, render
 
 PER_PAGE = 30
@@ -98,7 +99,7 @@ async def images_page(request: web.Request, session: Session) -> web.StreamRespo
 async def delete_image(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
     image_id = request.match_info["id"]
     await service(request).delete_image(image_id, base_url(request))
-    return done(form, "/admin/images", f"Image {image_id} deleted.")
+    return done(form, "/admin/images", gettext("Image {id} deleted.").format(id=image_id))
 
 
 @admin_page
@@ -113,7 +114,7 @@ async def tokens_page(request: web.Request, session: Session) -> web.StreamRespo
 async def revoke_token(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
     token_id = path_id(request, "token")
     await service(request).revoke_token(token_id)
-    return done(form, "/admin/tokens", f"Token {token_id} revoked.")
+    return done(form, "/admin/tokens", gettext("Token {id} revoked.").format(id=token_id))
 
 
 def images_of(user_id: int) -> str:

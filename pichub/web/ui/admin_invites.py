@@ -20,6 +20,7 @@ from pichub.web.common import base_url
 from pichub.web.params import path_id
 from pichub.web.ui.admin import admin_action, admin_page, done
 from pichub.web.ui.forms import Form, text_field
+from pichub.web.ui.i18n import gettext
 from pichub.web.ui.templates import render
 
 BACK = "/admin/invites"
@@ -58,7 +59,8 @@ async def revoke_invite(request: web.Request, session: Session,
                         form: Form) -> web.StreamResponse:
     invite_id = path_id(request, "invite")
     await registration.revoke_invite(request.app[DB], invite_id, request.app[CLOCK]())
-    return done(form, BACK, f"Invite {invite_id} revoked: its link no longer works.")
+    return done(form, BACK, gettext("Invite {id} revoked: its link no longer works.").format(
+        id=invite_id))
 
 
 ROUTES = [

@@ -16,6 +16,7 @@ from pichub.web.common import base_url
 from pichub.web.params import path_id
 from pichub.web.ui.admin import PER_PAGE, admin_action, admin_page, done, images_of, service
 from pichub.web.ui.forms import Form, paged, text_field
+from pichub.web.ui.i18n import gettext
 from pichub.web.ui.templates import render
 
 BACK = "/admin/users"
@@ -47,7 +48,7 @@ async def create_user(request: web.Request, session: Session, form: Form) -> web
         "is_admin": text_field(form, "is_admin") == "1",
         "quota_mb": _quota(text_field(form, "quota_mb"))})
     user = await service(request).create_user(body)
-    return done(form, BACK, f"User {user.username} created.")
+    return done(form, BACK, gettext("User {name} created.").format(name=user.username))
 
 
 async def _update(request: web.Request, session: Session, form: Form,
@@ -62,43 +63,45 @@ async def _update(request: web.Request, session: Session, form: Form,
 async def set_active(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
     active = text_field(form, "is_active") == "1"
     return await _update(request, session, form, {"is_active": active},
-                         "{name} enabled." if active else
-                         "{name} disabled: their tokens and sessions no longer work.")
+                         gettext("{name} enabled.") if active else
+                         gettext("{name} disabled: their tokens and sessions no longer work."))
 
 
 @admin_action(BACK)
 async def set_admin(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
     promote = text_field(form, "is_admin") == "1"
     return await _update(request, session, form, {"is_admin": promote},
-                         "{name} is now an admin." if promote else "{name} is no longer an admin.")
+                         gettext("{name} is now an admin.") if promote
+                         else gettext("{name} is no longer an admin."))
 
 
 @admin_action(BACK)
 async def set_quota(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
     return await _update(request, session, form,
                          {"quota_mb": _quota(text_field(form, "quota_mb"))},
-                         "Quota of {name} saved.")
+                         gettext("Quota of {name} saved."))
 
 
 @admin_action(BACK)
 async def set_email(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
     email = text_field(form, "email").strip()
     return await _update(request, session, form, {"email": email},
-                         "E-mail of {name} saved." if email else "E-mail of {name} removed.")
+                         gettext("E-mail of {name} saved.") if email
+                         else gettext("E-mail of {name} removed."))
 
 
 @admin_action(BACK)
 async def set_password(request: web.Request, session: Session,
                        form: Form) -> web.StreamResponse:
     return await _update(request, session, form, {"password": text_field(form, "password")},
-                         "Password of {name} reset; their sessions were signed out.")
+                         gettext("Password of {name} reset; their sessions were signed out."))
 
 
 @admin_action(BACK)
 async def reset_totp(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
     user = await service(request).reset_totp(session.actor(), path_id(request, "user"))
-    return done(form, BACK, f"Two-factor sign-in of {user.username} reset: their next "
-                            "sign-in needs only the password.")
+    return done(form, BACK, gettext("Two-factor sign-in of {name} reset: their next sign-in "
+                                    "needs only the password.").format(name=user.username))
 
 
 @admin_action(BACK)
@@ -106,7 +109,8 @@ async def delete_user(request: web.Request, session: Session, form: Form) -> web
     user_id = path_id(request, "user")
     user = await service(request).user(user_id)
     await service(request).delete_user(session.actor(), user_id, base_url(request))
-    return done(form, BACK, f"User {user.username} and all their data deleted.")
+    return done(form, BACK, gettext("User {name} and all their data deleted.").format(
+        name=user.username))
 
 
 ROUTES = [

@@ -25,13 +25,14 @@ from pichub.web.common import base_url
 from pichub.web.params import html_page, path_id
 from pichub.web.ui.forms import paged, redirect, text_field
 from pichub.web.ui.guards import current_session, is_https
+from pichub.web.ui.i18n import N_, gettext
 from pichub.web.ui.templates import render
 from pichub.web.zipstream import stream_zip
 
 COOKIE = "pichub_album"
 PER_PAGE = 60
 THUMB_WIDTH = 400
-WRONG = "Wrong password."
+WRONG = N_("Wrong password.")
 
 
 def _path(album_id: int) -> str:
@@ -108,7 +109,7 @@ async def unlock(request: web.Request) -> web.StreamResponse:
     if not same_secret(request.cookies.get(sessions.CSRF_COOKIE),
                        text_field(form, sessions.CSRF_FIELD)):
         return _password_form(request, album, session, status=403,
-                              error="The form had expired. Please try again.")
+                              error=gettext("The form had expired. Please try again."))
     if not album.locked:
         return redirect(_path(album.id))
     ip_key = rate_limit_key(request_client_ip(request, request.app[TRUSTED_PROXIES]))
@@ -117,12 +118,13 @@ async def unlock(request: web.Request) -> web.StreamResponse:
     if not decision.allowed:
         response = _password_form(
             request, album, session, status=429,
-            error=f"Too many attempts. Try again in {decision.retry_after} seconds.")
+            error=gettext("Too many attempts. Try again in {n} seconds.").format(
+                n=decision.retry_after))
         response.headers.update(decision.headers())
         return response
     pages = request.app[SERVICES].album_pages
     if not await pages.check_password(album, text_field(form, "password")):
-        return _password_form(request, album, session, status=403, error=WRONG)
+        return _password_form(request, album, session, status=403, error=gettext(WRONG))
     response = redirect(_path(album.id))
     response.set_cookie(COOKIE, pages.unlock_token(album), path=_path(album.id),
                         httponly=True, samesite="Lax", secure=is_https(request),

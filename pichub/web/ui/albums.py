@@ -20,6 +20,7 @@ from pichub.web.common import base_url
 from pichub.web.params import path_id
 from pichub.web.ui.forms import Form, flash, paged, redirect, text_field
 from pichub.web.ui.guards import action, page
+from pichub.web.ui.i18n import gettext
 from pichub.web.ui.templates import render
 
 PER_PAGE = 50
@@ -72,7 +73,7 @@ async def create_album(request: web.Request, session: Session, form: Form) -> we
                                   "description": text_field(form, "description"),
                                   **_chosen(form)})
     await request.app[SERVICES].albums.create(session.user_id, body, base_url(request))
-    return _done(f"Album “{body.name}” created.")
+    return _done(gettext("Album “{name}” created.").format(name=body.name))
 
 
 @action(BACK)
@@ -81,8 +82,9 @@ async def update_album(request: web.Request, session: Session, form: Form) -> we
     await request.app[SERVICES].albums.update(session.user_id, path_id(request, "album"), body,
                                               base_url(request))
     if "password" not in body.model_fields_set:
-        return _done("Album saved.")
-    return _done("Album saved; password " + ("removed." if body.password is None else "set."))
+        return _done(gettext("Album saved."))
+    return _done(gettext("Album saved; password removed.") if body.password is None
+                 else gettext("Album saved; password set."))
 
 
 @action(BACK)
@@ -98,7 +100,7 @@ async def set_visibility(request: web.Request, session: Session,
 async def delete_album(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
     await request.app[SERVICES].albums.delete(session.user_id, path_id(request, "album"),
                                               base_url(request))
-    return _done("Album deleted; its images are kept.")
+    return _done(gettext("Album deleted; its images are kept."))
 
 
 ROUTES = [

@@ -30,11 +30,12 @@ from pichub.services import sessions, twofactor
 from pichub.web.clientip import rate_limit_key, request_client_ip
 from pichub.web.ui.forms import flash, redirect, safe_next, text_field
 from pichub.web.ui.guards import current_session, set_cookie
+from pichub.web.ui.i18n import N_, gettext
 from pichub.web.ui.templates import render
 
-FAILED = "Wrong username or password."
-DISABLED = "This account is disabled. Ask an administrator to enable it."
-PASSWORD_OFF = "Sign-in with a password is turned off here: use single sign-on."
+FAILED = N_("Wrong username or password.")
+DISABLED = N_("This account is disabled. Ask an administrator to enable it.")
+PASSWORD_OFF = N_("Sign-in with a password is turned off here: use single sign-on.")
 PENDING_COOKIE = "pichub_2fa"  # the signed pending sign-in between password and code
 
 
@@ -62,14 +63,14 @@ async def login_page(request: web.Request) -> web.StreamResponse:
 async def login(request: web.Request) -> web.StreamResponse:
     if not request.app[SETTINGS].oidc.password_form:
         return _login_form(request, sessions.new_csrf_token(), status=403,
-                           error=PASSWORD_OFF)
+                           error=gettext(PASSWORD_OFF))
     form = await request.post()
     cookie_token = request.cookies.get(sessions.CSRF_COOKIE)
     given = text_field(form, sessions.CSRF_FIELD)
     if not same_secret(cookie_token, given):
         fresh = sessions.new_csrf_token()
         return _login_form(request, fresh, status=403,
-                           error="The sign-in form had expired. Please try again.")
+                           error=gettext("The sign-in form had expired. Please try again."))
     assert cookie_token is not None
     username = text_field(form, "username").strip()
     password = text_field(form, "password")
@@ -80,16 +81,17 @@ async def login(request: web.Request) -> web.StreamResponse:
     if not decision.allowed:
         response = _login_form(
             request, cookie_token, username=username, next_path=next_path, status=429,
-            error=f"Too many sign-in attempts. Try again in {decision.retry_after} seconds.")
+            error=gettext("Too many sign-in attempts. Try again in {n} seconds.").format(
+                n=decision.retry_after))
         response.headers.update(decision.headers())
         return response
     user = await sessions.authenticate(request.app[DB], username, password)
     if user is None:
         return _login_form(request, cookie_token, username=username, next_path=next_path,
-                           error=FAILED)
+                           error=gettext(FAILED))
     if not user["is_active"]:
         return _login_form(request, cookie_token, username=username, next_path=next_path,
-                           error=DISABLED, status=403)
+                           error=gettext(DISABLED), status=403)
     two_factor = request.app[TWO_FACTOR]
     if await two_factor.enabled(user["id"]):
         response = redirect("/login/totp")
@@ -119,7 +121,7 @@ def _start_over(message: str) -> web.Response:
 async def code_page(request: web.Request) -> web.StreamResponse:
     """GET /login/totp: the second step, for a browser with a live pending sign-in."""
     if await request.app[TWO_FACTOR].read_pending(request.cookies.get(PENDING_COOKIE)) is None:
-        return _start_over("Sign in again: the two-step sign-in had expired.")
+        return _start_over(gettext("Sign in again: the two-step sign-in had expired."))
     token = request.cookies.get(sessions.CSRF_COOKIE) or sessions.new_csrf_token()
     return _code_form(request, token)
 
@@ -130,21 +132,22 @@ async def check_code(request: web.Request) -> web.StreamResponse:
     cookie_token = request.cookies.get(sessions.CSRF_COOKIE)
     if not same_secret(cookie_token, text_field(form, sessions.CSRF_FIELD)):
         return _code_form(request, sessions.new_csrf_token(), status=403,
-                          error="The form had expired. Please enter the code again.")
+                          error=gettext("The form had expired. Please enter the code again."))
     assert cookie_token is not None
     two_factor = request.app[TWO_FACTOR]
     pending = await two_factor.read_pending(request.cookies.get(PENDING_COOKIE))
     if pending is None:
-        return _start_over("Sign in again: the two-step sign-in had expired.")
+        return _start_over(gettext("Sign in again: the two-step sign-in had expired."))
     decision = await code_attempt(request, pending.user_id)
     if not decision.allowed:
         response = _code_form(request, cookie_token, status=429, error=(
-            f"Too many codes tried. Try again in {decision.retry_after} seconds."))
+            gettext("Too many codes tried. Try again in {n} seconds.").format(
+                n=decision.retry_after)))
         response.headers.update(decision.headers())
         return response
     if not await two_factor.check(pending.user_id, text_field(form, "code")):
         return _code_form(request, cookie_token,
-                          error="That code is not right (or was used already).")
+                          error=gettext("That code is not right (or was used already)."))
     response = await signed_in(request, pending.user_id, pending.next, "totp")
     response.del_cookie(PENDING_COOKIE, path="/")
     return response
@@ -169,7 +172,8 @@ async def signed_in(request: web.Request, user_id: int, next_path: str,
         ip=request_client_ip(request, request.app[TRUSTED_PROXIES]))
     if session.must_enrol(settings.auth.require_totp_for_admins):
         response = redirect("/account")
-        flash(response, "Admins must use two-factor sign-in here: set it up to go on.", "error")
+        flash(response, gettext("Admins must use two-factor sign-in here: set it up to go on."),
+              "error")
     else:
         response = redirect(safe_next(next_path, "/dashboard"))
     set_cookie(request, response, sessions.COOKIE, cookie, max_age=days * 86400)
@@ -192,7 +196,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
         return redirect("/")  # nothing to sign out of
     if not same_secret(session.csrf_token, text_field(form, sessions.CSRF_FIELD)):
         return render(request, "error.html", {"status": 403, "message":
-                      "Sign-out needs the form's CSRF token; use the Sign out button."},
+                      gettext("Sign-out needs the form's CSRF token; use the Sign out button.")},
                       session=session, status=403)
     await sessions.end(request.app[DB], request.cookies.get(sessions.COOKIE))
     response = redirect("/")

@@ -28,6 +28,7 @@ from pichub.web.common import base_url, ok
 from pichub.web.params import row_id
 from pichub.web.ui.forms import Form, flash, paged, redirect, safe_next, text_field
 from pichub.web.ui.guards import action, page, xhr
+from pichub.web.ui.i18n import gettext
 from pichub.web.ui.templates import EXPIRY_CHOICES, LINK_CHOICES, render
 
 PER_PAGE = 24
@@ -121,7 +122,7 @@ async def edit_image(request: web.Request, session: Session, form: Form) -> web.
     await request.app[SERVICES].images.update(session.user_id, request.match_info["id"],
                                               _image_changes(form), base_url(request))
     response = redirect(safe_next(form.get("next"), "/dashboard"))
-    flash(response, "Image saved.")
+    flash(response, gettext("Image saved."))
     return response
 
 
@@ -144,7 +145,7 @@ async def delete_image(request: web.Request, session: Session, form: Form) -> we
     await request.app[SERVICES].images.delete(session.user_id, request.match_info["id"],
                                               base_url(request))
     response = redirect(safe_next(form.get("next"), "/dashboard"))
-    flash(response, "Image deleted.")
+    flash(response, gettext("Image deleted."))
     return response
 
 

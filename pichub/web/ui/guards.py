@@ -29,6 +29,7 @@ from pichub.services import sessions
 from pichub.services.sessions import Session
 from pichub.web.clientip import forwarded_base_url
 from pichub.web.ui.forms import Form, flash, redirect, safe_next
+from pichub.web.ui.i18n import error_text, gettext
 from pichub.web.ui.templates import error_page
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -55,8 +56,9 @@ async def current_session(request: web.Request) -> Session | None:
 
 
 def _forbidden(request: web.Request, session: Session | None) -> web.Response:
-    text = ("The form was stale or forged (missing or wrong CSRF token). Reload the page and "
-            "try again." if session else "Your session has ended. Sign in again.")
+    text = (gettext("The form was stale or forged (missing or wrong CSRF token). Reload the "
+                    "page and try again.") if session
+            else gettext("Your session has ended. Sign in again."))
     return error_page(request, Forbidden(text), session)
 
 
@@ -71,7 +73,8 @@ def must_enrol(request: web.Request, session: Session) -> bool:
 
 def _to_enrolment() -> web.Response:
     response = redirect(ENROL_PAGE)
-    flash(response, "Admins must use two-factor sign-in here: set it up to go on.", "error")
+    flash(response, gettext("Admins must use two-factor sign-in here: set it up to go on."),
+          "error")
     return response
 
 
@@ -111,7 +114,7 @@ def action(default_back: str) -> Callable[[ActionView], Handler]:
                 return await view(request, session, form)
             except PichubError as exc:
                 response = redirect(safe_next(form.get("next"), default_back))
-                flash(response, exc.message, "error")
+                flash(response, error_text(exc.message), "error")
                 return response
 
         return handler

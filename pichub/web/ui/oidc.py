@@ -20,12 +20,13 @@ from pichub.web.oidc import FLOW_S, FlowError, ProviderError
 from pichub.web.ui.auth import DISABLED, signed_in
 from pichub.web.ui.forms import safe_next
 from pichub.web.ui.guards import current_session, set_cookie
+from pichub.web.ui.i18n import N_, error_text, gettext
 from pichub.web.ui.templates import render
 
 FLOW_COOKIE = "pichub_oidc"
 CALLBACK = "/login/oidc/callback"
-NO_ACCOUNT = ("There is no PicHub account for you yet, and accounts are not created on "
-              "first sign-in here. Ask an administrator to create one for you.")
+NO_ACCOUNT = N_("There is no PicHub account for you yet, and accounts are not created on "
+                "first sign-in here. Ask an administrator to create one for you.")
 
 
 def _page(request: web.Request, status: int, message: str) -> web.Response:
@@ -39,7 +40,7 @@ async def start(request: web.Request) -> web.StreamResponse:
     """GET /login/oidc: to the provider's sign-in, with a fresh flow in a signed cookie."""
     client = request.app[OIDC]
     if not client.settings.enabled:
-        return _page(request, 404, "Single sign-on is not set up on this PicHub.")
+        return _page(request, 404, gettext("Single sign-on is not set up on this PicHub."))
     next_path = safe_next(request.query.get("next"), "/dashboard")
     if await current_session(request) is not None:
         raise web.HTTPSeeOther(next_path)
@@ -56,7 +57,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
     """GET /login/oidc/callback: check the provider's answer, then sign the browser in."""
     client = request.app[OIDC]
     if not client.settings.enabled:
-        return _page(request, 404, "Single sign-on is not set up on this PicHub.")
+        return _page(request, 404, gettext("Single sign-on is not set up on this PicHub."))
     try:
         done = await client.finish(request.cookies.get(FLOW_COOKIE), dict(request.query),
                                    base_url(request) + CALLBACK)
@@ -66,21 +67,21 @@ async def callback(request: web.Request) -> web.StreamResponse:
     except ProviderError as exc:
         return _page(request, 502, _down_message(exc))
     except FlowError as exc:
-        return _page(request, 400, f"{exc} Please start the sign-in again.")
+        return _page(request, 400, f"{exc} " + gettext("Please start the sign-in again."))
     except oidc.NoAccount:
-        return _page(request, 403, NO_ACCOUNT)
+        return _page(request, 403, gettext(NO_ACCOUNT))
     except oidc.AccountDisabled:
-        return _page(request, 403, DISABLED)
+        return _page(request, 403, gettext(DISABLED))
     except PichubError as exc:
-        return _page(request, exc.status, exc.message)
+        return _page(request, exc.status, error_text(exc.message))
     response = await signed_in(request, account.user_id, done.next, "sso")
     response.del_cookie(FLOW_COOKIE, path="/")
     return response
 
 
 def _down_message(exc: ProviderError) -> str:
-    return (f"Single sign-on is not available right now. {exc} Try again later, or tell "
-            "the administrator.")
+    return gettext("Single sign-on is not available right now. {error} Try again later, or "
+                   "tell the administrator.").format(error=exc)
 
 
 ROUTES = [

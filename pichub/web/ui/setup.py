@@ -20,6 +20,7 @@ Routes (all outside the API prefixes):
 | `/dashboard/integrations` | ready-made configurations for upload tools (tokens on request) |
 | `GET/POST /delete/{token}` | a delete link: confirmation page; its POST deletes (no session) |
 | `/admin`, `/admin/users…`, `/admin/images…`, `/admin/tokens…`, `/admin/invites…` | admins only |
+| `GET /lang/{code}` | the footer's language switcher: a `lang` cookie, then back (`?next=`) |
 | `GET /docs` | Swagger UI over the OpenAPI document, with Try it out |
 | `GET /static/{name}.{hash}.{ext}` | assets, cached for a year |
 
@@ -41,6 +42,7 @@ from pichub.web.ui import (
     auth,
     dashboard,
     deletelinks,
+    i18n,
     integrations,
     oidc,
     public,
@@ -75,5 +77,6 @@ def setup_ui(app: web.Application) -> None:
         *admin.ROUTES,
         *admin_users.ROUTES,
         *admin_invites.ROUTES,
+        *i18n.ROUTES,
         make_handler(assets),
     ])

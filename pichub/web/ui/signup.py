@@ -23,6 +23,7 @@ from pichub.web.clientip import rate_limit_key, request_client_ip
 from pichub.web.ui.auth import signed_in
 from pichub.web.ui.forms import redirect, text_field
 from pichub.web.ui.guards import current_session, set_cookie
+from pichub.web.ui.i18n import error_text, gettext
 from pichub.web.ui.templates import error_page, render
 
 PATH = registration.SIGNUP_PATH
@@ -63,7 +64,7 @@ async def sign_up(request: web.Request) -> web.StreamResponse:
     cookie_token = request.cookies.get(sessions.CSRF_COOKIE)
     if not same_secret(cookie_token, text_field(form, sessions.CSRF_FIELD)):
         return _form(request, sessions.new_csrf_token(), invite, status=403,
-                     error="The sign-up form had expired. Please try again.")
+                     error=gettext("The sign-up form had expired. Please try again."))
     assert cookie_token is not None
     username = text_field(form, "username").strip()
     if not invite:
@@ -71,19 +72,19 @@ async def sign_up(request: web.Request) -> web.StreamResponse:
         decision = await request.app[LIMITER].check("signup", ip_key)
         if not decision.allowed:
             response = _form(request, cookie_token, invite, username=username, status=429,
-                             error=f"Too many sign-ups from your address. Try again in "
-                                   f"{decision.retry_after} seconds.")
+                             error=gettext("Too many sign-ups from your address. Try again "
+                                           "in {n} seconds.").format(n=decision.retry_after))
             response.headers.update(decision.headers())
             return response
     password = text_field(form, "password")
     try:
         if password != text_field(form, "confirm_password"):
-            raise ValidationError("The two passwords differ.")
+            raise ValidationError(gettext("The two passwords differ."))
         user_id = await registration.sign_up(request.app[DB], _mode(request), username,
                                              password, invite or None, request.app[CLOCK]())
     except ValidationError as exc:
         return _form(request, cookie_token, invite, username=username, status=422,
-                     error=exc.message)
+                     error=error_text(exc.message))
     except Forbidden as exc:
         return error_page(request, exc, None)
     return await signed_in(request, user_id, "/dashboard", "signup")

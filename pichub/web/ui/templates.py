@@ -23,6 +23,7 @@ from pichub.keys import JINJA
 from pichub.models.images import ExifSummary
 from pichub.services.sessions import Session
 from pichub.timeutil import parse_iso
+from pichub.web.ui import i18n
 from pichub.web.ui.assets import Assets
 from pichub.web.ui.forms import FLASH_COOKIE, read_flash
 
@@ -41,10 +42,11 @@ def _load_template(name: str) -> str | None:
 
 
 def filesize(size: int) -> str:
+    """`1536` → `1.5 KB`, the number written the locale's way."""
     value = float(size)
     for unit in ("B", "KB", "MB", "GB"):
         if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+            return f"{i18n.decimal(value, '#,##0' if unit == 'B' else '#,##0.0')} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
 
@@ -53,8 +55,7 @@ def when(stamp: str | None) -> str:
     """`2026-11-27T06:50:33Z` → `2026-11-27 06:50 UTC` (the ISO value goes in `datetime`)."""
     if not stamp:
         return "—"
-    moment: datetime = parse_iso(stamp[:19] + "Z")
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
+    return i18n.moment(parse_iso(stamp[:19] + "Z"))
 
 
 def camera(exif: ExifSummary) -> str:
@@ -97,8 +98,8 @@ def variant_urls(signing_key: str | None) -> Callable[..., str]:
 
 #: The dashboard's expiry picker (seconds from now, label), for image edits, uploads and
 #: signed links alike; the forms accept nothing else.
-EXPIRY_CHOICES: Final = ((3600, "1 hour"), (86400, "1 day"), (7 * 86400, "7 days"),
-                         (30 * 86400, "30 days"))
+EXPIRY_CHOICES: Final = ((3600, i18n.N_("1 hour")), (86400, i18n.N_("1 day")),
+                         (7 * 86400, i18n.N_("7 days")), (30 * 86400, i18n.N_("30 days")))
 #: How long the signed links a private image's card copies may work.
 LINK_CHOICES: Final = EXPIRY_CHOICES[:3]
 
@@ -108,7 +109,16 @@ def make_env(assets: Assets, settings: Settings) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FunctionLoader(_load_template), autoescape=True,
         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    # `_()` in templates reads the request's locale (i18n.locale_middleware); newstyle:
+    # `_("%(n)s images", n=count)` formats and escapes its arguments.
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        i18n.gettext, i18n.ngettext, newstyle=True)
+    env.globals["html_lang"] = i18n.html_lang
+    env.globals["js_messages"] = i18n.js_messages
+    env.globals["languages"] = [(i18n.LANGUAGES[name], native)
+                                for name, native in i18n.NATIVE_NAMES.items()]
     key = settings.images.signing_key
     env.globals["static"] = assets.url
     env.globals["variant"] = variant_urls(key.get_secret_value() if key else None)
@@ -117,6 +127,7 @@ def make_env(assets: Assets, settings: Settings) -> jinja2.Environment:
     env.globals["link_choices"] = LINK_CHOICES
     env.filters["filesize"] = filesize
     env.filters["when"] = when
+    env.filters["number"] = i18n.number
     env.filters["camera"] = camera
     env.filters["taken"] = taken
     env.filters["exposure"] = exposure
@@ -129,7 +140,10 @@ def render(request: web.Request, template: str, context: dict[str, Any], *,
     """An HTML page; `session` gives the nav its user and the forms their CSRF token."""
     flash = read_flash(request)
     values = {"user": session, "flash": flash, "path": request.path,
-              "csrf_token": csrf_token or (session.csrf_token if session else ""), **context}
+              "csrf_token": csrf_token or (session.csrf_token if session else ""),
+              # where the language switcher goes back to: an error page's path could name
+              # something the page does not admit exists, so that one goes home
+              "lang_next": request.path if status < 400 else "/", **context}
     html = request.app[JINJA].get_template(template).render(values)
     response = web.Response(text=html, content_type="text/html", status=status)
     response.headers["Content-Security-Policy"] = CSP
@@ -140,7 +154,8 @@ def render(request: web.Request, template: str, context: dict[str, Any], *,
 
 
 def error_page(request: web.Request, exc: PichubError, session: Session | None) -> web.Response:
-    response = render(request, "error.html", {"status": exc.status, "message": exc.message},
+    message = i18n.error_text(exc.message)
+    response = render(request, "error.html", {"status": exc.status, "message": message},
                       session=session, status=exc.status)
     response.headers.update(exc.headers)
     return response

@@ -16,6 +16,7 @@ from pichub.services.sessions import Session
 from pichub.web.params import path_id
 from pichub.web.ui.forms import Form, flash, redirect, text_field
 from pichub.web.ui.guards import action, page
+from pichub.web.ui.i18n import gettext
 from pichub.web.ui.templates import render
 
 BACK = "/dashboard/tokens"
@@ -46,7 +47,7 @@ async def revoke_token(request: web.Request, session: Session, form: Form) -> we
     token_id = path_id(request, "token")
     await accounts.revoke_token(request.app[DB], token_id, session.user_id)
     response = redirect(BACK)
-    flash(response, f"Token {token_id} revoked.")
+    flash(response, gettext("Token {id} revoked.").format(id=token_id))
     return response
 
 

@@ -17,6 +17,7 @@ from pichub.services.sessions import Session
 from pichub.web.params import path_id
 from pichub.web.ui.forms import Form, flash, paged, redirect, text_field
 from pichub.web.ui.guards import action, page
+from pichub.web.ui.i18n import gettext
 from pichub.web.ui.templates import render
 
 BACK = "/dashboard/webhooks"
@@ -70,7 +71,7 @@ def _back_to(webhook_id: int, text: str) -> web.Response:
 async def send_test(request: web.Request, session: Session, form: Form) -> web.StreamResponse:
     webhook_id = path_id(request, "webhook")
     delivery = await request.app[SERVICES].webhooks.ping(session.user_id, webhook_id)
-    return _back_to(webhook_id, f"Test event {delivery.event_id} queued.")
+    return _back_to(webhook_id, gettext("Test event {id} queued.").format(id=delivery.event_id))
 
 
 @action(BACK)
@@ -79,7 +80,8 @@ async def set_active(request: web.Request, session: Session, form: Form) -> web.
     active = text_field(form, "is_active") != "0"
     await request.app[SERVICES].webhooks.update(session.user_id, webhook_id,
                                                 WebhookUpdate(is_active=active))
-    return _back_to(webhook_id, "Webhook resumed." if active else "Webhook paused.")
+    return _back_to(webhook_id, gettext("Webhook resumed.") if active
+                    else gettext("Webhook paused."))
 
 
 @action(BACK)
@@ -87,7 +89,7 @@ async def delete_webhook(request: web.Request, session: Session,
                          form: Form) -> web.StreamResponse:
     await request.app[SERVICES].webhooks.delete(session.user_id, path_id(request, "webhook"))
     response = redirect(BACK)
-    flash(response, "Webhook deleted.")
+    flash(response, gettext("Webhook deleted."))
     return response
 
 
