@@ -21,7 +21,7 @@ from pichub.timeutil import iso
 from tests import samples
 from tests.conftest import make_settings
 from tests.support import heic
-from tests.support.sharing import FakeClock, Sharing, start, upload
+from tests.support.sharing import FakeClock, Sharing, settle, start, upload
 
 
 @pytest.fixture
@@ -84,6 +84,7 @@ async def test_expires_in_then_410_then_swept_with_its_files(site: Sharing,
 async def test_a_kept_heic_original_goes_with_its_image(site: Sharing, clock: FakeClock) -> None:
     status, body = await site.upload(("phone.heic", heic.small()), expires_in="5")
     assert status == 201, body
+    await settle()
     image_id = body["data"][0]["id"]
     assert any(path.name.endswith(".orig.heic") for path in files_of(site, image_id))
     clock.advance(5)
@@ -123,6 +124,7 @@ async def test_expires_at_and_patch(site: Sharing, clock: FakeClock) -> None:
     assert await site.app[EXPIRY].sweep_due() == 0
     status, answer = await site.call("PATCH", path, json={"expires_in": 30})
     assert answer["data"]["expires_at"] == iso(clock() + timedelta(seconds=30))
+    await settle()
     clock.advance(30)
     assert (await site.fetch(f"/img/{image['id']}.jpg"))[0] == 410
     status, answer = await site.call("PATCH", path, json={"expires_in": None})
