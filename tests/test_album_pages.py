@@ -121,6 +121,9 @@ async def test_json_twin(site: Sharing) -> None:
     assert [i["id"] for i in data["images"]] == [images["unlisted"]["id"],
                                                  images["public"]["id"]]
     assert images["private"]["id"] not in body.decode()
+    for odd in ("²", "١٢", "99999999999999999999999", "-3", "x"):  # one parser: never a 500
+        status, _, clamped = await site.fetch(f"/a/{album_id}/album.json?per_page={odd}")
+        assert status == 200 and json.loads(clamped)["meta"]["per_page"] >= 1, odd
     for image in data["images"]:
         path = image["url"].split("://", 1)[1].split("/", 1)[1]
         status, _, got = await site.fetch("/" + path)

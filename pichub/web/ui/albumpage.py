@@ -17,12 +17,13 @@ from pichub.db.database import Row
 from pichub.errors import Unauthorized
 from pichub.hashing import same_secret
 from pichub.keys import LIMITER, SERVICES, TRUSTED_PROXIES
+from pichub.models.base import parse_int
 from pichub.services import sessions
 from pichub.services.albumpages import UNLOCK_S, SharedAlbum
 from pichub.services.sessions import Session
 from pichub.web.clientip import rate_limit_key, request_client_ip
 from pichub.web.common import base_url
-from pichub.web.params import html_page, path_id
+from pichub.web.params import MAX_PER_PAGE, html_page, path_id
 from pichub.web.ui.forms import paged, redirect, text_field
 from pichub.web.ui.guards import current_session, is_https
 from pichub.web.ui.i18n import N_, gettext
@@ -159,8 +160,9 @@ async def album_json(request: web.Request) -> web.StreamResponse:
 
 
 def _per_page(request: web.Request) -> int:
-    raw = request.query.get("per_page", "")
-    return min(100, max(1, int(raw))) if raw.isdigit() else PER_PAGE
+    """`?per_page=` clamped to 1..100; anything that is not a number is the default."""
+    value = parse_int(request.query.get("per_page", ""))
+    return PER_PAGE if value is None else min(MAX_PER_PAGE, max(1, value))
 
 
 def _image_json(root: str, album: SharedAlbum, row: Row,
