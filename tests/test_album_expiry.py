@@ -6,7 +6,6 @@ expired, and the sweep that deletes the album (not its images: they leave it) wi
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from pichub.keys import DB, EXPIRY
 from pichub.services import sessions
 from pichub.timeutil import iso
 from tests.conftest import make_settings
-from tests.support.sharing import FakeClock, Sharing, start, upload
+from tests.support.sharing import FakeClock, Sharing, events, settle, start, upload
 from tests.test_album_pages import bob_session
 
 HTML = {"Accept": "text/html"}
@@ -33,18 +32,12 @@ async def site(aiohttp_client: Any, tmp_path: Path, clock: FakeClock) -> Sharing
     return await start(aiohttp_client, make_settings(tmp_path), clock)
 
 
-async def events(site: Sharing, type_: str) -> list[dict[str, Any]]:
-    rows = await site.app[DB].fetchall("SELECT payload FROM events WHERE type = ? ORDER BY seq",
-                                       (type_,))
-    return [json.loads(row[0])["data"] for row in rows]
-
-
 async def album(site: Sharing, **body: Any) -> dict[str, Any]:
     """A new album; with an expiry, once the sweep it woke has gone back to sleep (so a
     clock moved next is seen only by the requests, or by a sweep the test wakes)."""
     status, answer = await site.call("POST", "/api/v1/albums", json={"name": "trip", **body})
     assert status == 201, answer
-    await asyncio.sleep(0.05)
+    await settle()
     created: dict[str, Any] = answer["data"]
     return created
 

@@ -6,7 +6,6 @@ variants) with `image.deleted` (`reason: expired`), by a clock the test moves.
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from pichub.timeutil import iso
 from tests import samples
 from tests.conftest import make_settings
 from tests.support import heic
-from tests.support.sharing import FakeClock, Sharing, settle, start, upload
+from tests.support.sharing import FakeClock, Sharing, events, settle, start, upload
 
 
 @pytest.fixture
@@ -37,12 +36,6 @@ async def site(aiohttp_client: Any, tmp_path: Path, clock: FakeClock) -> Sharing
 def files_of(site: Sharing, image_id: str) -> list[Path]:
     root = site.app[BLOBS].root
     return [path for path in root.rglob(f"{image_id}*") if path.is_file()]
-
-
-async def events(site: Sharing, type_: str) -> list[dict[str, Any]]:
-    rows = await site.app[DB].fetchall("SELECT payload FROM events WHERE type = ? ORDER BY seq",
-                                       (type_,))
-    return [json.loads(row[0])["data"] for row in rows]
 
 
 async def gone(site: Sharing, left: int = 0) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -74,6 +75,13 @@ async def upload(site: Sharing, data: bytes | None = None, **fields: Any) -> dic
         await settle()
     image: dict[str, Any] = body["data"][0]
     return image
+
+
+async def events(site: Sharing, type_: str) -> list[dict[str, Any]]:
+    """The data of every event of `type_` in the outbox, oldest first."""
+    rows = await site.app[DB].fetchall("SELECT payload FROM events WHERE type = ? ORDER BY seq",
+                                       (type_,))
+    return [json.loads(row[0])["data"] for row in rows]
 
 
 async def settle() -> None:
