@@ -92,7 +92,34 @@ class ServerSettings(_Section):
         return v.lower()
 
 
+class S3Settings(_Section):
+    """`[storage.s3]`: the bucket originals live in when `storage.backend = "s3"`.
+
+    Keys left unset fall back to the standard AWS sources (`AWS_ACCESS_KEY_ID`,
+    `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, ~/.aws), as the AWS SDKs do.
+    """
+
+    endpoint_url: str | None = None  # unset: AWS S3 itself
+    bucket: str = ""
+    region: str = "us-east-1"
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+    prefix: str = ""  # every key starts with it, e.g. "pichub/"
+    path_style: bool = False  # http://host/bucket/key (MinIO, SeaweedFS, Garage)
+    serve: Literal["proxy", "redirect"] = "proxy"  # originals: streamed, or 302 to a presigned URL
+    presign_ttl_s: int = Field(300, ge=1, le=604_800)
+    local_cache_mb: int = Field(2048, ge=0)  # local copies of originals kept for transforms
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        v = v.strip("/")
+        return v + "/" if v else ""
+
+
 class StorageSettings(_Section):
+    backend: Literal["filesystem", "s3"] = "filesystem"
+    s3: S3Settings = S3Settings()
     data_dir: Path = Path("./pichub-data")
     max_upload_mb: int = Field(50, ge=1)
     max_pixels: int = Field(100_000_000, ge=1)
@@ -106,6 +133,21 @@ class StorageSettings(_Section):
     fetch_allowed_networks: Networks = []
     fetch_timeout_s: float = Field(30.0, gt=0)
     fetch_read_timeout_s: float = Field(10.0, gt=0)
+
+class DatabaseSettings(_Section):
+    """`[database]`: unset `url` is the SQLite file in `storage.data_dir`."""
+
+    url: str = ""  # "sqlite:///path/to/pichub.db" or "postgresql://user:pass@host:5432/name"
+    pool_size: int = Field(10, ge=1, le=1000)  # PostgreSQL connections per process
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        scheme = v.split("://", 1)[0] if "://" in v else ""
+        if v and scheme not in {"sqlite", "postgresql", "postgres"}:
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return v
+
 
 class ImageSettings(_Section):
     default_quality: int = Field(85, ge=1, le=100)
@@ -238,6 +280,7 @@ class Settings(BaseSettings):
 
     server: ServerSettings = ServerSettings()
     storage: StorageSettings = StorageSettings()
+    database: DatabaseSettings = DatabaseSettings()
     images: ImageSettings = ImageSettings()
     rate_limits: RateLimitSettings = RateLimitSettings()
     webhooks: WebhookSettings = WebhookSettings()

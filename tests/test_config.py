@@ -8,6 +8,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from pichub.config import ConfigError, Settings, load_settings
 
@@ -88,6 +89,12 @@ def test_example_config_parses_and_documents_every_key() -> None:
         assert f"[{section}]" in text
         model = info.annotation
         assert model is not None
-        for key in model.model_fields:  # type: ignore[union-attr]
+        for key, field in model.model_fields.items():
+            sub = field.annotation
+            if isinstance(sub, type) and issubclass(sub, BaseModel):  # a nested table
+                assert f"[{section}.{key}]" in text, f"[{section}.{key}] undocumented"
+                for inner in sub.model_fields:
+                    assert f"{inner} =" in text, f"{section}.{key}.{inner} undocumented"
+                continue
             assert f"{key} =" in text or f"# {key} =" in text, f"{section}.{key} undocumented"
     assert data["server"]["port"] == 8080
