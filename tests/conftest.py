@@ -15,6 +15,7 @@ from pichub.app import create_app
 from pichub.config import Settings
 from pichub.keys import DB
 from pichub.services import accounts
+from tests.support import backends
 
 
 def make_settings(tmp_path: Path, **sections: dict[str, Any]) -> Settings:
@@ -22,8 +23,9 @@ def make_settings(tmp_path: Path, **sections: dict[str, Any]) -> Settings:
         "storage": {"data_dir": tmp_path / "data", "min_free_mb": 0},
         "rate_limits": {"enabled": False},
     }
-    for name, values in sections.items():
-        data.setdefault(name, {}).update(values)
+    for chosen in (backends.sections(tmp_path), sections):  # the test's own keys win
+        for name, values in chosen.items():
+            data.setdefault(name, {}).update(values)
     return Settings(**data)
 
 
