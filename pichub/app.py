@@ -25,6 +25,7 @@ from pichub.keys import (
     BLOBS,
     CLOCK,
     DB,
+    DEPENDENCIES,
     EXPIRY,
     FETCHER,
     LIMITER,
@@ -142,6 +143,7 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
     stack.push_async_callback(limiter.close)
     app[LIMITER] = limiter
     app[DB] = db
+    _register_checks(app, db, limiter)
     server_key = await _server_key(settings)
     app[TWO_FACTOR] = TwoFactor(db, server_key)
     app[OIDC] = OidcClient(settings.oidc, server_key)
@@ -209,6 +211,16 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
     await stack.enter_async_context(_in_background(expiry.run(), "expiry sweep"))
 
 
+def _register_checks(app: web.Application, db: Database, limiter: RateLimiter) -> None:
+    """What /healthz asks (web/health.py): the database, and Redis when limits live there."""
+    async def database() -> bool:
+        return await db.fetchval("SELECT 1") == 1
+
+    app[DEPENDENCIES]["database"] = database
+    if limiter.enabled and not app[SETTINGS].rate_limits.in_memory:
+        app[DEPENDENCIES]["redis"] = limiter.ping
+
+
 def _background_base_url(settings: Settings) -> str:
     """The base of the URLs in events that no request causes (an expiry):
     `server.public_url`, else the address PicHub listens on."""
@@ -250,6 +262,7 @@ def create_app(settings: Settings) -> web.Application:
     ])
     app[SETTINGS] = settings
     app[METRICS] = metrics
+    app[DEPENDENCIES] = {}  # filled at start-up, as each dependency opens
     app[CLOCK] = timeutil.now  # tests put a controllable clock here before start-up
     app[TRUSTED_PROXIES] = parse_trusted(settings.server.trusted_proxies)
     app.on_startup.append(_allowed_hosts)
