@@ -214,7 +214,7 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
 def _register_checks(app: web.Application, db: Database, limiter: RateLimiter) -> None:
     """What /healthz asks (web/health.py): the database, and Redis when limits live there."""
     async def database() -> bool:
-        return await db.fetchval("SELECT 1") == 1
+        return bool(await db.fetchval("SELECT 1") == 1)
 
     app[DEPENDENCIES]["database"] = database
     if limiter.enabled and not app[SETTINGS].rate_limits.in_memory:
