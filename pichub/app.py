@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import functools
 import logging
+import os
 import shutil
+import time
 from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any
@@ -46,6 +49,7 @@ from pichub.services import Services
 from pichub.services.admin import Admin, CacheCounters
 from pichub.services.albumpages import AlbumPages
 from pichub.services.albums import Albums
+from pichub.services.changefeed import LOOKBACK, ChangeFeed
 from pichub.services.expiry import ExpirySweep
 from pichub.services.images import Images
 from pichub.services.sharing import LinkSigner
@@ -74,10 +78,33 @@ def data_paths(settings: Settings) -> dict[str, Path]:
             "tmp": root / "tmp"}
 
 
-def _empty_tmp(tmp: Path) -> None:
-    """`tmp/` holds only uploads being received: none survive a restart."""
-    shutil.rmtree(tmp, ignore_errors=True)
+#: A file in `tmp/` this old is no upload in progress, whichever process wrote it.
+STALE_TMP_S = 3600.0
+
+
+def _claim_tmp(tmp: Path) -> int:
+    """`tmp/` holds only uploads being received: none survive a restart. Processes that
+    share the data directory (docs/scale-out.md) each hold a shared lock on it while they
+    run; one that starts alone empties it, one that starts beside others removes only
+    leftovers older than STALE_TMP_S (the others may be receiving uploads). Returns the
+    locked descriptor, to be closed on the way out."""
     tmp.mkdir(parents=True, exist_ok=True)
+    fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        stale = float("inf")
+    except BlockingIOError:
+        stale = time.time() - STALE_TMP_S
+    for entry in os.scandir(tmp):
+        with contextlib.suppress(FileNotFoundError):
+            if entry.stat(follow_symlinks=False).st_mtime >= stale:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.unlink(entry.path)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    return fd
 
 
 async def _storage(app: web.Application) -> AsyncIterator[None]:
@@ -114,7 +141,8 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
     db = await Database.open(paths["db"])
     stack.push_async_callback(db.close)
     blobs = BlobStore(paths["blobs"])
-    await asyncio.to_thread(_empty_tmp, paths["tmp"])
+    tmp_lock = await asyncio.to_thread(_claim_tmp, paths["tmp"])
+    stack.callback(os.close, tmp_lock)
     images, storage = settings.images, settings.storage
     cache = DiskCache(paths["cache"], images.cache_max_mb * 2**20,
                       max_files=images.cache_max_files)
@@ -209,6 +237,12 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
     await stack.enter_async_context(_in_background(pipeline.load_cache(loading), loading.what))
     await stack.enter_async_context(_in_background(sweep.run(), sweeping.what))
     await stack.enter_async_context(_in_background(expiry.run(), "expiry sweep"))
+    feed = ChangeFeed(db, pipeline.purge, pipeline.forget_all,
+                      lookback=LOOKBACK if settings.shared_database else 0)
+    await feed.start()
+    metrics.count("pichub_change_feed_events", "Deletes and album changes read from the "
+                  "events table (docs/scale-out.md)", lambda: feed.applied)
+    await stack.enter_async_context(_in_background(feed.run(), "change feed"))
 
 
 def _register_checks(app: web.Application, db: Database, limiter: RateLimiter) -> None:
