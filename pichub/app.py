@@ -18,7 +18,7 @@ from aiohttp import web
 
 from pichub import hosts, timeutil
 from pichub.blobs import BlobStore
-from pichub.config import Settings
+from pichub.config import ConfigError, Settings
 from pichub.db import secrets
 from pichub.db.database import Database
 from pichub.imaging.cache import DiskCache
@@ -53,7 +53,7 @@ from pichub.services.changefeed import LOOKBACK, ChangeFeed
 from pichub.services.expiry import ExpirySweep
 from pichub.services.images import Images
 from pichub.services.sharing import LinkSigner
-from pichub.services.sweep import OrphanSweep
+from pichub.services.sweep import SETTLE_S, OrphanSweep
 from pichub.services.twofactor import TwoFactor
 from pichub.services.uploads import Uploads
 from pichub.services.webhooks import Webhooks
@@ -78,23 +78,28 @@ def data_paths(settings: Settings) -> dict[str, Path]:
             "tmp": root / "tmp"}
 
 
+#: Processes that may share one data directory (each has a variant cache of its own).
+MAX_CACHES = 64
+#: How old a blob without a row must be before the orphan sweep of a process that shares
+#: the blob store removes it: another process may be committing its row (docs/scale-out.md).
+SHARED_SETTLE_S = 600.0
 #: A file in `tmp/` this old is no upload in progress, whichever process wrote it.
 STALE_TMP_S = 3600.0
 
 
-def _claim_tmp(tmp: Path) -> int:
+def _claim_tmp(tmp: Path) -> tuple[int, bool]:
     """`tmp/` holds only uploads being received: none survive a restart. Processes that
     share the data directory (docs/scale-out.md) each hold a shared lock on it while they
     run; one that starts alone empties it, one that starts beside others removes only
     leftovers older than STALE_TMP_S (the others may be receiving uploads). Returns the
-    locked descriptor, to be closed on the way out."""
+    locked descriptor, to be closed on the way out, and whether the process was alone."""
     tmp.mkdir(parents=True, exist_ok=True)
     fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        stale = float("inf")
+        alone, stale = True, float("inf")
     except BlockingIOError:
-        stale = time.time() - STALE_TMP_S
+        alone, stale = False, time.time() - STALE_TMP_S
     for entry in os.scandir(tmp):
         with contextlib.suppress(FileNotFoundError):
             if entry.stat(follow_symlinks=False).st_mtime >= stale:
@@ -104,7 +109,26 @@ def _claim_tmp(tmp: Path) -> int:
             else:
                 os.unlink(entry.path)
     fcntl.flock(fd, fcntl.LOCK_SH)
-    return fd
+    return fd, alone
+
+
+def _claim_cache(first: Path) -> tuple[Path, int]:
+    """This process's variant cache directory, and the descriptor of its lock (held while
+    the process runs). The first process on a data directory uses `cache/`; each one that
+    starts beside it takes the lowest free `cache-N/`, so processes never evict or index
+    each other's files (they learn of deletes through the change feed) and a restarted
+    process finds a warm cache again."""
+    for slot in range(MAX_CACHES):
+        folder = first if slot == 0 else first.with_name(f"{first.name}-{slot}")
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return folder, fd
+    raise ConfigError(f"config: storage.data_dir: {MAX_CACHES} processes use it already")
 
 
 async def _storage(app: web.Application) -> AsyncIterator[None]:
@@ -141,10 +165,12 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
     db = await Database.open(paths["db"])
     stack.push_async_callback(db.close)
     blobs = BlobStore(paths["blobs"])
-    tmp_lock = await asyncio.to_thread(_claim_tmp, paths["tmp"])
+    tmp_lock, alone = await asyncio.to_thread(_claim_tmp, paths["tmp"])
     stack.callback(os.close, tmp_lock)
+    cache_dir, cache_lock = await asyncio.to_thread(_claim_cache, paths["cache"])
+    stack.callback(os.close, cache_lock)
     images, storage = settings.images, settings.storage
-    cache = DiskCache(paths["cache"], images.cache_max_mb * 2**20,
+    cache = DiskCache(cache_dir, images.cache_max_mb * 2**20,
                       max_files=images.cache_max_files)
     pacing = Pacing(storage.loader_files, storage.loader_sleep_ms / 1000)
     pipeline = Pipeline(cache, images.workers, images.queue_size, images.default_quality,
@@ -155,7 +181,9 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
     stack.push_async_callback(pipeline.aclose)
     loading = Progress("variant cache index", log)
     sweeping = Progress("blob sweep", log)
-    sweep = OrphanSweep(db, blobs, pipeline.background, pacing, sweeping)
+    sweep = OrphanSweep(db, blobs, pipeline.background, pacing, sweeping,
+                        settle_s=SETTLE_S if alone and not settings.shared_database
+                        else SHARED_SETTLE_S)
     _export_progress(app[METRICS], loading)
     _export_progress(app[METRICS], sweeping)
 
