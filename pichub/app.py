@@ -112,7 +112,7 @@ def _claim_tmp(tmp: Path) -> tuple[int, bool]:
     return fd, alone
 
 
-def _claim_cache(first: Path) -> tuple[Path, int]:
+def _claim_cache(first: Path) -> tuple[Path, int | None]:
     """This process's variant cache directory, and the descriptor of its lock (held while
     the process runs). The first process on a data directory uses `cache/`; each one that
     starts beside it takes the lowest free `cache-N/`, so processes never evict or index
@@ -120,8 +120,11 @@ def _claim_cache(first: Path) -> tuple[Path, int]:
     process finds a warm cache again."""
     for slot in range(MAX_CACHES):
         folder = first if slot == 0 else first.with_name(f"{first.name}-{slot}")
-        folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:  # not a directory: the index loader reports it, the server serves on
+            return folder, None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -168,7 +171,8 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
     tmp_lock, alone = await asyncio.to_thread(_claim_tmp, paths["tmp"])
     stack.callback(os.close, tmp_lock)
     cache_dir, cache_lock = await asyncio.to_thread(_claim_cache, paths["cache"])
-    stack.callback(os.close, cache_lock)
+    if cache_lock is not None:
+        stack.callback(os.close, cache_lock)
     images, storage = settings.images, settings.storage
     cache = DiskCache(cache_dir, images.cache_max_mb * 2**20,
                       max_files=images.cache_max_files)
