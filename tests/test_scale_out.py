@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ import requests
 from aiohttp import web
 
 from pichub.services.changefeed import POLL_S
+from pichub.webhooks.worker import LEASE_MARGIN_S
 from tests import samples
 from tests.support import backends
 from tests.support.nginx import NGINX, OPENSSL, Nginx
@@ -45,21 +46,45 @@ if (NGINX is None or OPENSSL is None) and os.environ.get("CI") != "true":
 
 SECRET = "0123456789abcdef" * 4  # auth.secret_key: one for every process
 WEBHOOK_TIMEOUT_S = 1.0  # a lease is this plus LEASE_MARGIN_S (webhooks/worker.py)
-DELIVERY_DELAY_S = 0.05  # the receiver's answer time: deliveries are under way at the kill
+LEASE_S = WEBHOOK_TIMEOUT_S + LEASE_MARGIN_S
+DELIVERY_DELAY_S = 0.05  # the receiver's answer time
 
 
+@dataclass
 class SlowReceiver(Receiver):
-    """The test webhook receiver, answering after DELIVERY_DELAY_S, on its own thread."""
+    """The test webhook receiver on a thread of its own, answering after DELIVERY_DELAY_S;
+    while `holding`, it answers nothing (so each process has a delivery under way)."""
+
+    arrived_at: list[float] = field(default_factory=list)  # time.monotonic() of each request
+    held: int = 0
+    release: asyncio.Event | None = None
+    loop: asyncio.AbstractEventLoop | None = None
 
     async def handle(self, request: web.Request) -> web.Response:
+        self.arrived_at.append(time.monotonic())
         response = await super().handle(request)
+        if self.release is not None:
+            self.held += 1
+            await self.release.wait()
         await asyncio.sleep(DELIVERY_DELAY_S)
         return response
 
     @contextlib.contextmanager
+    def holding(self) -> Iterator[None]:
+        """Hold every request that arrives until the block ends."""
+        assert self.loop is not None
+        release = asyncio.Event()
+        self.held, self.release = 0, release
+        try:
+            yield
+        finally:
+            self.release = None
+            self.loop.call_soon_threadsafe(release.set)
+
+    @contextlib.contextmanager
     def running(self) -> Iterator[None]:
         """Serve on a thread of its own while the block runs."""
-        loop = asyncio.new_event_loop()
+        loop = self.loop = asyncio.new_event_loop()
         started = threading.Event()
 
         def serve() -> None:
@@ -77,6 +102,17 @@ class SlowReceiver(Receiver):
         finally:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(10)
+
+    def repeats(self, since: float) -> list[float]:
+        """Seconds after `since` at which an event that had arrived before then came again."""
+        first: dict[str, float] = {}
+        again = []
+        for received, at in zip(list(self.received), list(self.arrived_at), strict=False):
+            event_id = received.event["id"]
+            if event_id in first and first[event_id] <= since < at:
+                again.append(at - since)
+            first.setdefault(event_id, at)
+        return again
 
     def uploaded(self) -> list[tuple[str, str]]:
         """(event id, image id) of every image.uploaded delivery received so far."""
@@ -236,21 +272,29 @@ def test_uploads_through_nginx_are_each_delivered_once(cluster: Cluster) -> None
 
 
 def test_kill_one_process_under_load(cluster: Cluster) -> None:
-    before = {image for _, image in cluster.receiver.uploaded()}
+    receiver = cluster.receiver
+    before = {image for _, image in receiver.uploaded()}
     killed_at: list[float] = []
 
     def kill() -> None:
-        os.kill(cluster.second.proc.pid, signal.SIGKILL)
-        killed_at.append(time.monotonic())
+        """SIGKILL the second process while it has a delivery on the wire: a worker sends one
+        delivery to an endpoint at a time, so two held requests are one from each."""
+        with receiver.holding():
+            _wait(lambda: receiver.held >= 2, 10, "no delivery under way in each process")
+            os.kill(cluster.second.proc.pid, signal.SIGKILL)
+            killed_at.append(time.monotonic())
+            cluster.second.wait()
 
     ids = cluster.uploads(90, cluster.nginx.https, during=kill)
-    cluster.second.wait()
     assert killed_at and len(ids) > 30
     survivor = cluster.first.base
     for image_id in ids:  # every upload answered 201 is there, bytes included
         assert cluster.call("GET", survivor, f"/api/v1/images/{image_id}").status_code == 200
         assert cluster.call("GET", survivor, f"/img/{image_id}.jpg").status_code == 200
-    # Deliveries the killed process had leased are due again once the lease runs out.
-    _wait(lambda: set(ids) <= {image for _, image in cluster.receiver.uploaded()} - before,
-          WEBHOOK_TIMEOUT_S + 5 + 15, "deliveries leased by the killed process were lost")
+    _wait(lambda: set(ids) <= {image for _, image in receiver.uploaded()} - before,
+          LEASE_S + 20, "deliveries were lost with the killed process")
+    # The delivery the killed process had on the wire comes again, from the survivor, once
+    # its lease has run out (a repeat before that is a timed-out attempt of the survivor's).
+    _wait(lambda: max(receiver.repeats(killed_at[0]), default=0) >= LEASE_S - 1.5, LEASE_S + 10,
+          "the delivery the killed process had under way never came again")
     assert cluster.call("GET", survivor, "/healthz").status_code == 200
