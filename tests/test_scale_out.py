@@ -132,12 +132,12 @@ def _toml(sections: dict[str, dict[str, Any]]) -> str:
 
     lines = []
     for name, values in sections.items():
-        flat = {k: v for k, v in values.items() if not isinstance(v, dict)}
+        flat = {k: v for k, v in values.items() if not isinstance(v, dict) and v is not None}
         lines += [f"[{name}]", *(f"{k} = {value(v)}" for k, v in flat.items()), ""]
         for sub, table in values.items():
             if isinstance(table, dict):
-                lines += [f"[{name}.{sub}]", *(f"{k} = {value(v)}" for k, v in table.items()),
-                          ""]
+                lines += [f"[{name}.{sub}]", *(f"{k} = {value(v)}" for k, v in table.items()
+                                                 if v is not None), ""]
     return "\n".join(lines)
 
 
