@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import functools
 import logging
+import os
 import shutil
+import time
 from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any
@@ -15,7 +18,7 @@ from aiohttp import web
 
 from pichub import hosts, timeutil
 from pichub.blobs import BlobStore
-from pichub.config import Settings
+from pichub.config import ConfigError, Settings
 from pichub.db import secrets
 from pichub.db.database import Database
 from pichub.imaging.cache import DiskCache
@@ -25,6 +28,7 @@ from pichub.keys import (
     BLOBS,
     CLOCK,
     DB,
+    DEPENDENCIES,
     EXPIRY,
     FETCHER,
     LIMITER,
@@ -45,10 +49,11 @@ from pichub.services import Services
 from pichub.services.admin import Admin, CacheCounters
 from pichub.services.albumpages import AlbumPages
 from pichub.services.albums import Albums
+from pichub.services.changefeed import LOOKBACK, ChangeFeed
 from pichub.services.expiry import ExpirySweep
 from pichub.services.images import Images
 from pichub.services.sharing import LinkSigner
-from pichub.services.sweep import OrphanSweep
+from pichub.services.sweep import SETTLE_S, OrphanSweep
 from pichub.services.twofactor import TwoFactor
 from pichub.services.uploads import Uploads
 from pichub.services.webhooks import Webhooks
@@ -73,10 +78,60 @@ def data_paths(settings: Settings) -> dict[str, Path]:
             "tmp": root / "tmp"}
 
 
-def _empty_tmp(tmp: Path) -> None:
-    """`tmp/` holds only uploads being received: none survive a restart."""
-    shutil.rmtree(tmp, ignore_errors=True)
+#: Processes that may share one data directory (each has a variant cache of its own).
+MAX_CACHES = 64
+#: How old a blob without a row must be before the orphan sweep of a process that shares
+#: the blob store removes it: another process may be committing its row (docs/scale-out.md).
+SHARED_SETTLE_S = 600.0
+#: A file in `tmp/` this old is no upload in progress, whichever process wrote it.
+STALE_TMP_S = 3600.0
+
+
+def _claim_tmp(tmp: Path) -> tuple[int, bool]:
+    """`tmp/` holds only uploads being received: none survive a restart. Processes that
+    share the data directory (docs/scale-out.md) each hold a shared lock on it while they
+    run; one that starts alone empties it, one that starts beside others removes only
+    leftovers older than STALE_TMP_S (the others may be receiving uploads). Returns the
+    locked descriptor, to be closed on the way out, and whether the process was alone."""
     tmp.mkdir(parents=True, exist_ok=True)
+    fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        alone, stale = True, float("inf")
+    except BlockingIOError:
+        alone, stale = False, time.time() - STALE_TMP_S
+    for entry in os.scandir(tmp):
+        with contextlib.suppress(FileNotFoundError):
+            if entry.stat(follow_symlinks=False).st_mtime >= stale:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.unlink(entry.path)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    return fd, alone
+
+
+def _claim_cache(first: Path) -> tuple[Path, int | None]:
+    """This process's variant cache directory, and the descriptor of its lock (held while
+    the process runs). The first process on a data directory uses `cache/`; each one that
+    starts beside it takes the lowest free `cache-N/`, so processes never evict or index
+    each other's files (they learn of deletes through the change feed) and a restarted
+    process finds a warm cache again."""
+    for slot in range(MAX_CACHES):
+        folder = first if slot == 0 else first.with_name(f"{first.name}-{slot}")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:  # not a directory: the index loader reports it, the server serves on
+            return folder, None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return folder, fd
+    raise ConfigError(f"config: storage.data_dir: {MAX_CACHES} processes use it already")
 
 
 async def _storage(app: web.Application) -> AsyncIterator[None]:
@@ -113,9 +168,13 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
     db = await Database.open(paths["db"])
     stack.push_async_callback(db.close)
     blobs = BlobStore(paths["blobs"])
-    await asyncio.to_thread(_empty_tmp, paths["tmp"])
+    tmp_lock, alone = await asyncio.to_thread(_claim_tmp, paths["tmp"])
+    stack.callback(os.close, tmp_lock)
+    cache_dir, cache_lock = await asyncio.to_thread(_claim_cache, paths["cache"])
+    if cache_lock is not None:
+        stack.callback(os.close, cache_lock)
     images, storage = settings.images, settings.storage
-    cache = DiskCache(paths["cache"], images.cache_max_mb * 2**20,
+    cache = DiskCache(cache_dir, images.cache_max_mb * 2**20,
                       max_files=images.cache_max_files)
     pacing = Pacing(storage.loader_files, storage.loader_sleep_ms / 1000)
     pipeline = Pipeline(cache, images.workers, images.queue_size, images.default_quality,
@@ -126,7 +185,9 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
     stack.push_async_callback(pipeline.aclose)
     loading = Progress("variant cache index", log)
     sweeping = Progress("blob sweep", log)
-    sweep = OrphanSweep(db, blobs, pipeline.background, pacing, sweeping)
+    sweep = OrphanSweep(db, blobs, pipeline.background, pacing, sweeping,
+                        settle_s=SETTLE_S if alone and not settings.shared_database
+                        else SHARED_SETTLE_S)
     _export_progress(app[METRICS], loading)
     _export_progress(app[METRICS], sweeping)
 
@@ -142,6 +203,7 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
     stack.push_async_callback(limiter.close)
     app[LIMITER] = limiter
     app[DB] = db
+    _register_checks(app, db, limiter)
     server_key = await _server_key(settings)
     app[TWO_FACTOR] = TwoFactor(db, server_key)
     app[OIDC] = OidcClient(settings.oidc, server_key)
@@ -207,6 +269,22 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
     await stack.enter_async_context(_in_background(pipeline.load_cache(loading), loading.what))
     await stack.enter_async_context(_in_background(sweep.run(), sweeping.what))
     await stack.enter_async_context(_in_background(expiry.run(), "expiry sweep"))
+    feed = ChangeFeed(db, pipeline.purge, pipeline.forget_all,
+                      lookback=LOOKBACK if settings.shared_database else 0)
+    await feed.start()
+    metrics.count("pichub_change_feed_events", "Deletes and album changes read from the "
+                  "events table (docs/scale-out.md)", lambda: feed.applied)
+    await stack.enter_async_context(_in_background(feed.run(), "change feed"))
+
+
+def _register_checks(app: web.Application, db: Database, limiter: RateLimiter) -> None:
+    """What /healthz asks (web/health.py): the database, and Redis when limits live there."""
+    async def database() -> bool:
+        return bool(await db.fetchval("SELECT 1") == 1)
+
+    app[DEPENDENCIES]["database"] = database
+    if limiter.enabled and not app[SETTINGS].rate_limits.in_memory:
+        app[DEPENDENCIES]["redis"] = limiter.ping
 
 
 def _background_base_url(settings: Settings) -> str:
@@ -250,6 +328,7 @@ def create_app(settings: Settings) -> web.Application:
     ])
     app[SETTINGS] = settings
     app[METRICS] = metrics
+    app[DEPENDENCIES] = {}  # filled at start-up, as each dependency opens
     app[CLOCK] = timeutil.now  # tests put a controllable clock here before start-up
     app[TRUSTED_PROXIES] = parse_trusted(settings.server.trusted_proxies)
     app.on_startup.append(_allowed_hosts)

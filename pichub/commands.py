@@ -17,7 +17,7 @@ from typing import TextIO
 from pichub import server
 from pichub.app import data_paths
 from pichub.blobs import BlobStore
-from pichub.config import EXIT_CONFIG, ConfigError, Settings
+from pichub.config import EXIT_CONFIG, ConfigError, Settings, check_shared
 from pichub.db.database import Database
 from pichub.errors import NotFound
 from pichub.imaging.cache import DiskCache
@@ -93,6 +93,7 @@ def serve(settings: Settings) -> int:
 
 
 async def _serve(settings: Settings) -> None:
+    check_shared(settings)
     await _bootstrap(settings)
     await server.run(settings)
 

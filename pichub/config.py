@@ -185,6 +185,11 @@ class RateLimitSettings(_Section):
                                  "installation lacks") from None
         return v
 
+    @property
+    def in_memory(self) -> bool:
+        """Whether the counters live in this process only (`memory://`)."""
+        return urllib.parse.urlsplit(self.storage_uri).scheme.removeprefix("async+") == "memory"
+
     @field_validator("api", "upload", "img_miss", "login", "two_factor", "signup")
     @classmethod
     def _limits(cls, v: str) -> str:
@@ -297,6 +302,21 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+    @property
+    def shared_database(self) -> bool:
+        """Whether `database.url` names a server (PostgreSQL) that processes on several
+        machines may share (docs/scale-out.md), rather than a SQLite file."""
+        return self.database.url.startswith(("postgresql://", "postgres://"))
+
+
+def check_shared(settings: Settings) -> None:
+    """What `pichub serve` refuses when processes on several machines may share the
+    database: a secret key each would generate for itself (docs/scale-out.md)."""
+    if settings.shared_database and settings.auth.secret_key is None:
+        raise ConfigError("config: auth.secret_key: must be set when database.url is "
+                          "PostgreSQL (every process must use the same key)")
 
 
 SECTIONS: dict[str, type[BaseModel]] = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import jinja2
@@ -44,6 +44,11 @@ TWO_FACTOR = web.AppKey("two_factor", TwoFactor)  # TOTP sign-in of the web UI
 OIDC = web.AppKey("oidc", OidcClient)  # single sign-on (`[oidc]`)
 JINJA = web.AppKey("ui_jinja", jinja2.Environment)  # the web UI's templates
 ASSETS = web.AppKey("ui_assets", Assets)  # the web UI's static files
+
+#: What /healthz asks besides the local disk, by name ("database", "redis", …): each returns
+#: False or raises when its dependency is down (web/health.py runs them, with a timeout each).
+DependencyCheck = Callable[[], Awaitable[bool]]
+DEPENDENCIES: web.AppKey[dict[str, DependencyCheck]] = web.AppKey("dependencies")
 
 # Request-scoped values, set by the middleware: the caller (or None when anonymous).
 ACTOR: web.RequestKey[Actor | None] = web.RequestKey("actor")

@@ -143,8 +143,8 @@ def copy_key(src_dir: Path, dest_dir: Path) -> bool:
 def _write_private(path: Path, text: str, *, replace: bool) -> None:
     """Write `path` readable by its owner only, durably, all or nothing. Without `replace`, a
     file another process made meanwhile wins."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp = path.with_name(f"{path.name}.{secrets.token_hex(6)}.tmp")  # one per writer: two
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # processes may start at once
     with os.fdopen(fd, "w", encoding="ascii") as handle:
         handle.write(text)
         handle.flush()

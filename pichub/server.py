@@ -163,6 +163,11 @@ def _announce(settings: Settings, app: web.Application) -> None:
     if settings.webhooks.url and settings.webhooks.secret is None:
         log.warning("webhooks.url is set without webhooks.secret: deliveries to it are "
                     "not signed, so the endpoint cannot tell them from forgeries")
+    limits = settings.rate_limits
+    if settings.shared_database and limits.enabled and limits.in_memory:
+        log.warning("rate_limits.storage_uri is memory://: each process counts its own "
+                    "requests, so with several processes the limits are per process "
+                    "(set it to redis://… to share them; docs/scale-out.md)")
 
 
 def _catch_signals() -> asyncio.Queue[int]:

@@ -12,11 +12,13 @@ import pytest
 
 from pichub.app import create_app
 from pichub.config import Settings
-from pichub.keys import DB, TRUSTED_PROXIES, UPLOAD_TMP
+from pichub.keys import DB, DEPENDENCIES, TRUSTED_PROXIES, UPLOAD_TMP
 from pichub.services import accounts
+from pichub.web import health
 from pichub.web.observe import access_logger
 from tests import samples
 from tests.conftest import Api, ApiFactory, make_settings
+from tests.support.redis import redis_server
 
 
 async def test_healthz_ok(api: Api) -> None:
@@ -92,3 +94,42 @@ async def test_access_log_line(aiohttp_server: Any, aiohttp_client: Any, setting
             await asyncio.sleep(0.02)
     [line] = [r.getMessage() for r in caplog.records if "/img/" in r.getMessage()]
     assert f"bytes={size} " in line  # sendfile bytes are counted
+
+
+async def test_healthz_names_each_dependency_and_503_when_redis_stops(
+        make_api: ApiFactory, tmp_path: Path) -> None:
+    with redis_server() as url:
+        api = await make_api(make_settings(tmp_path, rate_limits={"enabled": True,
+                                                                   "storage_uri": url}))
+        async with api.client.get("/healthz") as resp:
+            assert resp.status == 200
+            body = await resp.json()
+        assert body["status"] == "ok"
+        assert body["checks"]["database"] == {"ok": True}
+        assert body["checks"]["redis"] == {"ok": True}
+    async with api.client.get("/healthz") as resp:  # redis-server has stopped
+        assert resp.status == 503
+        body = await resp.json()
+    assert body["status"] == "unhealthy" and body["failing"] == ["redis"]
+    assert body["checks"]["redis"]["ok"] is False and body["checks"]["database"]["ok"]
+
+
+async def test_healthz_runs_registered_checks_within_a_timeout(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(health, "CHECK_TIMEOUT_S", 0.05)
+
+    async def hangs() -> bool:
+        await asyncio.sleep(10)
+        return True
+
+    async def refuses() -> bool:
+        raise ConnectionRefusedError
+
+    api.app[DEPENDENCIES].update(object_storage=hangs, other=refuses)
+    async with api.client.get("/healthz") as resp:
+        assert resp.status == 503
+        body = await resp.json()
+    assert body["failing"] == ["object_storage", "other"]
+    assert body["checks"]["object_storage"] == {"ok": False, "error": "timeout"}
+    assert body["checks"]["other"] == {"ok": False, "error": "ConnectionRefusedError"}
+    assert "redis" not in body["checks"]  # rate limits in memory: nothing to ask

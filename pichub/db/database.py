@@ -7,6 +7,8 @@ avoids SQLITE_BUSY storms, while WAL lets the reader run beside the writer.
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -39,6 +41,25 @@ def _migrations() -> list[tuple[int, str]]:
     return sorted(found)
 
 
+@asynccontextmanager
+async def _one_at_a_time(path: Path) -> AsyncIterator[None]:
+    """An exclusive lock next to the database file while migrating: a second process that
+    starts at the same moment reads `user_version` after the first has committed, instead of
+    running the same migration again. (Not a lock on the database file itself: closing any
+    descriptor of it would drop SQLite's own locks in this process.)"""
+    fd = await asyncio.to_thread(_lock, path.with_name(path.name + ".migrate-lock"))
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
+def _lock(path: Path) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
 class Database:
     """Open with `await Database.open(path)`; close with `await db.close()`."""
 
@@ -53,7 +74,8 @@ class Database:
         path.parent.mkdir(parents=True, exist_ok=True)
         writer = await _connect(path)
         try:
-            await cls._migrate(writer)
+            async with _one_at_a_time(path):  # processes starting at once on one file
+                await cls._migrate(writer)
             reader = await _connect(path)
         except BaseException:
             await writer.close()

@@ -272,6 +272,12 @@ class Pipeline:
         self._generation += 1
         self._sources.pop(image_id, None)
 
+    def forget_all(self) -> None:
+        """Forget what is remembered of every image (another process changed an album: which
+        images it holds is not known here); lookups under way are not remembered."""
+        self._generation += 1
+        self._sources.clear()
+
     async def purge(self, image_id: str) -> int:
         """Forget `image_id` and delete every cached variant of it (after the image is deleted)."""
         self.forget(image_id)

@@ -143,6 +143,11 @@ async def bootstrap_admin(db: Database) -> tuple[str, str] | None:
     if await users_db.count_users(db) > 0:
         return None
     password = secrets.token_urlsafe(12)
-    await create_user(db, "admin", password, is_admin=True)
+    try:
+        await create_user(db, "admin", password, is_admin=True)
+    except Exception:
+        if await users_db.count_users(db) > 0:  # made by a process starting at the same moment
+            return None
+        raise
     token = await create_token(db, "admin", name="first token", scope="write")
     return password, token

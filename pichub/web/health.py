@@ -1,4 +1,10 @@
-"""GET /healthz and GET /metrics (README: Operations): no auth, cheap, honest."""
+"""GET /healthz and GET /metrics (README: Operations): no auth, cheap, honest.
+
+/healthz asks every dependency the app registered (`DEPENDENCIES`: the database always,
+Redis when rate limits are kept there, object storage when originals are) at once, each
+within CHECK_TIMEOUT_S, then probes the local disk: 200 when all answer, else 503 with
+the names of those that did not in `failing` (docs/scale-out.md).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,10 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from pichub.keys import DB, METRICS, SETTINGS, UPLOAD_TMP
+from pichub.keys import DEPENDENCIES, METRICS, SETTINGS, UPLOAD_TMP, DependencyCheck
+
+#: Seconds each dependency has to answer; a load balancer's own check usually waits 5.
+CHECK_TIMEOUT_S = 2.0
 
 
 def _probe_writable(folder: Path) -> None:
@@ -24,14 +33,22 @@ def _probe_writable(folder: Path) -> None:
     probe.unlink()
 
 
-async def _checks(app: web.Application) -> dict[str, dict[str, Any]]:
-    checks: dict[str, dict[str, Any]] = {}
+async def _dependency(check: DependencyCheck) -> dict[str, Any]:
+    """One dependency's answer within CHECK_TIMEOUT_S: {"ok": True} or the reason it failed."""
     try:
-        async with asyncio.timeout(5):
-            await app[DB].fetchval("SELECT 1")
-        checks["database"] = {"ok": True}
+        async with asyncio.timeout(CHECK_TIMEOUT_S):
+            answered = await check()
+    except TimeoutError:
+        return {"ok": False, "error": "timeout"}
     except Exception as exc:  # noqa: BLE001 - any failure is the answer
-        checks["database"] = {"ok": False, "error": type(exc).__name__}
+        return {"ok": False, "error": type(exc).__name__}
+    return {"ok": True} if answered else {"ok": False, "error": "unavailable"}
+
+
+async def _checks(app: web.Application) -> dict[str, dict[str, Any]]:
+    dependencies = app[DEPENDENCIES]
+    answers = await asyncio.gather(*(_dependency(check) for check in dependencies.values()))
+    checks: dict[str, dict[str, Any]] = dict(zip(dependencies, answers, strict=True))
     try:
         await asyncio.to_thread(_probe_writable, app[UPLOAD_TMP])
         checks["storage"] = {"ok": True}
