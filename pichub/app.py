@@ -14,7 +14,6 @@ from typing import Any
 from aiohttp import web
 
 from pichub import hosts, timeutil
-from pichub.blobs import BlobStore
 from pichub.config import Settings
 from pichub.db import secrets
 from pichub.db.database import Database
@@ -33,6 +32,7 @@ from pichub.keys import (
     PIPELINE,
     SERVICES,
     SETTINGS,
+    STORAGE,
     TRUSTED_PROXIES,
     TWO_FACTOR,
     UPLOAD_TMP,
@@ -48,10 +48,12 @@ from pichub.services.albums import Albums
 from pichub.services.expiry import ExpirySweep
 from pichub.services.images import Images
 from pichub.services.sharing import LinkSigner
-from pichub.services.sweep import OrphanSweep
+from pichub.services.sweep import BucketSweep, OrphanSweep
 from pichub.services.twofactor import TwoFactor
 from pichub.services.uploads import Uploads
 from pichub.services.webhooks import Webhooks
+from pichub.storage import Storage, storage_for
+from pichub.storage.s3 import S3Storage
 from pichub.web import api, health, img
 from pichub.web.clientip import parse_trusted
 from pichub.web.compat import chevereto, lsky
@@ -112,7 +114,10 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
     paths = data_paths(settings)
     db = await Database.open(paths["db"])
     stack.push_async_callback(db.close)
-    blobs = BlobStore(paths["blobs"])
+    files = storage_for(settings.storage, paths["blobs"])
+    await files.open()
+    stack.push_async_callback(files.close)
+    blobs = files.blobs
     await asyncio.to_thread(_empty_tmp, paths["tmp"])
     images, storage = settings.images, settings.storage
     cache = DiskCache(paths["cache"], images.cache_max_mb * 2**20,
@@ -147,6 +152,7 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
     app[OIDC] = OidcClient(settings.oidc, server_key)
     stack.push_async_callback(app[OIDC].close)
     app[BLOBS] = blobs
+    app[STORAGE] = files
     app[UPLOAD_TMP] = paths["tmp"]
     fetcher = UrlFetcher(settings.storage, paths["tmp"])
     fetcher.start()
@@ -177,7 +183,7 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
     key = images.signing_key.get_secret_value() if images.signing_key else None
     clock = app[CLOCK]
     links = LinkSigner(await secrets.get(db, "link_key"))
-    image_rules = Images(db, blobs, purge_variants=pipeline.purge, on_change=worker.wake,
+    image_rules = Images(db, files, purge_variants=pipeline.purge, on_change=worker.wake,
                          signing_key=key, links=links, clock=clock, forget=pipeline.forget,
                          max_dimension=images.max_dimension)
     album_rules = Albums(db, on_change=worker.wake, forget=pipeline.forget, clock=clock)
@@ -195,7 +201,7 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
         images=image_rules,
         albums=album_rules,
         webhooks=Webhooks(db, settings.webhooks, wake=worker.wake),
-        uploads=Uploads(db, blobs, settings.storage, images.default_quality, convert,
+        uploads=Uploads(db, files, settings.storage, images.default_quality, convert,
                         on_change=worker.wake, signing_key=key, clock=clock,
                         on_expiry=expiry.wake),
         admin=Admin(db, image_rules, cache_counters, settings.storage.data_dir),
@@ -207,6 +213,19 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
     await stack.enter_async_context(_in_background(pipeline.load_cache(loading), loading.what))
     await stack.enter_async_context(_in_background(sweep.run(), sweeping.what))
     await stack.enter_async_context(_in_background(expiry.run(), "expiry sweep"))
+    await _bucket_jobs(app, db, files, stack)
+
+
+async def _bucket_jobs(app: web.Application, db: Database, files: Storage,
+                       stack: contextlib.AsyncExitStack) -> None:
+    """With the S3 backend: count the local copies into the cache, and sweep the bucket."""
+    if not isinstance(files, S3Storage):
+        return
+    sweeping = Progress("bucket sweep", log)
+    _export_progress(app[METRICS], sweeping)
+    await stack.enter_async_context(_in_background(files.load(), "local copies index"))
+    await stack.enter_async_context(_in_background(BucketSweep(db, files, sweeping).run(),
+                                                   sweeping.what))
 
 
 def _background_base_url(settings: Settings) -> str:

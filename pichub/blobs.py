@@ -217,6 +217,19 @@ class BlobStore:
             return []
         return [Path(entry.path) for entry in entries if entry.name.startswith(prefix)]
 
+    def files_of(self, image_id: str) -> list[Path]:
+        """Every file of `image_id` on disk: stored file, working copies, kept original."""
+        prefix = image_id + "."
+        try:
+            entries = list(os.scandir(self.path(image_id, "jpg").parent))
+        except FileNotFoundError:
+            return []
+        return [Path(entry.path) for entry in entries if entry.name.startswith(prefix)]
+
+    def relative(self, path: Path) -> str:
+        """`path` (a file of the store) as `ab/cd/<name>`, the same on every machine."""
+        return path.relative_to(self.root).as_posix()
+
     # --- working copies (imaging.working): `<id>.w<level>.<ext>` beside the original ---------
 
     def put_working(self, image_id: str, level: int, ext: str, data: bytes) -> Path:
