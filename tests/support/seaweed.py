@@ -85,6 +85,7 @@ class Seaweed:
         self.ports = dict(zip(names, _free_ports(len(names)), strict=True))
         self.endpoint_url = f"http://127.0.0.1:{self.ports['s3']}"
         self.process: subprocess.Popen[bytes] | None = None
+        self._bucket: str | None = None
         (self.dir / "data").mkdir()
         (self.dir / "s3.json").write_text(json.dumps({"identities": [{
             "name": "pichub", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
@@ -192,6 +193,12 @@ class Seaweed:
         name = f"t-{uuid.uuid4().hex[:20]}"
         self.create_bucket(name)
         return name
+
+    def scratch(self, **extra: Any) -> dict[str, Any]:
+        """A `[storage.s3]` section with a prefix of its own in the session's bucket."""
+        if self._bucket is None:
+            self._bucket = self.fresh_bucket()
+        return self.settings(self._bucket, prefix=f"t-{uuid.uuid4().hex[:16]}", **extra)
 
     def settings(self, bucket: str, **extra: Any) -> dict[str, Any]:
         """A `[storage.s3]` section for `bucket` on this server."""
