@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -195,3 +196,13 @@ async def test_the_bucket_sweep_removes_old_orphans_only(make_api: ApiFactory, t
     assert key_of(fresh, f"{fresh}.webp") in keys
     assert key_of(image["id"], f"{image['id']}.webp") in keys
     assert sweep.orphans == 1
+
+
+async def test_the_filesystem_backend_needs_no_aiobotocore(
+        make_api: ApiFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("aiobotocore", "aiobotocore.session", "aiobotocore.config"):
+        monkeypatch.setitem(sys.modules, name, None)  # importing it now raises ImportError
+    api = await make_api(make_settings(tmp_path, storage={"backend": "filesystem"}))
+    image = await upload(api, samples.jpeg((640, 480)))
+    assert api.app[BLOBS].path(image["id"], "webp").is_file()
+    assert (await api.app[STORAGE].check()) == {"ok": True, "backend": "filesystem"}
