@@ -281,6 +281,8 @@ class _Ticker:
 async def backup(settings: Settings, args: argparse.Namespace) -> int:
     """`pichub backup DEST`: database snapshot and blobs; safe while the server runs, and run
     again after an interruption it continues."""
+    if _files_in_bucket(settings, "backup"):
+        return 1
     dest = Path(args.dest)
     show = _Ticker(sys.stderr.isatty(), sys.stderr)
     try:
@@ -302,6 +304,17 @@ async def backup(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _files_in_bucket(settings: Settings, command: str) -> bool:
+    """True (and says why) when the files live in a bucket: `blobs/` is then only a cache,
+    and a backup of it would leave out (and drop the rows of) every evicted image."""
+    if settings.storage.backend != "s3":
+        return False
+    print(f"error: pichub {command} copies the blobs/ directory, but with storage.backend = "
+          "\"s3\" the files live in the bucket: back the bucket up with its own tools "
+          "(versioning, replication)", file=sys.stderr)
+    return True
+
+
 def _backup_niced(data_dir: Path, dest: Path, report: Callable[[CopyProgress], None],
                   jobs: int, niceness: int, stop: threading.Event) -> Manifest:
     if niceness > 0:  # a running server keeps the CPU it needs
@@ -312,6 +325,8 @@ def _backup_niced(data_dir: Path, dest: Path, report: Callable[[CopyProgress], N
 async def restore(settings: Settings, args: argparse.Namespace) -> int:
     """`pichub restore SRC --data-dir D`: into a data directory that is absent or empty (or
     holds a restore of the same backup that was interrupted: it continues)."""
+    if _files_in_bucket(settings, "restore"):
+        return 1
     data_dir = settings.storage.data_dir
     show = _Ticker(sys.stderr.isatty(), sys.stderr)
     try:
