@@ -14,9 +14,9 @@ temp name and renamed into place, once for all concurrent callers of the same ke
 (single flight). The local copies are kept in least-recently-used order within
 `local_cache_mb`; only files known to be in the bucket are counted and evicted (those
 PUT by `persist`, fetched by `local`, or found on disk at start-up, which an earlier
-process either persisted or left as orphans). A file a reader was just given can be
-evicted by the next fetch when the cache is tiny; the reader then fails like a deleted
-image (404), and the next request fetches it again.
+process either persisted or left as orphans), and none that a reader was handed in the
+last HOLD_S seconds (so a transform or a response never loses its file half-way; the
+cache may exceed its size by those for that long).
 
 De-duplication: an upload whose bytes another image already has hard-links the donor's
 local copies when they are present (as on the filesystem backend) and writes the bytes
@@ -29,8 +29,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,14 +43,23 @@ from pichub.storage import Storage
 from pichub.storage.objects import Listed, ObjectStore
 
 log = logging.getLogger(__name__)
+#: Seconds a local copy handed to a reader is kept even when the cache is over its size.
+HOLD_S = 60.0
 
 
 class LocalCache:
-    """The sizes of the local copies known to be in the bucket, least recently used first."""
+    """The sizes of the local copies known to be in the bucket, least recently used first.
 
-    def __init__(self, limit_bytes: int) -> None:
+    A file handed to a reader (`touch`) is held for HOLD_S: eviction passes over it, so a
+    transform or a response that was just given a path finds the file there even when
+    the cache is over its size (which it then is for that long, at most).
+    """
+
+    def __init__(self, limit_bytes: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.limit = limit_bytes
+        self.clock = clock
         self.files: OrderedDict[Path, int] = OrderedDict()
+        self.held: dict[Path, float] = {}  # path → until when it may not be evicted
         self.total = 0
 
     def __contains__(self, path: object) -> bool:
@@ -61,21 +71,27 @@ class LocalCache:
         self.total += size
 
     def touch(self, path: Path) -> None:
+        """`path` was just handed to a reader: most recently used, and held."""
         self.files.move_to_end(path)
+        self.held[path] = self.clock() + HOLD_S
 
     def discard(self, path: Path) -> None:
         self.total -= self.files.pop(path, 0)
+        self.held.pop(path, None)
 
-    def overflow(self, keep: Path | None = None) -> list[Path]:
-        """Forget the least recently used files until the rest fits; return them (to be
-        unlinked). `keep` (the file just handed out) stays."""
+    def overflow(self) -> list[Path]:
+        """Forget the least recently used files not held until the rest fits; return them
+        (to be unlinked)."""
         victims = []
+        now = self.clock()
         for path in list(self.files):
             if self.total <= self.limit:
                 break
-            if path != keep:
-                victims.append(path)
-                self.discard(path)
+            if self.held.get(path, 0.0) > now:
+                continue
+            self.held.pop(path, None)
+            victims.append(path)
+            self.discard(path)
         return victims
 
 
@@ -135,7 +151,8 @@ class S3Storage(Storage):
             if size is None:
                 return False
         self.cache.add(path, size)
-        await self._evict(keep=path)
+        self.cache.touch(path)
+        await self._evict()
         return True
 
     async def local_image(self, image_id: str, ext: str) -> Path:
@@ -194,8 +211,8 @@ class S3Storage(Storage):
     async def remove_objects(self, keys: list[str]) -> None:
         await self.objects.delete(keys)
 
-    async def _evict(self, keep: Path | None = None) -> None:
-        victims = self.cache.overflow(keep)
+    async def _evict(self) -> None:
+        victims = self.cache.overflow()
         if victims:
             await asyncio.to_thread(_unlink_all, victims)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures
+import hashlib
 import json
 import os
 import shutil
@@ -194,11 +195,13 @@ class Seaweed:
         self.create_bucket(name)
         return name
 
-    def scratch(self, **extra: Any) -> dict[str, Any]:
-        """A `[storage.s3]` section with a prefix of its own in the session's bucket."""
+    def scratch(self, owner: str, **extra: Any) -> dict[str, Any]:
+        """A `[storage.s3]` section with a prefix of its own in the session's bucket, the
+        same for the same `owner` (a test's tmp_path: apps it starts again see its files)."""
         if self._bucket is None:
             self._bucket = self.fresh_bucket()
-        return self.settings(self._bucket, prefix=f"t-{uuid.uuid4().hex[:16]}", **extra)
+        prefix = "t-" + hashlib.sha256(owner.encode()).hexdigest()[:16]
+        return self.settings(self._bucket, prefix=prefix, **extra)
 
     def settings(self, bucket: str, **extra: Any) -> dict[str, Any]:
         """A `[storage.s3]` section for `bucket` on this server."""
