@@ -206,3 +206,28 @@ async def test_the_filesystem_backend_needs_no_aiobotocore(
     image = await upload(api, samples.jpeg((640, 480)))
     assert api.app[BLOBS].path(image["id"], "webp").is_file()
     assert (await api.app[STORAGE].check()) == {"ok": True, "backend": "filesystem"}
+
+
+async def test_big_files_go_up_in_parts_and_come_back_whole(tmp_path: Path,
+                                                           weed: Seaweed) -> None:
+    from pichub.config import S3Settings
+    from pichub.storage.objects import PART, ObjectStore
+
+    store = ObjectStore(S3Settings(**weed.settings(weed.fresh_bucket(), prefix="big")))
+    await store.open()
+    try:
+        source = tmp_path / "big.bin"
+        source.write_bytes(os.urandom(PART + 12345))
+        await store.put_file(store.key("ab/cd/big.bin"), source)
+        assert await store.head(store.key("ab/cd/big.bin")) == PART + 12345
+        assert await store.head(store.key("ab/cd/none.bin")) is None
+        back = tmp_path / "back" / "big.bin"
+        assert await store.get_file(store.key("ab/cd/big.bin"), back)
+        assert back.read_bytes() == source.read_bytes()
+        assert not await store.get_file(store.key("ab/cd/none.bin"), tmp_path / "none.bin")
+        assert sorted(os.listdir(tmp_path)) == ["back", "big.bin"]  # no temp file left
+        assert await store.keys("big/") == ["big/ab/cd/big.bin"]
+        await store.delete(["big/ab/cd/big.bin"])
+        assert await store.keys("big/") == []
+    finally:
+        await store.close()
