@@ -1,5 +1,9 @@
 """BlobStore: the stored originals, on disk, written the safe way.
 
+This is the local file layer under `pichub.storage`: with the filesystem backend it is
+where files live for good; with the S3 backend it holds the local copies of the bucket's
+objects (same layout), a cache bounded by `storage.s3.local_cache_mb`.
+
 Layout: `root/ab/cd/<id>.<ext>` (the first four characters of the id shard it),
 with the image's working copies beside it as `<id>.w<level>.<ext>` and a kept
 original upload (a HEIC stored as WebP or JPEG) as `<id>.orig.<ext>`: every file
