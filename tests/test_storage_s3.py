@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import io
 import logging
 import os
 import sys
 import time
+import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -231,3 +233,32 @@ async def test_big_files_go_up_in_parts_and_come_back_whole(tmp_path: Path,
         assert await store.keys("big/") == []
     finally:
         await store.close()
+
+
+async def test_readers_fetch_from_the_bucket_what_is_not_here(
+        make_api: ApiFactory, tmp_path: Path, weed: Seaweed) -> None:
+    """With no room for local copies, the album zip and the original download still have
+    every byte (fetched back), and a file gone from the bucket is left out of the zip."""
+    api = await make_api(s3_settings(tmp_path, weed, local_cache_mb=0))
+    status, answer = await api.call("POST", "/api/v1/albums", json={"name": "Trip"})
+    assert status == 201, answer
+    album_id = answer["data"]["id"]
+    images = []
+    for quality in (90, 80, 70):
+        status, body = await api.upload(("a.jpg", samples.jpeg((320, 240), quality=quality)),
+                                        convertToWebP="false", album_id=album_id)
+        assert status == 201, body
+        images.append(body["data"][0])
+    assert local_files(api.app[BLOBS].root) == []
+    storage: S3Storage = api.app[STORAGE]
+    gone = images[2]
+    await storage.objects.delete(await storage.objects.keys(storage._image_prefix(gone["id"])))
+    async with api.client.get(f"/a/{album_id}/album.zip") as resp:
+        assert resp.status == 200
+        archive = zipfile.ZipFile(io.BytesIO(await resp.read()))
+    digests = {hashlib.sha256(archive.read(name)).hexdigest() for name in archive.namelist()}
+    assert digests == {images[0]["sha256"], images[1]["sha256"]}
+    async with api.client.get(f"/api/v1/images/{images[1]['id']}/original",
+                              headers=api.headers()) as resp:
+        assert resp.status == 200
+        assert hashlib.sha256(await resp.read()).hexdigest() == images[1]["sha256"]
