@@ -17,7 +17,6 @@ from typing import Any
 from aiohttp import web
 
 from pichub import hosts, timeutil
-from pichub.blobs import BlobStore
 from pichub.config import ConfigError, Settings
 from pichub.db import secrets
 from pichub.db.database import Database
@@ -37,6 +36,7 @@ from pichub.keys import (
     PIPELINE,
     SERVICES,
     SETTINGS,
+    STORAGE,
     TRUSTED_PROXIES,
     TWO_FACTOR,
     UPLOAD_TMP,
@@ -53,10 +53,12 @@ from pichub.services.changefeed import LOOKBACK, ChangeFeed
 from pichub.services.expiry import ExpirySweep
 from pichub.services.images import Images
 from pichub.services.sharing import LinkSigner
-from pichub.services.sweep import SETTLE_S, OrphanSweep
+from pichub.services.sweep import SETTLE_S, BucketSweep, OrphanSweep
 from pichub.services.twofactor import TwoFactor
 from pichub.services.uploads import Uploads
 from pichub.services.webhooks import Webhooks
+from pichub.storage import Storage, storage_for
+from pichub.storage.s3 import S3Storage
 from pichub.web import api, health, img
 from pichub.web.clientip import parse_trusted
 from pichub.web.compat import chevereto, lsky
@@ -167,7 +169,10 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
     paths = data_paths(settings)
     db = await Database.open(paths["db"])
     stack.push_async_callback(db.close)
-    blobs = BlobStore(paths["blobs"])
+    files = storage_for(settings.storage, paths["blobs"])
+    await files.open()
+    stack.push_async_callback(files.close)
+    blobs = files.blobs
     tmp_lock, alone = await asyncio.to_thread(_claim_tmp, paths["tmp"])
     stack.callback(os.close, tmp_lock)
     cache_dir, cache_lock = await asyncio.to_thread(_claim_cache, paths["cache"])
@@ -203,12 +208,13 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
     stack.push_async_callback(limiter.close)
     app[LIMITER] = limiter
     app[DB] = db
-    _register_checks(app, db, limiter)
     server_key = await _server_key(settings)
     app[TWO_FACTOR] = TwoFactor(db, server_key)
     app[OIDC] = OidcClient(settings.oidc, server_key)
     stack.push_async_callback(app[OIDC].close)
     app[BLOBS] = blobs
+    app[STORAGE] = files
+    _register_checks(app, db, limiter)
     app[UPLOAD_TMP] = paths["tmp"]
     fetcher = UrlFetcher(settings.storage, paths["tmp"])
     fetcher.start()
@@ -239,7 +245,7 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
     key = images.signing_key.get_secret_value() if images.signing_key else None
     clock = app[CLOCK]
     links = LinkSigner(await secrets.get(db, "link_key"))
-    image_rules = Images(db, blobs, purge_variants=pipeline.purge, on_change=worker.wake,
+    image_rules = Images(db, files, purge_variants=pipeline.purge, on_change=worker.wake,
                          signing_key=key, links=links, clock=clock, forget=pipeline.forget,
                          max_dimension=images.max_dimension)
     album_rules = Albums(db, on_change=worker.wake, forget=pipeline.forget, clock=clock)
@@ -257,7 +263,7 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
         images=image_rules,
         albums=album_rules,
         webhooks=Webhooks(db, settings.webhooks, wake=worker.wake),
-        uploads=Uploads(db, blobs, settings.storage, images.default_quality, convert,
+        uploads=Uploads(db, files, settings.storage, images.default_quality, convert,
                         on_change=worker.wake, signing_key=key, clock=clock,
                         on_expiry=expiry.wake),
         admin=Admin(db, image_rules, cache_counters, settings.storage.data_dir),
@@ -275,16 +281,36 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
     metrics.count("pichub_change_feed_events", "Deletes and album changes read from the "
                   "events table (docs/scale-out.md)", lambda: feed.applied)
     await stack.enter_async_context(_in_background(feed.run(), "change feed"))
+    await _bucket_jobs(app, db, files, stack)
 
 
 def _register_checks(app: web.Application, db: Database, limiter: RateLimiter) -> None:
-    """What /healthz asks (web/health.py): the database, and Redis when limits live there."""
+    """What /healthz asks (web/health.py): the database, Redis when limits live there, and
+    the bucket with the S3 backend."""
     async def database() -> bool:
         return bool(await db.fetchval("SELECT 1") == 1)
 
     app[DEPENDENCIES]["database"] = database
     if limiter.enabled and not app[SETTINGS].rate_limits.in_memory:
         app[DEPENDENCIES]["redis"] = limiter.ping
+    files = app[STORAGE]
+    if files.remote:
+        async def object_storage() -> bool:
+            return bool((await files.check())["ok"])
+
+        app[DEPENDENCIES]["object_storage"] = object_storage
+
+
+async def _bucket_jobs(app: web.Application, db: Database, files: Storage,
+                       stack: contextlib.AsyncExitStack) -> None:
+    """With the S3 backend: count the local copies into the cache, and sweep the bucket."""
+    if not isinstance(files, S3Storage):
+        return
+    sweeping = Progress("bucket sweep", log)
+    _export_progress(app[METRICS], sweeping)
+    await stack.enter_async_context(_in_background(files.load(), "local copies index"))
+    await stack.enter_async_context(_in_background(BucketSweep(db, files, sweeping).run(),
+                                                   sweeping.what))
 
 
 def _background_base_url(settings: Settings) -> str:

@@ -1,5 +1,9 @@
 """BlobStore: the stored originals, on disk, written the safe way.
 
+This is the local file layer under `pichub.storage`: with the filesystem backend it is
+where files live for good; with the S3 backend it holds the local copies of the bucket's
+objects (same layout), a cache bounded by `storage.s3.local_cache_mb`.
+
 Layout: `root/ab/cd/<id>.<ext>` (the first four characters of the id shard it),
 with the image's working copies beside it as `<id>.w<level>.<ext>` and a kept
 original upload (a HEIC stored as WebP or JPEG) as `<id>.orig.<ext>`: every file
@@ -216,6 +220,19 @@ class BlobStore:
         except FileNotFoundError:
             return []
         return [Path(entry.path) for entry in entries if entry.name.startswith(prefix)]
+
+    def files_of(self, image_id: str) -> list[Path]:
+        """Every file of `image_id` on disk: stored file, working copies, kept original."""
+        prefix = image_id + "."
+        try:
+            entries = list(os.scandir(self.path(image_id, "jpg").parent))
+        except FileNotFoundError:
+            return []
+        return [Path(entry.path) for entry in entries if entry.name.startswith(prefix)]
+
+    def relative(self, path: Path) -> str:
+        """`path` (a file of the store) as `ab/cd/<name>`, the same on every machine."""
+        return path.relative_to(self.root).as_posix()
 
     # --- working copies (imaging.working): `<id>.w<level>.<ext>` beside the original ---------
 

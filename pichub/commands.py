@@ -16,7 +16,6 @@ from typing import TextIO
 
 from pichub import server
 from pichub.app import data_paths
-from pichub.blobs import BlobStore
 from pichub.config import EXIT_CONFIG, ConfigError, Settings, check_shared
 from pichub.db.database import Database
 from pichub.errors import NotFound
@@ -31,6 +30,7 @@ from pichub.services.backup import Progress as CopyProgress
 from pichub.services.backup import backup as backup_to_dir
 from pichub.services.backup import restore as restore_from_dir
 from pichub.services.images import Images
+from pichub.storage import opened
 from pichub.timeutil import now
 from pichub.web.observe import configure_logging
 
@@ -163,7 +163,6 @@ async def user_delete(settings: Settings, args: argparse.Namespace) -> int:
     blob store and the variant cache directly (a running server's figure of the cache size
     may still count those variants until it restarts)."""
     paths = data_paths(settings)
-    blobs = BlobStore(paths["blobs"])
     cache = DiskCache(paths["cache"], settings.images.cache_max_mb * 2**20,
                       max_files=settings.images.cache_max_files)
     base = _base_url(settings)
@@ -171,9 +170,9 @@ async def user_delete(settings: Settings, args: argparse.Namespace) -> int:
     async def purge(image_id: str) -> int:
         return await asyncio.to_thread(cache.purge_image, image_id)
 
-    async with _database(settings) as db:
+    async with _database(settings) as db, opened(settings.storage, paths["blobs"]) as files:
         user_id = await _user_id(db, args.name)
-        images = Images(db, blobs, purge_variants=purge, on_change=lambda: None)
+        images = Images(db, files, purge_variants=purge, on_change=lambda: None)
         await admin.delete_user(db, images, user_id, base)
     print(f"deleted user {args.name} and all their data")
     return 0
@@ -239,9 +238,9 @@ async def backfill(settings: Settings, args: argparse.Namespace) -> int:
     """`pichub backfill`: working copies, placeholders and EXIF summaries that images lack
     (see services.backfill)."""
     show = _Ticker(sys.stdout.isatty())
-    async with _database(settings) as db:
-        progress = await run_backfill(db, BlobStore(data_paths(settings)["blobs"]), show,
-                                      limit=args.limit)
+    async with _database(settings) as db, \
+            opened(settings.storage, data_paths(settings)["blobs"]) as files:
+        progress = await run_backfill(db, files, show, limit=args.limit)
     show.end()
     print(f"looked at {progress.done} image(s): {progress.made} working copies made, "
           f"{progress.described} described (placeholders, EXIF summary), "
@@ -283,6 +282,8 @@ class _Ticker:
 async def backup(settings: Settings, args: argparse.Namespace) -> int:
     """`pichub backup DEST`: database snapshot and blobs; safe while the server runs, and run
     again after an interruption it continues."""
+    if _files_in_bucket(settings, "backup"):
+        return 1
     dest = Path(args.dest)
     show = _Ticker(sys.stderr.isatty(), sys.stderr)
     try:
@@ -304,6 +305,17 @@ async def backup(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _files_in_bucket(settings: Settings, command: str) -> bool:
+    """True (and says why) when the files live in a bucket: `blobs/` is then only a cache,
+    and a backup of it would leave out (and drop the rows of) every evicted image."""
+    if settings.storage.backend != "s3":
+        return False
+    print(f"error: pichub {command} copies the blobs/ directory, but with storage.backend = "
+          "\"s3\" the files live in the bucket: back the bucket up with its own tools "
+          "(versioning, replication)", file=sys.stderr)
+    return True
+
+
 def _backup_niced(data_dir: Path, dest: Path, report: Callable[[CopyProgress], None],
                   jobs: int, niceness: int, stop: threading.Event) -> Manifest:
     if niceness > 0:  # a running server keeps the CPU it needs
@@ -314,6 +326,8 @@ def _backup_niced(data_dir: Path, dest: Path, report: Callable[[CopyProgress], N
 async def restore(settings: Settings, args: argparse.Namespace) -> int:
     """`pichub restore SRC --data-dir D`: into a data directory that is absent or empty (or
     holds a restore of the same backup that was interrupted: it continues)."""
+    if _files_in_bucket(settings, "restore"):
+        return 1
     data_dir = settings.storage.data_dir
     show = _Ticker(sys.stderr.isatty(), sys.stderr)
     try:

@@ -18,6 +18,7 @@ from pichub.services import Services
 from pichub.services.accounts import Actor
 from pichub.services.expiry import ExpirySweep
 from pichub.services.twofactor import TwoFactor
+from pichub.storage import Storage
 from pichub.timeutil import Clock
 from pichub.web.clientip import Network
 from pichub.web.fetch import UrlFetcher
@@ -28,7 +29,8 @@ from pichub.webhooks.worker import WebhookWorker
 
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", Database)
-BLOBS = web.AppKey("blobs", BlobStore)
+BLOBS = web.AppKey("blobs", BlobStore)  # the local file layer (STORAGE's `blobs`)
+STORAGE = web.AppKey("storage", Storage)  # where files live for good: disk or bucket
 UPLOAD_TMP = web.AppKey("upload_tmp", Path)
 FETCHER = web.AppKey("fetcher", UrlFetcher)  # upload by URL, SSRF-guarded
 PIPELINE = web.AppKey("pipeline", Pipeline)

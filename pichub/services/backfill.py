@@ -26,10 +26,12 @@ from dataclasses import dataclass
 from pichub.blobs import BlobStore
 from pichub.db import images as images_db
 from pichub.db.database import Database, Row
+from pichub.errors import NotFound
 from pichub.imaging import working
 from pichub.imaging.formats import ext_of
 from pichub.imaging.stored import Remade, remake
 from pichub.services.describe import META_VERSION, stored_meta
+from pichub.storage import Storage
 
 PAGE = 200
 
@@ -58,7 +60,7 @@ class Progress:
         return (self.total - self.done) / rate if rate > 0 else None
 
 
-async def backfill(db: Database, blobs: BlobStore, report: Callable[[Progress], None],
+async def backfill(db: Database, storage: Storage, report: Callable[[Progress], None],
                    limit: int | None = None) -> Progress:
     """Make the missing working copies and descriptions of every image (at most `limit`)."""
     progress = Progress(await images_db.count(db), started=time.monotonic())
@@ -71,18 +73,26 @@ async def backfill(db: Database, blobs: BlobStore, report: Callable[[Progress], 
             break
         for row in rows[: progress.total - progress.done]:
             after = row["seq"]
-            await _fill(db, blobs, row, progress)
+            await _fill(db, storage, row, progress)
             progress.done += 1
             report(progress)
     return progress
 
 
-async def _fill(db: Database, blobs: BlobStore, row: Row, progress: Progress) -> None:
-    remade = await asyncio.to_thread(_remake, blobs, row)
+async def _fill(db: Database, storage: Storage, row: Row, progress: Progress) -> None:
+    """One image: its file fetched when the storage keeps it elsewhere (S3), the copies
+    made beside it and persisted there too, then its description stored."""
+    try:
+        await storage.local_image(row["id"], ext_of(row["format"]))
+    except NotFound:
+        return  # deleted meanwhile
+    remade = await asyncio.to_thread(_remake, storage.blobs, row)
     if remade is None:
         progress.failed += 1
         return
     progress.made += len(remade.copies)
+    if remade.copies:
+        await storage.persist(row["id"])
     if remade.described:
         async with db.transaction() as conn:
             stored = await images_db.set_meta(conn, row["id"],

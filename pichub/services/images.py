@@ -14,7 +14,6 @@ Who may open an image, and signed links to private ones: services/sharing.py.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -40,6 +39,7 @@ from pichub.models.sharing import LinkRequest, SignedLink, expiry_of, visibility
 from pichub.services.albums import require_album
 from pichub.services.common import Page, PageRequest, read_page
 from pichub.services.sharing import LinkSigner
+from pichub.storage import Storage, as_storage
 from pichub.timeutil import Clock, iso, now
 
 Purge = Callable[[str], Awaitable[object]]
@@ -60,14 +60,15 @@ class Images:
     """Image rules; `purge_variants` drops an image's cached variants, `on_change` wakes the
     webhook worker after a commit with an event."""
 
-    def __init__(self, db: Database, blobs: BlobStore, purge_variants: Purge,
+    def __init__(self, db: Database, blobs: BlobStore | Storage, purge_variants: Purge,
                  on_change: Callable[[], None], signing_key: str | None = None, *,
                  links: LinkSigner | None = None, clock: Clock = now,
                  forget: Callable[[str], None] = lambda image_id: None,
                  on_expiry: Callable[[], None] = lambda: None,
                  max_dimension: int = 4096) -> None:
         self.db = db
-        self.blobs = blobs
+        self.files = as_storage(blobs)  # where the files live for good (disk or bucket)
+        self.blobs = self.files.blobs
         self.purge_variants = purge_variants
         self.on_change = on_change
         self.signing_key = signing_key  # `images.signing_key`: variant URLs are signed
@@ -203,7 +204,7 @@ class Images:
         try:  # variants first: the pipeline also forgets what it remembered of the image
             await self.purge_variants(row["id"])
         finally:
-            await asyncio.to_thread(self.blobs.delete, row["id"], ext_of(row["format"]))
+            await self.files.delete(row["id"], ext_of(row["format"]))
 
     async def count_view(self, image_id: str) -> None:
         """Count one view of an image with `max_views`; Gone (410) when none was left. The

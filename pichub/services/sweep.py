@@ -11,6 +11,10 @@ after them. Only files unchanged since before the sweep was created (minus SETTL
 for file system clocks that lag) can go; every upload this process receives writes
 its files later than that. A file that qualifies has its row looked up once more right
 before it is unlinked.
+
+With the S3 backend the bucket is swept too (`BucketSweep`): there the objects of an
+upload in flight are protected by their age (a grace period), as a listing cannot tell
+which were PUT after the sweep began.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from pichub.blobs import TMP_PREFIX, BlobStore, owner, remove, unchanged_since
 from pichub.db import images as images_db
 from pichub.db.database import Database
 from pichub.pacing import Pacing, Progress
+from pichub.storage.objects import Listed
+from pichub.storage.s3 import S3Storage
 
 log = logging.getLogger(__name__)
 #: Seconds a file must be older than the sweep to be removed (kernels stamp files with a
@@ -33,6 +39,9 @@ log = logging.getLogger(__name__)
 SETTLE_S: Final = 2.0
 #: Runs one blocking step in a thread (`Pipeline.background`: the image pool, low priority,
 #: paced).
+#: Seconds an object in the bucket must be older than to be swept without a row: far
+#: longer than any upload takes from its first PUT to its commit.
+BUCKET_GRACE_S: Final = 3600.0
 Background = Callable[[Callable[[], Any]], Awaitable[Any]]
 
 
@@ -81,3 +90,41 @@ class OrphanSweep:
             log.debug("removed %s: no image owns it", path)
         self.orphans += len(orphans)
         self.temps += len(stale)
+
+
+class BucketSweep:
+    """The orphan sweep of the bucket (`storage.backend = "s3"`): objects whose image has no
+    row and which are older than `grace_s` (an upload PUTs its objects before its row
+    commits; the grace covers every upload in flight) are deleted, a listing page at a
+    time, the rows looked up once per page and once more right before the delete."""
+
+    def __init__(self, db: Database, storage: S3Storage, progress: Progress, *,
+                 grace_s: float = BUCKET_GRACE_S, clock: Callable[[], float] = time.time
+                 ) -> None:
+        self.db = db
+        self.storage = storage
+        self.progress = progress
+        self.grace_s = grace_s
+        self.clock = clock
+        self.orphans = 0
+
+    async def run(self) -> None:
+        seen = 0
+        async for page in self.storage.stored():
+            await self._sweep(page)
+            seen += len(page)
+            self.progress.update(seen, self.orphans)
+        self.progress.update(seen, self.orphans)
+        self.progress.finish("%d objects, %d orphan(s) removed", seen, self.orphans)
+
+    async def _sweep(self, page: list[tuple[str, Listed]]) -> None:
+        before = self.clock() - self.grace_s
+        old = [(image_id, item) for image_id, item in page if item.modified < before]
+        known = await images_db.existing(self.db, {image_id for image_id, _ in old})
+        orphans = [(image_id, item) for image_id, item in old if image_id not in known]
+        if orphans:  # once more, right before the delete
+            known = await images_db.existing(self.db, {image_id for image_id, _ in orphans})
+            orphans = [(image_id, item) for image_id, item in orphans if image_id not in known]
+        if orphans:
+            await self.storage.remove_objects([item.key for _, item in orphans])
+            self.orphans += len(orphans)

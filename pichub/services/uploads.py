@@ -7,10 +7,12 @@ kept original is moved into place, never read into memory; a HEIC upload is
 stored converted and its own bytes are moved in beside, counted in the
 quota with it), and its row
 committed with the `image.uploaded` event in one transaction, after the
-album and quota checks. A crash at any point leaves the whole image or
-nothing visible: the start-up sweep removes a blob without its row. Each image
-gets a delete link in that transaction: a random token, stored as its SHA-256
-only, whose URL is in the upload answer and nowhere else (not in the event).
+album and quota checks (with the S3 backend the files are PUT to the bucket
+first, `Storage.persist`, and deleted again when the transaction fails). A
+crash at any point leaves the whole image or nothing visible: the start-up
+sweep removes a blob without its row. Each image gets a delete link in that
+transaction: a random token, stored as its SHA-256 only, whose URL is in the
+upload answer and nowhere else (not in the event).
 
 The pass in the image pool also finds the image's placeholders and EXIF summary, from
 the pixels and EXIF it reads anyway; they go into the row (`services.describe`).
@@ -47,6 +49,7 @@ from pichub.models.sharing import expiry_of
 from pichub.models.uploads import UploadForm
 from pichub.services.albums import require_album
 from pichub.services.describe import stored_meta
+from pichub.storage import Storage, as_storage
 from pichub.timeutil import Clock, now
 
 MB: Final = 2**20
@@ -104,12 +107,13 @@ def safe_filename(original: str, fmt: str, auto_rename: bool) -> str:
 class Uploads:
     """The upload rules for the API and the dashboard alike."""
 
-    def __init__(self, db: Database, blobs: BlobStore, storage: StorageSettings,
+    def __init__(self, db: Database, blobs: BlobStore | Storage, storage: StorageSettings,
                  default_quality: int, convert: Convert,
                  on_change: Callable[[], None], signing_key: str | None = None, *,
                  clock: Clock = now, on_expiry: Callable[[], None] = lambda: None) -> None:
         self.db = db
-        self.blobs = blobs
+        self.files = as_storage(blobs)  # where the files live for good (disk or bucket)
+        self.blobs = self.files.blobs  # where they are written first
         self.storage = storage
         self.default_quality = default_quality
         self._convert = convert
@@ -200,6 +204,11 @@ class Uploads:
             if is_disk_full(exc):
                 raise InsufficientStorage.disk_full() from None
             raise
+        try:
+            await self.files.persist(image_id)  # durable (in the bucket) before the row
+        except BaseException:
+            await self._remove(image_id, ext)
+            raise
         return images_db.NewImage(
             id=image_id, user_id=user_id, album_id=form.album_id,
             filename=safe_filename(item.original_name, result.format, form.auto_rename),
@@ -218,7 +227,12 @@ class Uploads:
         """Remove the blobs of prepared images that will not be committed."""
         for ready in prepared:
             if isinstance(ready, images_db.NewImage):
-                await asyncio.to_thread(self.blobs.delete, ready.id, ext_of(ready.format))
+                await self._remove(ready.id, ext_of(ready.format))
+
+    async def _remove(self, image_id: str, ext: str) -> None:
+        """Remove the files of an image that will not be committed, also when the request
+        is being cancelled (shielded: the removal finishes on its own)."""
+        await asyncio.shield(self.files.delete(image_id, ext))
 
     def _put_blob(self, image_id: str, ext: str, received: Path, result: UploadResult,
                   written: _Written, donor: Row | None) -> None:
@@ -265,7 +279,7 @@ class Uploads:
                 await events_db.record(conn, record.user_id, "image.uploaded",
                                        image.model_dump())
         except BaseException:
-            await asyncio.to_thread(self.blobs.delete, record.id, ext_of(record.format))
+            await self._remove(record.id, ext_of(record.format))
             raise
         self.on_change()
         if record.expires_at is not None:

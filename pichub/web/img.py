@@ -32,6 +32,7 @@ from pichub.keys import (
     PIPELINE,
     SERVICES,
     SETTINGS,
+    STORAGE,
     TRUSTED_PROXIES,
 )
 from pichub.services.sharing import Link, moment
@@ -111,6 +112,22 @@ async def variant_response(variant: Variant, modified: datetime, vary: bool,
                                                        vary, cache))
 
 
+async def _remote_original(request: web.Request, blob: Path, mime: str,
+                           vary: bool) -> web.Response | None:
+    """The stored file kept in the bucket: a redirect to a presigned URL (`serve =
+    "redirect"`; not cacheable past the URL's life), else None once the local copy is
+    here (fetched when missing), for the caller to send as any stored file."""
+    storage = request.app[STORAGE]
+    url = await storage.link(blob, mime=mime)
+    if url is None:
+        await storage.local(blob)
+        return None
+    headers = {hdrs.LOCATION: url, hdrs.CACHE_CONTROL: "private, no-store"}
+    if vary:
+        headers[hdrs.VARY] = "Accept"
+    return web.Response(status=302, headers=headers)
+
+
 async def _answer_variant(request: web.Request, variant: Variant, modified: datetime,
                           vary: bool, cache: Mapping[str, str]) -> web.StreamResponse:
     etag = variant.etag.strip('"')
@@ -165,6 +182,10 @@ async def serve_image(request: web.Request) -> web.StreamResponse:
         blob = app[BLOBS].path(image_id, ext_of(stored))
         if admitted.counts_view(source, request.method):
             await app[SERVICES].images.count_view(image_id)
+        if app[STORAGE].remote and not _not_modified(request, source.etag, modified):
+            redirect = await _remote_original(request, blob, mime_of(stored), vary)
+            if redirect is not None:
+                return redirect
         return _answer(request, blob, mime_of(stored), source.etag, modified, vary, cache)
     if admitted.link is not Link.VALID and not signed(images, request.path, request.query):
         raise Forbidden("Invalid or missing signature", "Variant URLs must be signed (s=)")
@@ -174,6 +195,8 @@ async def serve_image(request: web.Request) -> web.StreamResponse:
         await _limit_miss(request, decode_units(source.width, source.height, source.frames,
                                                 spec))
         blob = app[BLOBS].path(image_id, ext_of(stored))  # resolves symlinks: misses only
+        if app[STORAGE].remote:
+            blob = await app[STORAGE].local_image(image_id, ext_of(stored))
         original = Original(blob, stored, (source.width, source.height), source.frames)
         variant = await pipeline.variant(image_id, original, spec)
     if admitted.counts_view(source, request.method):

@@ -18,12 +18,15 @@ import contextlib
 import shutil
 import threading
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
+from pathlib import Path
 
 from aiohttp import web
 
+from pichub.errors import NotFound
 from pichub.services.albumpages import ZipEntry
+from pichub.storage import Storage
 
 CHUNK = 256 * 1024
 DEPTH = 4
@@ -76,13 +79,19 @@ def _date_time(stamp: str) -> tuple[int, int, int, int, int, int]:
             moment.second)
 
 
-def write_zip(entries: Iterable[ZipEntry], out: _ChunkWriter) -> None:
+def write_zip(entries: Iterable[ZipEntry], out: _ChunkWriter,
+              fetch: Callable[[Path], object] | None = None) -> None:
     """The archive of `entries` (in the thread); a file deleted meanwhile is left out. The
     end (None) is always handed over, so the view never waits for a thread that failed."""
     try:
         with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED,
                              allowZip64=True) as archive:
             for entry in entries:
+                try:
+                    if fetch is not None:
+                        fetch(entry.path)  # the bucket's file, brought here first
+                except NotFound:
+                    continue
                 _add(archive, entry)
     finally:
         with contextlib.suppress(_Stopped):
@@ -103,14 +112,21 @@ def _add(archive: zipfile.ZipFile, entry: ZipEntry) -> None:
 
 
 async def stream_zip(request: web.Request, response: web.StreamResponse,
-                     entries: list[ZipEntry]) -> web.StreamResponse:
-    """Prepare `response` and write the zip of `entries` to it, chunk by chunk."""
+                     entries: list[ZipEntry], storage: Storage | None = None
+                     ) -> web.StreamResponse:
+    """Prepare `response` and write the zip of `entries` to it, chunk by chunk; with a
+    remote `storage`, each file is made local (fetched) just before it is added."""
     await response.prepare(request)
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[bytes | None] = asyncio.Queue(DEPTH)
     stop = threading.Event()
     writer = _ChunkWriter(loop, queue, stop)
-    worker = asyncio.ensure_future(asyncio.to_thread(write_zip, entries, writer))
+    def fetch(path: Path) -> object:  # in the thread: wait for the loop to fetch the file
+        if storage is None or not storage.remote:
+            return None
+        return asyncio.run_coroutine_threadsafe(storage.local(path), loop).result()
+
+    worker = asyncio.ensure_future(asyncio.to_thread(write_zip, entries, writer, fetch))
     try:
         while (piece := await queue.get()) is not None:
             await response.write(piece)

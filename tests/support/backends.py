@@ -20,4 +20,7 @@ def sections(tmp_path: Path) -> dict[str, dict[str, Any]]:
     if not SCALE:
         return {}
     found: dict[str, dict[str, Any]] = {}
+    from tests.support.seaweed import Seaweed  # the S3 half: a fresh prefix in one bucket
+
+    found["storage"] = {"backend": "s3", "s3": Seaweed.shared().scratch(str(tmp_path))}
     return found

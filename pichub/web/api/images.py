@@ -9,7 +9,7 @@ from aiohttp import hdrs, web
 from multidict import MultiMapping
 
 from pichub.errors import NotFound, ValidationError
-from pichub.keys import SERVICES
+from pichub.keys import SERVICES, STORAGE
 from pichub.models.common import Deleted
 from pichub.models.images import Image, ImageUpdate
 from pichub.models.sharing import LinkRequest, SignedLink
@@ -63,6 +63,14 @@ async def get_original(request: web.Request) -> web.StreamResponse:
     headers = {hdrs.CONTENT_TYPE: found.mime, hdrs.CONTENT_DISPOSITION: disposition,
                hdrs.CACHE_CONTROL: "private, no-cache", ORIGINAL_HEADER:
                "upload" if found.kept else "stored"}
+    storage = request.app[STORAGE]
+    if storage.remote:
+        url = await storage.link(found.path, mime=found.mime, disposition=disposition)
+        if url is not None:
+            return web.Response(status=302, headers={
+                hdrs.LOCATION: url, hdrs.CACHE_CONTROL: "private, no-store",
+                ORIGINAL_HEADER: headers[ORIGINAL_HEADER]})
+        await storage.local(found.path)
     if not await asyncio.to_thread(found.path.is_file):
         raise NotFound("image")  # deleted meanwhile
     return web.FileResponse(found.path, headers=headers)

@@ -25,7 +25,7 @@ from aiohttp import web
 
 from pichub.errors import ValidationError
 from pichub.imaging.formats import ext_of
-from pichub.keys import BLOBS, FETCHER, SERVICES, SETTINGS, UPLOAD_TMP
+from pichub.keys import BLOBS, FETCHER, SERVICES, SETTINGS, STORAGE, UPLOAD_TMP
 from pichub.models.base import validate
 from pichub.models.images import UploadedImage, variant_url
 from pichub.models.uploads import UploadForm
@@ -131,7 +131,8 @@ async def upload(request: web.Request) -> web.StreamResponse:
     if fmt == "redirect":
         return with_rate_headers(request, web.Response(
             status=303, headers={"Location": f"{base}/i/{image.id}"}))
-    blob = request.app[BLOBS].path(image.id, ext_of(image.format))
+    blob = await request.app[STORAGE].local(request.app[BLOBS].path(image.id,
+                                                                     ext_of(image.format)))
     md5, _ = await asyncio.to_thread(digests, str(blob))
     body = answer(image, base, request.app[SERVICES].images.signing_key, md5)
     return with_rate_headers(request, web.json_response(body))

@@ -24,7 +24,7 @@ from aiohttp import web
 
 from pichub.errors import NotFound
 from pichub.imaging.formats import ext_of
-from pichub.keys import BLOBS, SERVICES
+from pichub.keys import BLOBS, SERVICES, STORAGE
 from pichub.models.albums import Album
 from pichub.models.base import parse_int
 from pichub.models.images import Image, UploadedImage, markdown_text
@@ -69,7 +69,8 @@ async def upload(request: web.Request) -> web.Response:
     stored = await receive_and_store(request, who, _fields)
     image: UploadedImage = stored.outcome.images[0]
     item = _item(image)
-    blob = request.app[BLOBS].path(image.id, ext_of(image.format))
+    blob = await request.app[STORAGE].local(request.app[BLOBS].path(image.id,
+                                                                     ext_of(image.format)))
     item["md5"], item["sha1"] = await asyncio.to_thread(digests, str(blob))
     for key in ("width", "height"):
         del item[key]  # the upload answer has none (Lsky Pro's `only(...)` list)

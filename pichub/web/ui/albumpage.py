@@ -16,7 +16,7 @@ from aiohttp import hdrs, web
 from pichub.db.database import Row
 from pichub.errors import Unauthorized
 from pichub.hashing import same_secret
-from pichub.keys import LIMITER, SERVICES, TRUSTED_PROXIES
+from pichub.keys import LIMITER, SERVICES, STORAGE, TRUSTED_PROXIES
 from pichub.models.base import parse_int
 from pichub.services import sessions
 from pichub.services.albumpages import UNLOCK_S, SharedAlbum
@@ -188,7 +188,7 @@ async def album_zip(request: web.Request) -> web.StreamResponse:
         hdrs.CONTENT_TYPE: "application/zip",
         hdrs.CONTENT_DISPOSITION: f'attachment; filename="album-{album.id}.zip"',
         **_headers(album)})
-    return await stream_zip(request, response, entries)
+    return await stream_zip(request, response, entries, request.app[STORAGE])
 
 
 ROUTES = [
