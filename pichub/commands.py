@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TextIO
 
 from pichub import server
-from pichub.app import data_paths
+from pichub.app import data_paths, open_database
 from pichub.blobs import BlobStore
 from pichub.config import EXIT_CONFIG, ConfigError, Settings
 from pichub.db.database import Database
@@ -40,7 +40,7 @@ log = logging.getLogger("pichub")
 @asynccontextmanager
 async def _database(settings: Settings) -> AsyncIterator[Database]:
     """The instance's database, open for one command."""
-    db = await Database.open(data_paths(settings)["db"])
+    db = await open_database(settings)
     try:
         yield db
     finally:
