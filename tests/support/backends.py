@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from tests.support import postgres
+
 SCALE = os.environ.get("PICHUB_TEST_BACKEND", "local") == "scale"
 
 
@@ -20,4 +22,5 @@ def sections(tmp_path: Path) -> dict[str, dict[str, Any]]:
     if not SCALE:
         return {}
     found: dict[str, dict[str, Any]] = {}
+    found["database"] = {"url": postgres.fresh_url()}
     return found

@@ -165,6 +165,10 @@ CREATE TABLE secrets (
     name  TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+-- 64 hex digits from the server's strong random source (gen_random_uuid, built in since
+-- PostgreSQL 13; pgcrypto's gen_random_bytes is an extension that may not be installed).
+INSERT INTO secrets (name, value) VALUES ('link_key',
+    replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''));
 
 CREATE TABLE upload_days (
     day     TEXT PRIMARY KEY,
