@@ -82,6 +82,8 @@ class Database(ABC):
     """Open with `await Database.open(target)`; close with `await db.close()`."""
 
     dialect: str
+    #: What `open` was given to open this database (a path or a URL).
+    target: Path | str
 
     @classmethod
     async def open(cls, target: Path | str, *, pool_size: int = 10) -> Database:

@@ -72,7 +72,8 @@ async def has_undispatched(db: Database) -> bool:
 async def dispatch_pending(conn: Conn, global_endpoint: bool, batch: int = 500) -> int:
     """Fan up to `batch` undispatched events into deliveries; returns how many were created."""
     async with conn.execute(
-        "SELECT MAX(seq) FROM (SELECT seq FROM events WHERE dispatched = 0 ORDER BY seq LIMIT ?)",
+        "SELECT MAX(seq) FROM (SELECT seq FROM events WHERE dispatched = 0 ORDER BY seq LIMIT ?)"
+        " AS batch",
         (batch,),
     ) as cur:
         row = await cur.fetchone()

@@ -72,7 +72,7 @@ def _numeric(text: str) -> int | Decimal:
     return int(value) if value == value.to_integral_value() else value
 
 
-async def _setup(conn: asyncpg.Connection) -> None:
+async def setup_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("numeric", schema="pg_catalog", encoder=str, decoder=_numeric,
                               format="text")
 
@@ -126,15 +126,16 @@ class PostgresDatabase(Database):
 
     dialect = "postgresql"
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, url: str) -> None:
         self._pool = pool
+        self.target = url
         self._lock = asyncio.Lock()
 
     @classmethod
     async def connect(cls, url: str, pool_size: int) -> PostgresDatabase:
         await migrate(url)
-        pool = await asyncpg.create_pool(url, min_size=1, max_size=pool_size, init=_setup)
-        return cls(pool)
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=pool_size, init=setup_connection)
+        return cls(pool, url)
 
     async def close(self) -> None:
         await self._pool.close()

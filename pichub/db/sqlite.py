@@ -60,7 +60,7 @@ class SqliteDatabase(Database):
         self._conn = SqliteConn(writer)
         self._reader = reader
         self._lock = asyncio.Lock()
-        self.path = path
+        self.path = self.target = path
 
     @classmethod
     async def connect(cls, path: Path) -> SqliteDatabase:

@@ -17,6 +17,11 @@ from tests.support import postgres
 SCALE = os.environ.get("PICHUB_TEST_BACKEND", "local") == "scale"
 
 
+def database(tmp_path: Path) -> Path | str:
+    """What a test that opens a `Database` of its own opens: a fresh one on its engine."""
+    return postgres.fresh_url() if SCALE else tmp_path / "pichub.db"
+
+
 def sections(tmp_path: Path) -> dict[str, dict[str, Any]]:
     """Settings sections that point a test's app at the configured engines."""
     if not SCALE:
