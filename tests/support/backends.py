@@ -19,7 +19,7 @@ SCALE = os.environ.get("PICHUB_TEST_BACKEND", "local") == "scale"
 
 def database(tmp_path: Path) -> Path | str:
     """What a test that opens a `Database` of its own opens: a fresh one on its engine."""
-    return postgres.fresh_url() if SCALE else tmp_path / "pichub.db"
+    return postgres.fresh_url(tmp_path) if SCALE else tmp_path / "pichub.db"
 
 
 def sections(tmp_path: Path) -> dict[str, dict[str, Any]]:
@@ -27,5 +27,5 @@ def sections(tmp_path: Path) -> dict[str, dict[str, Any]]:
     if not SCALE:
         return {}
     found: dict[str, dict[str, Any]] = {}
-    found["database"] = {"url": postgres.fresh_url()}
+    found["database"] = {"url": postgres.fresh_url(tmp_path)}
     return found

@@ -144,9 +144,20 @@ def _running() -> _Cluster:
         return _cluster
 
 
-def fresh_url() -> str:
-    """The URL of a new, migrated, empty database (skips the test without PostgreSQL)."""
-    return _running().fresh()
+_by_dir: dict[Path, str] = {}
+
+
+def fresh_url(test_dir: Path | None = None) -> str:
+    """The URL of a new, migrated, empty database (skips the test without PostgreSQL).
+
+    Given the test's `tmp_path`, the same test gets the same database each time it asks,
+    as it gets the same data directory: an app restarted by the test sees its rows.
+    """
+    if test_dir is None:
+        return _running().fresh()
+    if test_dir not in _by_dir:
+        _by_dir[test_dir] = _running().fresh()
+    return _by_dir[test_dir]
 
 
 def empty_url() -> str:
