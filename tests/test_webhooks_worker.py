@@ -153,8 +153,8 @@ async def add_event(db: Database, user_id: int, type_: str, **data: Any) -> str:
 
 async def deliveries(db: Database, webhook_id: int | None) -> list[Row]:
     return await db.fetchall(
-        "SELECT * FROM deliveries WHERE webhook_id IS NOT DISTINCT FROM ? ORDER BY id", (webhook_id,)
-    )
+        "SELECT * FROM deliveries WHERE webhook_id IS NOT DISTINCT FROM ? ORDER BY id",
+        (webhook_id,))
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:

@@ -277,7 +277,10 @@ BEGIN
     END IF;
     RETURN NEW;
 END $$;
-CREATE TRIGGER images_changed AFTER UPDATE OF album_id, is_public, size, original_size, user_id
+-- `visibility` is in the list because pichub_visibility changes is_public with it, and
+-- PostgreSQL fires UPDATE OF only for the columns an UPDATE names.
+CREATE TRIGGER images_changed
+    AFTER UPDATE OF album_id, is_public, visibility, size, original_size, user_id
     ON images FOR EACH ROW EXECUTE FUNCTION pichub_images_changed();
 
 -- (SQLite: albums_counted, albums_uncounted.)
