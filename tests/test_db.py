@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from pichub.db.database import Database
+from pichub.errors import is_disk_full
 
 
 async def test_migrations_wal_foreign_keys(tmp_path: Path) -> None:
@@ -64,3 +67,34 @@ async def test_cancelled_while_waiting_for_begin_leaves_db_usable(tmp_path: Path
     names = [r[0] for r in await db.fetchall("SELECT username FROM users")]
     assert names == ["next"]
     await db.close()
+
+
+def test_pichub_starts_without_asyncpg(tmp_path: Path) -> None:
+    """asyncpg (the `scale` extra) is imported only for a PostgreSQL URL: without it the
+    app, the commands and a SQLite database work."""
+    script = (
+        "import asyncio, sys, pathlib\n"
+        "sys.modules['asyncpg'] = None  # import asyncpg raises ImportError\n"
+        "import pichub.cli, pichub.commands, pichub.app, pichub.errors\n"
+        "from pichub.db.database import Database\n"
+        "async def main():\n"
+        f"    db = await Database.open('sqlite:///{tmp_path}/p.db')\n"
+        "    assert db.dialect == 'sqlite'\n"
+        "    await db.close()\n"
+        "asyncio.run(main())\n"
+        "assert not pichub.errors.is_disk_full(ValueError())\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    assert (tmp_path / "p.db").is_file()
+
+
+def test_disk_full_is_recognised_from_either_engine() -> None:
+    full = sqlite3.OperationalError("database or disk is full")
+    full.sqlite_errorcode = sqlite3.SQLITE_FULL  # type: ignore[attr-defined]
+    assert is_disk_full(full)
+
+    class PostgresDiskFull(Exception):  # asyncpg's DiskFullError carries its SQLSTATE
+        sqlstate = "53100"
+
+    assert is_disk_full(PostgresDiskFull())
+    assert not is_disk_full(sqlite3.IntegrityError("UNIQUE constraint failed"))

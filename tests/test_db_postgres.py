@@ -20,10 +20,11 @@ from pichub.db import deliveries as deliveries_db
 from pichub.db import events as events_db
 from pichub.db import webhooks as webhooks_db
 from pichub.db.database import Database, insert_id
-from pichub.db.postgres import migrate
 from tests.support import postgres
 
-asyncpg = pytest.importorskip("asyncpg")
+asyncpg = pytest.importorskip("asyncpg")  # the `scale` extra; pichub.db.postgres needs it
+
+from pichub.db.postgres import migrate, translate  # noqa: E402
 
 _ON_DELETE = {"c": "CASCADE", "n": "SET NULL", "a": "NO ACTION", "r": "RESTRICT",
               "d": "SET DEFAULT"}
@@ -179,3 +180,10 @@ async def test_an_expired_lease_is_reclaimed_by_another_process() -> None:
     finally:
         await first.close()
         await second.close()
+
+
+def test_placeholders_are_numbered_outside_literals_and_names() -> None:
+    sql = ("SELECT '?', \"a?\", x FROM t -- why?\n"
+           "WHERE a = ? AND b = 'it''s ?' AND c IN (?, ?)")
+    assert translate(sql) == ("SELECT '?', \"a?\", x FROM t -- why?\n"
+                              "WHERE a = $1 AND b = 'it''s ?' AND c IN ($2, $3)")
