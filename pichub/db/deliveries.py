@@ -17,6 +17,12 @@ is a lease, not an "in flight" status: `claim_due` pushes `next_attempt_at`
 past the attempt's timeout, so a delivery whose worker died (kill -9) becomes
 due again by itself, and a restarted worker resumes it. Claimed rows carry
 `endpoint`: the webhook id, or 0 for the global endpoint (ids start at 1).
+
+Several processes on one PostgreSQL database each run a worker: a claim locks
+the rows it leases (`FOR UPDATE SKIP LOCKED`, outside the writer lock), so each
+delivery is leased by one process and each attempt made once. A process sends
+one delivery per endpoint at a time; two processes may each have one in flight
+to the same endpoint.
 """
 
 from __future__ import annotations
