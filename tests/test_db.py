@@ -6,6 +6,8 @@ import asyncio
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -98,3 +100,27 @@ def test_disk_full_is_recognised_from_either_engine() -> None:
 
     assert is_disk_full(PostgresDiskFull())
     assert not is_disk_full(sqlite3.IntegrityError("UNIQUE constraint failed"))
+
+
+async def test_sessions_keep_their_numbers_as_ids(tmp_path: Path) -> None:
+    """Migration 0015 gives sessions a real `id` column: each keeps the number (rowid) the
+    account page showed, so a "sign out" form rendered before the upgrade still works."""
+    path = tmp_path / "old.db"
+    folder = resources.files("pichub.db") / "migrations"
+    with closing(sqlite3.connect(path)) as conn:
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+            if entry.name.endswith(".sql") and entry.name < "0015":
+                conn.executescript(entry.read_text(encoding="utf-8"))
+        conn.execute("PRAGMA user_version=14")
+        conn.execute("INSERT INTO users (id, username, password_hash, created_at)"
+                     " VALUES (1, 'u', 'x', '2026-01-01T00:00:00Z')")
+        for rowid, id_hash in ((7, "h7"), (42, "h42")):
+            conn.execute("INSERT INTO sessions (rowid, id_hash, user_id, csrf_token, created_at,"
+                         " expires_at) VALUES (?, ?, 1, 'c', 'a', 'z')", (rowid, id_hash))
+        conn.commit()
+    db = await Database.open(path)
+    try:
+        rows = await db.fetchall("SELECT id, id_hash FROM sessions ORDER BY id")
+        assert [tuple(r) for r in rows] == [(7, "h7"), (42, "h42")]
+    finally:
+        await db.close()
