@@ -18,6 +18,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Generator, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
+from importlib import resources
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
@@ -121,6 +122,7 @@ class Database(ABC):
 
 
 def is_postgres(target: Path | str) -> bool:
+    """True for a `postgresql://` (or `postgres://`) URL."""
     return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
 
 
@@ -133,8 +135,6 @@ def sqlite_path(target: Path | str) -> Path:
 
 def migration_files(folder_name: str | None = None) -> Iterator[tuple[int, str]]:
     """(version, SQL) of the migrations of one engine, in order."""
-    from importlib import resources
-
     folder = resources.files("pichub.db") / "migrations"
     if folder_name:
         folder = folder / folder_name
