@@ -74,6 +74,12 @@ from pichub.webhooks.worker import WebhookWorker
 log = logging.getLogger("pichub")
 
 
+async def open_database(settings: Settings) -> Database:
+    """The metadata database: `[database] url`, or the SQLite file in the data directory."""
+    return await Database.open(settings.database.url or data_paths(settings)["db"],
+                               pool_size=settings.database.pool_size)
+
+
 def data_paths(settings: Settings) -> dict[str, Path]:
     root = settings.storage.data_dir
     return {"db": root / "pichub.db", "blobs": root / "blobs", "cache": root / "cache",
@@ -167,7 +173,7 @@ async def _open_storage(app: web.Application, stack: contextlib.AsyncExitStack) 
     index run in the background afterwards (pichub.pacing)."""
     settings = app[SETTINGS]
     paths = data_paths(settings)
-    db = await Database.open(paths["db"])
+    db = await open_database(settings)
     stack.push_async_callback(db.close)
     files = storage_for(settings.storage, paths["blobs"])
     await files.open()

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import TextIO
 
 from pichub import server
-from pichub.app import data_paths
+from pichub.app import data_paths, open_database
 from pichub.config import EXIT_CONFIG, ConfigError, Settings, check_shared
-from pichub.db.database import Database
+from pichub.db.database import Database, is_postgres, sqlite_path
 from pichub.errors import NotFound
 from pichub.imaging.cache import DiskCache
 from pichub.models.base import validate
@@ -40,7 +40,7 @@ log = logging.getLogger("pichub")
 @asynccontextmanager
 async def _database(settings: Settings) -> AsyncIterator[Database]:
     """The instance's database, open for one command."""
-    db = await Database.open(data_paths(settings)["db"])
+    db = await open_database(settings)
     try:
         yield db
     finally:
@@ -279,10 +279,25 @@ class _Ticker:
             self.last = 0.0
 
 
+def _not_the_data_dir_database(settings: Settings, doing: str) -> bool:
+    """Backup and restore copy the SQLite file in the data directory, and nothing else: with
+    `[database] url` elsewhere (PostgreSQL, another file) they refuse rather than copy a
+    database the instance does not use. True (and the error printed) when refused."""
+    url = settings.database.url
+    if not url or (not is_postgres(url)
+                   and sqlite_path(url).resolve() == data_paths(settings)["db"].resolve()):
+        return False
+    where = "PostgreSQL" if is_postgres(url) else str(sqlite_path(url))
+    print(f"error: {doing} supports only the SQLite database in the data directory; "
+          f"[database] url is {where}", file=sys.stderr)
+    return True
+
+
 async def backup(settings: Settings, args: argparse.Namespace) -> int:
     """`pichub backup DEST`: database snapshot and blobs; safe while the server runs, and run
     again after an interruption it continues."""
-    if _files_in_bucket(settings, "backup"):
+    if (_files_in_bucket(settings, "backup")
+            or _not_the_data_dir_database(settings, "pichub backup")):
         return 1
     dest = Path(args.dest)
     show = _Ticker(sys.stderr.isatty(), sys.stderr)
@@ -326,7 +341,8 @@ def _backup_niced(data_dir: Path, dest: Path, report: Callable[[CopyProgress], N
 async def restore(settings: Settings, args: argparse.Namespace) -> int:
     """`pichub restore SRC --data-dir D`: into a data directory that is absent or empty (or
     holds a restore of the same backup that was interrupted: it continues)."""
-    if _files_in_bucket(settings, "restore"):
+    if (_files_in_bucket(settings, "restore")
+            or _not_the_data_dir_database(settings, "pichub restore")):
         return 1
     data_dir = settings.storage.data_dir
     show = _Ticker(sys.stderr.isatty(), sys.stderr)

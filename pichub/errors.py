@@ -129,10 +129,18 @@ class InsufficientStorage(PichubError):
 _DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
+#: SQLSTATE of PostgreSQL's disk_full. asyncpg's errors carry `sqlstate`; reading the
+#: attribute rather than importing asyncpg keeps PicHub importable without it.
+_PG_DISK_FULL = "53100"
+
+
 def is_disk_full(exc: BaseException) -> bool:
-    """True for "no space left on device", "disk quota exceeded" and SQLite's SQLITE_FULL."""
+    """True for "no space left on device", "disk quota exceeded", SQLite's SQLITE_FULL and
+    PostgreSQL's disk_full (asyncpg's DiskFullError)."""
     if isinstance(exc, sqlite3.Error):
         return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+    if getattr(exc, "sqlstate", None) == _PG_DISK_FULL:
+        return True
     return isinstance(exc, OSError) and exc.errno in _DISK_FULL_ERRNOS
 
 

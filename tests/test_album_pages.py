@@ -176,7 +176,7 @@ async def test_password_is_write_only_and_fires_album_updated(site: Sharing) -> 
                                      json={"password": ""})
     assert status == 422
     rows = await site.app[DB].fetchall(
-        "SELECT type, payload FROM events WHERE type LIKE 'album.%' ORDER BY rowid")
+        "SELECT type, payload FROM events WHERE type LIKE 'album.%' ORDER BY seq")
     assert [row["type"] for row in rows] == ["album.created", "album.updated"]
     assert all("sesame" not in row["payload"] and "password_hash" not in row["payload"]
                for row in rows)

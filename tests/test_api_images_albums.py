@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -12,15 +11,11 @@ import pytest
 from pichub.keys import SETTINGS
 from tests import samples
 from tests.conftest import Api
+from tests.support import dbrows
 
 
 def events(api: Api) -> list[tuple[str, dict[str, Any]]]:
-    path = Path(api.app[SETTINGS].storage.data_dir) / "pichub.db"
-    db = sqlite3.connect(path)
-    try:
-        rows = db.execute("SELECT type, payload FROM events ORDER BY seq").fetchall()
-    finally:
-        db.close()
+    rows = dbrows.rows(api, "SELECT type, payload FROM events ORDER BY seq")
     return [(t, json.loads(p)) for t, p in rows]
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from PIL import Image
 
 from tests import samples
 from tests.conftest import Api, ApiFactory, make_settings
+from tests.support import dbrows
 
 MAGIC = {"jpeg": b"\xff\xd8\xff", "png": b"\x89PNG", "gif": b"GIF8"}
 
@@ -27,11 +27,7 @@ def is_format(data: bytes, fmt: str) -> bool:
 
 
 def rows(api: Api, sql: str) -> list[tuple[Any, ...]]:
-    db = sqlite3.connect(data_dir(api) / "pichub.db")
-    try:
-        return db.execute(sql).fetchall()
-    finally:
-        db.close()
+    return dbrows.rows(api, sql)
 
 
 def data_dir(api: Api) -> Path:

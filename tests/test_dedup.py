@@ -16,10 +16,11 @@ from typing import Any
 
 import requests
 
-from pichub.keys import BLOBS, DB
+from pichub.keys import BLOBS
 from pichub.services.sweep import SETTLE_S
 from tests import samples
 from tests.conftest import Api
+from tests.support import dbrows
 from tests.support.server import Server
 
 
@@ -64,8 +65,7 @@ async def test_same_bytes_twice_are_stored_once(api: Api) -> None:
     for image in (first, second):
         served = await api.client.get(f"/img/{image['id']}.webp")
         assert hashlib.sha256(await served.read()).hexdigest() == image["sha256"]
-    with sqlite3.connect(api.app[DB].path) as conn:
-        used = conn.execute("SELECT used_bytes FROM users").fetchone()[0]
+    used = dbrows.rows(api, "SELECT used_bytes FROM users")[0][0]
     assert used == first["size"] + second["size"]
 
 

@@ -26,9 +26,9 @@ from PIL import Image, TiffImagePlugin
 from pichub.blobs import BlobStore
 from pichub.imaging import exif as exif_mod
 from pichub.imaging import placeholders
-from pichub.keys import DB
 from tests import samples
 from tests.conftest import Api
+from tests.support import dbrows
 from tests.support.server import Server, pichub
 
 HEX = re.compile(r"^#[0-9a-f]{6}$")
@@ -255,18 +255,16 @@ async def test_remove_exif_leaves_no_exif_at_all_but_the_placeholders(api: Api) 
         assert blurhash.components(image["blurhash"]) == (4, 3)
         status, body = await get(api, image["id"], "?include=gps")
         assert status == 200 and body["data"]["exif"] is None
-    with closing(sqlite3.connect(api.app[DB].path)) as conn:
-        rows = conn.execute("SELECT exif, gps_latitude FROM images").fetchall()
+    rows = dbrows.rows(api, "SELECT exif, gps_latitude FROM images")
     assert rows == [(None, None), (None, None)]
 
 
 async def test_events_carry_the_fields_but_never_gps(api: Api) -> None:
     image = await upload(api, photo(), keep_location="true")
-    with closing(sqlite3.connect(api.app[DB].path)) as conn:
-        payload = json.loads(conn.execute(
-            "SELECT payload FROM events WHERE type = 'image.uploaded'").fetchone()[0])
-        stored = conn.execute("SELECT gps_latitude, gps_longitude, gps_altitude FROM images"
-                              " WHERE id = ?", (image["id"],)).fetchone()
+    payload = json.loads(dbrows.rows(
+        api, "SELECT payload FROM events WHERE type = 'image.uploaded'")[0][0])
+    [stored] = dbrows.rows(api, "SELECT gps_latitude, gps_longitude, gps_altitude FROM images"
+                                " WHERE id = ?", (image["id"],))
     assert stored == (GPS["latitude"], GPS["longitude"], GPS["altitude"])
     data = payload["data"]
     assert data["exif"] == {**FACTS, "gps": None}

@@ -33,7 +33,7 @@ from pichub.services import accounts
 from pichub.services.sweep import SETTLE_S, OrphanSweep
 from tests import samples
 from tests.conftest import Api, make_settings
-from tests.support import library
+from tests.support import backends, library
 from tests.support.server import Server
 
 SLOW = {"PICHUB_STORAGE__LOADER_FILES": "10", "PICHUB_STORAGE__LOADER_SLEEP_MS": "100"}
@@ -138,6 +138,7 @@ async def _image(db: Database, blobs: BlobStore, user_id: int, image_id: str) ->
     return path
 
 
+@pytest.mark.skipif(backends.SCALE, reason="holds SQLite's write lock to stall the sweep")
 async def test_uploads_whose_rows_commit_during_the_sweep_keep_their_blobs(
         tmp_path: Path, aiohttp_client: Any) -> None:
     """Uploads through the API while the sweep runs; their rows cannot commit until it is
@@ -179,6 +180,8 @@ async def test_uploads_whose_rows_commit_during_the_sweep_keep_their_blobs(
     assert all(path.exists() for path in made.blobs)
 
 
+@pytest.mark.skipif(backends.SCALE,
+                    reason="tests/support/library seeds the SQLite file the app then opens")
 async def test_a_cached_variant_not_indexed_yet_is_served_as_it_is(
         tmp_path: Path, aiohttp_client: Any) -> None:
     settings = make_settings(tmp_path, storage={"loader_files": 1,

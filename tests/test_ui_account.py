@@ -75,7 +75,7 @@ async def test_own_sessions_are_listed_and_can_be_ended(aiohttp_client: Any,
     assert status == 200
     assert "Firefox on the laptop" in html and "Chromium on the phone" in html
     assert "this browser" in html and "127.0.0.1" in html
-    rows = await ui.app[DB].fetchall("SELECT rowid AS id, user_agent FROM sessions")
+    rows = await ui.app[DB].fetchall("SELECT id, user_agent FROM sessions")
     laptop = next(r["id"] for r in rows if r["user_agent"].startswith("Firefox"))
     status, _, resp = await ui.post(f"/account/sessions/{laptop}/end")
     assert status == 303 and resp.headers["Location"] == "/account#sessions"
@@ -90,7 +90,7 @@ async def test_another_users_session_cannot_be_ended(aiohttp_client: Any,
     await accounts.create_user(ui.app[DB], "bob", PASSWORD)
     await ui.login("bob")
     bobs = cookie_of(ui)
-    bob_id = await ui.app[DB].fetchval("SELECT rowid FROM sessions")
+    bob_id = await ui.app[DB].fetchval("SELECT id FROM sessions")
     ui.client.session.cookie_jar.clear()
     await ui.login("alice")
     for target in (str(bob_id), "999999", "0", "x"):
@@ -104,7 +104,7 @@ async def test_ending_this_session_signs_out(aiohttp_client: Any, tmp_path: Path
     ui = await form_client(aiohttp_client, tmp_path)
     await ui.login("alice")
     mine = cookie_of(ui)
-    session_id = await ui.app[DB].fetchval("SELECT rowid FROM sessions")
+    session_id = await ui.app[DB].fetchval("SELECT id FROM sessions")
     status, _, resp = await ui.post(f"/account/sessions/{session_id}/end")
     assert status == 303 and resp.headers["Location"] == "/login"
     assert not await works(ui, mine)
@@ -114,7 +114,7 @@ async def test_the_self_service_forms_need_the_csrf_token(aiohttp_client: Any,
                                                          tmp_path: Path) -> None:
     ui = await form_client(aiohttp_client, tmp_path)
     other, mine = await two_sessions(ui)
-    other_id = await ui.app[DB].fetchval("SELECT MIN(rowid) FROM sessions")
+    other_id = await ui.app[DB].fetchval("SELECT MIN(id) FROM sessions")
     form = {"current_password": PASSWORD, "new_password": NEW, "confirm_password": NEW}
     for path in ("/account/password", f"/account/sessions/{other_id}/end"):
         for token in (None, "forged"):

@@ -207,7 +207,7 @@ async def _ids(ui: FormClient) -> dict[str, str]:
     await ui.post("/dashboard/tokens", {"name": "keep"})
     album = await db.fetchval("SELECT id FROM albums")
     token = await db.fetchval("SELECT id FROM tokens")
-    session = await db.fetchval("SELECT rowid FROM sessions")
+    session = await db.fetchval("SELECT id FROM sessions")
     return {"albums": str(album), "tokens": str(token), "images": "noimage1",
             "webhooks": "1", "sessions": str(session)}
 

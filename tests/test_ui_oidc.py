@@ -15,6 +15,7 @@ from pichub.app import create_app
 from pichub.keys import DB
 from pichub.services import accounts, sessions
 from tests.conftest import make_settings
+from tests.support import backends
 from tests.support.oidc import (
     PUBLIC_URL,
     Browser,
@@ -87,7 +88,7 @@ async def test_first_sign_in_creates_the_account_and_the_second_finds_it(
 
 async def _csrf(browser: Browser) -> str:
     db = browser.pichub.server.app[DB]
-    return str(await db.fetchval("SELECT csrf_token FROM sessions ORDER BY rowid DESC LIMIT 1"))
+    return str(await db.fetchval("SELECT csrf_token FROM sessions ORDER BY id DESC LIMIT 1"))
 
 
 async def test_admin_follows_the_group_claim(aiohttp_client: Any, tmp_path: Path, issuer: str,
@@ -256,7 +257,7 @@ async def test_set_email_is_one_account_per_address(tmp_path: Path) -> None:
     from pichub.errors import ValidationError
     from pichub.services import oidc
 
-    db = await Database.open(tmp_path / "pichub.db")
+    db = await Database.open(backends.database(tmp_path))
     try:
         al = await accounts.create_user(db, "al", "password-1234")
         bo = await accounts.create_user(db, "bo", "password-1234")

@@ -12,13 +12,14 @@ import pytest
 from pichub.db.database import Database
 from pichub.hashing import same_secret
 from pichub.services import accounts, sessions
+from tests.support import backends
 
 PASSWORD = "a long enough password"
 
 
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(tmp_path / "pichub.db")
+    database = await Database.open(backends.database(tmp_path))
     await accounts.create_user(database, "erin", PASSWORD)
     yield database
     await database.close()

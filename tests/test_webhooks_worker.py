@@ -27,7 +27,7 @@ from pichub.config import WebhookSettings
 from pichub.db import deliveries as deliveries_db
 from pichub.db import events as events_db
 from pichub.db import webhooks as webhooks_db
-from pichub.db.database import Database, Row
+from pichub.db.database import Database, Row, insert_id
 from pichub.errors import ValidationError
 from pichub.models.base import validate
 from pichub.models.webhooks import (
@@ -40,6 +40,7 @@ from pichub.models.webhooks import (
 )
 from pichub.webhooks import signing, ssrf
 from pichub.webhooks.worker import WebhookWorker, backoff_s
+from tests.support import backends
 from tests.support.dns import FakeDNS
 
 
@@ -99,7 +100,7 @@ async def receiver(aiohttp_server: Any) -> AsyncIterator[Receiver]:
 
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(tmp_path / "pichub.db")
+    database = await Database.open(backends.database(tmp_path))
     yield database
     await database.close()
 
@@ -131,12 +132,10 @@ async def make_worker(db: Database) -> AsyncIterator[MakeWorker]:
 
 async def add_user(db: Database, name: str) -> int:
     async with db.transaction() as conn:
-        cur = await conn.execute(
-            "INSERT INTO users (username, password_hash, created_at) VALUES (?, 'x', ?)",
+        return await insert_id(
+            conn, "INSERT INTO users (username, password_hash, created_at) VALUES (?, 'x', ?)",
             (name, "2026-01-01T00:00:00Z"),
         )
-    assert cur.lastrowid is not None
-    return cur.lastrowid
 
 
 async def add_webhook(db: Database, user_id: int, url: str, events: list[str] | None = None,
@@ -154,8 +153,8 @@ async def add_event(db: Database, user_id: int, type_: str, **data: Any) -> str:
 
 async def deliveries(db: Database, webhook_id: int | None) -> list[Row]:
     return await db.fetchall(
-        "SELECT * FROM deliveries WHERE webhook_id IS ? ORDER BY id", (webhook_id,)
-    )
+        "SELECT * FROM deliveries WHERE webhook_id IS NOT DISTINCT FROM ? ORDER BY id",
+        (webhook_id,))
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
@@ -371,7 +370,7 @@ async def test_a_new_worker_on_the_same_file_resumes_after_stop(
     row = (await deliveries(db, hook_id))[0]
     assert (row["status"], row["attempt"]) == ("pending", 0)
     receiver.hanging.clear()
-    reopened = await Database.open(db.path)
+    reopened = await Database.open(db.target)
     second_worker = WebhookWorker(reopened, settings())
     second_worker.start()
     try:
@@ -420,14 +419,13 @@ def datetime_iso(days_ago: float) -> str:
 
 async def _insert_delivery(db: Database, webhook_id: int, status: str, created_at: str) -> int:
     async with db.transaction() as conn:
-        cur = await conn.execute(
+        return await insert_id(
+            conn,
             "INSERT INTO deliveries (webhook_id, event_id, type, payload, status, created_at,"
             " next_attempt_at) VALUES (?, 'evt_x', 'album.created', '{}', ?, ?, ?)",
             (webhook_id, status, created_at,
              "2020-01-01T00:00:00.000Z" if status == "pending" else None),
         )
-    assert cur.lastrowid is not None
-    return cur.lastrowid
 
 
 async def test_prune_keeps_pending_work_and_recent_rows(db: Database) -> None:

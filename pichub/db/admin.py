@@ -30,15 +30,16 @@ def users_listing(q: str = "") -> Listing:
     """Users newest first; `q` keeps those whose name contains it (any case)."""
     if not q:
         return Listing("users", ID_KEY)
-    return Listing("users", ID_KEY, ("username LIKE ? ESCAPE '\\'",), (_like(q),))
+    return Listing("users", ID_KEY, ("lower(username) LIKE lower(?) ESCAPE '\\'",), (_like(q),))
 
 
 async def count_users(db: Database, q: str = "") -> int:
     """How many users (whose name contains `q`). The users table is small: one per person."""
     if not q:
         return int(await db.fetchval("SELECT COUNT(*) FROM users"))
-    return int(await db.fetchval("SELECT COUNT(*) FROM users WHERE username LIKE ? ESCAPE '\\'",
-                                 (_like(q),)))
+    return int(await db.fetchval(
+        "SELECT COUNT(*) FROM users WHERE lower(username) LIKE lower(?) ESCAPE '\\'",
+        (_like(q),)))
 
 
 async def update_user(conn: Conn, user_id: int, changes: dict[str, Any]) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pichub.db.database import Conn, Database, Row, fetch_one, set_clause
+from pichub.db.database import Conn, Database, Row, fetch_one, insert_id, set_clause
 from pichub.db.keyset import Listing
 from pichub.models.base import MAX_ROW_ID
 from pichub.timeutil import iso
@@ -22,13 +22,10 @@ async def create(conn: Conn, user_id: int, name: str, description: str, visibili
                  expires_at: str | None = None) -> int:
     """A new album; its `is_public` follows `visibility` (migration 0007)."""
     now = iso()
-    cur = await conn.execute(
+    return await insert_id(conn,
         "INSERT INTO albums (user_id, name, description, visibility, expires_at, created_at,"
         " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (user_id, name, description, visibility, expires_at, now, now),
-    )
-    assert cur.lastrowid is not None
-    return cur.lastrowid
+        (user_id, name, description, visibility, expires_at, now, now))
 
 
 async def get(db: Database | Conn, user_id: int, album_id: int) -> Row | None:

@@ -1,156 +1,162 @@
-"""The SQLite handle: one writer connection (BEGIN IMMEDIATE) and one reader, WAL mode.
+"""The database facade the rest of PicHub uses, whatever the engine behind it.
 
-SQLite allows one writer at a time; serialising writers in-process with a lock
-avoids SQLITE_BUSY storms, while WAL lets the reader run beside the writer.
+`Database.open(target)` opens SQLite (a path, or a `sqlite:///path` URL: one
+writer connection behind a lock, WAL mode, `pichub.db.sqlite`) or PostgreSQL
+(a `postgresql://` URL: a connection pool, `pichub.db.postgres`). Both give
+the same three things: `transaction()` yielding a `Conn`, the reads
+`fetchone`/`fetchall`/`fetchval`, and `dialect` ("sqlite" or "postgresql")
+for the rare query that must be spelled per engine. Queries are written once,
+with `?` parameters, in the SQL both engines share.
+
+Write transactions are serial on both engines: one writer at a time, across
+processes too on PostgreSQL, so a service's read-check-write (a quota, a
+counter, the outbox event written with its change) means the same on both.
 """
 
 from __future__ import annotations
 
-import asyncio
-import fcntl
-import os
-import sqlite3
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Generator, Iterable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import aiosqlite
-
-Row = sqlite3.Row
-Conn = aiosqlite.Connection
+from types import TracebackType
+from typing import Any, Protocol
 
 
-async def _connect(path: Path) -> Conn:
-    conn = await aiosqlite.connect(path, isolation_level=None)
-    conn.row_factory = sqlite3.Row
-    await conn.execute("PRAGMA journal_mode=WAL")
-    await conn.execute("PRAGMA foreign_keys=ON")
-    await conn.execute("PRAGMA busy_timeout=10000")
-    await conn.execute("PRAGMA synchronous=FULL")
-    return conn
+class Row(Protocol):
+    """A result row: by column name (`row["id"]`), by position (`row[0]`), `dict(row)`."""
+
+    def __getitem__(self, key: int | str, /) -> Any: ...
+
+    def keys(self) -> Iterable[str]: ...
 
 
-def _migrations() -> list[tuple[int, str]]:
-    folder = resources.files("pichub.db") / "migrations"
-    found = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
-    return sorted(found)
+class Cursor(Protocol):
+    """What `Conn.execute` gives: the rows of a query, or how many rows it changed."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    async def fetchone(self) -> Row | None: ...
+
+    async def fetchall(self) -> Iterable[Row]: ...
+
+    async def close(self) -> None: ...
 
 
-@asynccontextmanager
-async def _one_at_a_time(path: Path) -> AsyncIterator[None]:
-    """An exclusive lock next to the database file while migrating: a second process that
-    starts at the same moment reads `user_version` after the first has committed, instead of
-    running the same migration again. (Not a lock on the database file itself: closing any
-    descriptor of it would drop SQLite's own locks in this process.)"""
-    fd = await asyncio.to_thread(_lock, path.with_name(path.name + ".migrate-lock"))
-    try:
-        yield
-    finally:
-        os.close(fd)
+class Query:
+    """One statement on its way: `await` it for its cursor, or `async with` it."""
+
+    def __init__(self, running: Awaitable[Cursor]) -> None:
+        self._running = running
+        self._cursor: Cursor | None = None
+
+    def __await__(self) -> Generator[Any, None, Cursor]:
+        return self._running.__await__()
+
+    async def __aenter__(self) -> Cursor:
+        self._cursor = await self._running
+        return self._cursor
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        if self._cursor is not None:
+            await self._cursor.close()
 
 
-def _lock(path: Path) -> int:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    return fd
+class Conn(ABC):
+    """A connection inside a transaction, as the functions in `pichub.db` use it."""
+
+    dialect: str
+
+    @abstractmethod
+    def execute(self, sql: str, params: Iterable[Any] = ()) -> Query:
+        """Run one statement with `?` parameters."""
+
+    @abstractmethod
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Run one statement once per parameter row."""
 
 
-class Database:
-    """Open with `await Database.open(path)`; close with `await db.close()`."""
+class Database(ABC):
+    """Open with `await Database.open(target)`; close with `await db.close()`."""
 
-    def __init__(self, writer: Conn, reader: Conn, path: Path) -> None:
-        self._writer = writer
-        self._reader = reader
-        self._lock = asyncio.Lock()
-        self.path = path
+    dialect: str
+    #: What `open` was given to open this database (a path or a URL).
+    target: Path | str
 
     @classmethod
-    async def open(cls, path: Path) -> Database:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        writer = await _connect(path)
-        try:
-            async with _one_at_a_time(path):  # processes starting at once on one file
-                await cls._migrate(writer)
-            reader = await _connect(path)
-        except BaseException:
-            await writer.close()
-            raise
-        return cls(writer, reader, path)
+    async def open(cls, target: Path | str, *, pool_size: int = 10) -> Database:
+        """SQLite for a path or `sqlite:///path`; PostgreSQL for a `postgresql://` URL."""
+        if is_postgres(target):
+            from pichub.db import postgres  # asyncpg is imported only when it is used
 
-    @staticmethod
-    async def _migrate(conn: Conn) -> None:
-        async with conn.execute("PRAGMA user_version") as cur:
-            row = await cur.fetchone()
-        current = int(row[0]) if row else 0
-        for version, sql in _migrations():
-            if version <= current:
-                continue
-            # executescript commits on its own; the version bump rides in the same script.
-            await conn.executescript(
-                f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version={version};\nCOMMIT;"
-            )
+            return await postgres.PostgresDatabase.connect(str(target), pool_size)
+        from pichub.db import sqlite
 
-    async def close(self) -> None:
-        await self._reader.close()
-        await self._writer.close()
+        return await sqlite.SqliteDatabase.connect(sqlite_path(target))
 
-    async def _finish(self, sql: str) -> None:
-        """Run a statement to its end even if the caller is cancelled meanwhile.
+    @abstractmethod
+    async def close(self) -> None: ...
 
-        aiosqlite runs it on its own thread either way; awaiting it keeps the
-        connection's transaction state known before the cancellation goes on.
+    @abstractmethod
+    def transaction(self, *, serial: bool = True) -> AbstractAsyncContextManager[Conn]:
+        """A write transaction: committed on success, rolled back on any exception.
+
+        `serial` (the default) takes the one writer's turn, so transactions never
+        interleave. `serial=False` is for work that locks its own rows (claiming
+        deliveries with `FOR UPDATE SKIP LOCKED`): on PostgreSQL it runs beside the
+        writer; SQLite has a single writer whatever is asked.
         """
-        task = asyncio.ensure_future(self._writer.execute(sql))
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            await task
-            raise
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Conn]:
-        """A write transaction: committed on success, rolled back on any exception."""
-        async with self._lock:
-            try:
-                await self._finish("BEGIN IMMEDIATE")
-            except asyncio.CancelledError:
-                if self._writer.in_transaction:
-                    await self._finish("ROLLBACK")
-                raise
-            try:
-                yield self._writer
-            except BaseException:
-                await self._finish("ROLLBACK")
-                raise
-            await self._finish("COMMIT")
+    @abstractmethod
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Row]: ...
 
-    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
-        async with self._reader.execute(sql, tuple(params)) as cur:
-            row: Row | None = await cur.fetchone()
-            return row
-
-    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
-        async with self._reader.execute(sql, tuple(params)) as cur:
-            return list(await cur.fetchall())
+    @abstractmethod
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Row | None: ...
 
     async def fetchval(self, sql: str, params: Iterable[Any] = ()) -> Any:
         row = await self.fetchone(sql, params)
         return None if row is None else row[0]
 
 
+def is_postgres(target: Path | str) -> bool:
+    """True for a `postgresql://` (or `postgres://`) URL."""
+    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
+
+
+def sqlite_path(target: Path | str) -> Path:
+    """The file of a SQLite target: a path, or a `sqlite:///path` URL."""
+    if isinstance(target, Path):
+        return target
+    return Path(target.removeprefix("sqlite:///"))  # sqlite:////abs/path is absolute
+
+
+def migration_files(folder_name: str | None = None) -> Iterator[tuple[int, str]]:
+    """(version, SQL) of the migrations of one engine, in order."""
+    folder = resources.files("pichub.db") / "migrations"
+    if folder_name:
+        folder = folder / folder_name
+    found = [(int(e.name.split("_", 1)[0]), e.read_text(encoding="utf-8"))
+             for e in folder.iterdir() if e.name.endswith(".sql")]
+    return iter(sorted(found))
+
 
 async def fetch_one(source: Database | Conn, sql: str, params: Iterable[Any] = ()) -> Row | None:
     """One row, read through the reader (`Database`) or inside a transaction (`Conn`)."""
     if isinstance(source, Database):
         return await source.fetchone(sql, params)
-    async with source.execute(sql, tuple(params)) as cur:
-        row: Row | None = await cur.fetchone()
-        return row
+    async with source.execute(sql, params) as cur:
+        return await cur.fetchone()
+
+
+async def insert_id(conn: Conn, sql: str, params: Iterable[Any] = ()) -> int:
+    """Run an INSERT of one row and return its new `id` (`RETURNING id`, on both engines)."""
+    async with conn.execute(sql + " RETURNING id", params) as cur:
+        row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def set_clause(changes: dict[str, Any], columns: frozenset[str]) -> tuple[str, list[Any]]:

@@ -17,6 +17,12 @@ is a lease, not an "in flight" status: `claim_due` pushes `next_attempt_at`
 past the attempt's timeout, so a delivery whose worker died (kill -9) becomes
 due again by itself, and a restarted worker resumes it. Claimed rows carry
 `endpoint`: the webhook id, or 0 for the global endpoint (ids start at 1).
+
+Several processes on one PostgreSQL database each run a worker: a claim locks
+the rows it leases (`FOR UPDATE SKIP LOCKED`, outside the writer lock), so each
+delivery is leased by one process and each attempt made once. A process sends
+one delivery per endpoint at a time; two processes may each have one in flight
+to the same endpoint.
 """
 
 from __future__ import annotations
@@ -31,7 +37,14 @@ from pichub.db.database import Conn, Database, Row, fetch_one
 from pichub.db.keyset import Listing
 from pichub.timeutil import iso
 
-_ENDPOINT_KEY = "IFNULL(d.webhook_id, 0)"
+_ENDPOINT_KEY = "COALESCE(d.webhook_id, 0)"
+
+#: "The endpoint `w` takes events of type `e.type`": its `events` is a JSON list.
+_WANTS_TYPE = {
+    "sqlite": "EXISTS (SELECT 1 FROM json_each(w.events) j WHERE j.value = e.type)",
+    "postgresql": "EXISTS (SELECT 1 FROM json_array_elements_text(w.events::json) j"
+                  " WHERE j = e.type)",
+}
 
 
 def stamp(moment: datetime) -> str:
@@ -50,12 +63,12 @@ async def create_ping(conn: Conn, user_id: int, webhook_id: int) -> Row | None:
         return None
     data = {"webhook_id": webhook_id, "message": "PicHub webhook test"}
     event = await events_db.record(conn, user_id, "ping", data, dispatched=True)
-    cur = await conn.execute(
+    return await fetch_one(
+        conn,
         "INSERT INTO deliveries (webhook_id, event_id, type, payload, created_at, next_attempt_at)"
-        " VALUES (?, ?, 'ping', ?, ?, ?)",
+        " VALUES (?, ?, 'ping', ?, ?, ?) RETURNING *",
         (webhook_id, event.id, event.payload, event.created_at, stamp(datetime.now(UTC))),
     )
-    return await fetch_one(conn, "SELECT * FROM deliveries WHERE id = ?", (cur.lastrowid,))
 
 
 async def has_undispatched(db: Database) -> bool:
@@ -65,7 +78,8 @@ async def has_undispatched(db: Database) -> bool:
 async def dispatch_pending(conn: Conn, global_endpoint: bool, batch: int = 500) -> int:
     """Fan up to `batch` undispatched events into deliveries; returns how many were created."""
     async with conn.execute(
-        "SELECT MAX(seq) FROM (SELECT seq FROM events WHERE dispatched = 0 ORDER BY seq LIMIT ?)",
+        "SELECT MAX(seq) FROM (SELECT seq FROM events WHERE dispatched = 0 ORDER BY seq LIMIT ?)"
+        " AS batch",
         (batch,),
     ) as cur:
         row = await cur.fetchone()
@@ -78,7 +92,7 @@ async def dispatch_pending(conn: Conn, global_endpoint: bool, batch: int = 500) 
         " SELECT w.id, e.id, e.type, e.payload, ?, ? FROM events e"
         " JOIN webhooks w ON w.user_id = e.user_id AND w.is_active = 1"
         " WHERE e.dispatched = 0 AND e.seq <= ? AND e.type != 'ping' AND (w.events IS NULL"
-        "  OR EXISTS (SELECT 1 FROM json_each(w.events) j WHERE j.value = e.type))"
+        f"  OR {_WANTS_TYPE[conn.dialect]})"
         " ORDER BY e.seq, w.id",
         (created, due, last_seq),
     )
@@ -104,10 +118,18 @@ def _due_filter(busy: Collection[int], global_endpoint: bool) -> tuple[str, list
     """WHERE clause (over `d` joined with `w`) of pending deliveries that may be sent now."""
     sql = (
         "d.status = 'pending'"
-        " AND (w.is_active = 1 OR d.type = 'ping' OR (d.webhook_id IS NULL AND ?))"
-        f" AND {_ENDPOINT_KEY} NOT IN ({', '.join('?' * len(busy))})"
+        " AND (w.is_active = 1 OR d.type = 'ping' OR (d.webhook_id IS NULL AND ? = 1))"
     )
+    if busy:  # PostgreSQL has no empty `NOT IN ()`
+        sql += f" AND {_ENDPOINT_KEY} NOT IN ({', '.join('?' * len(busy))})"
     return sql, [int(global_endpoint), *busy]
+
+
+#: Claims run outside the writer lock on PostgreSQL (`transaction(serial=False)`): each
+#: process locks the rows it leases and skips those another process is leasing right now.
+#: The outer query repeats the due test, which PostgreSQL checks again on the newest
+#: version of a row it waited for, so a row leased meanwhile is no longer due.
+_SKIP_CLAIMED = " FOR UPDATE OF d SKIP LOCKED"
 
 
 async def claim_due(conn: Conn, now: datetime, lease_until: datetime, limit: int,
@@ -116,17 +138,22 @@ async def claim_due(conn: Conn, now: datetime, lease_until: datetime, limit: int
 
     Rows carry the delivery's columns plus `url` and `secret` of its endpoint
     (NULL for the global one) and `endpoint` (webhook id, or 0 for the global one).
+    Safe beside claims of other processes on PostgreSQL: a delivery is leased once.
     """
     where, params = _due_filter(busy, global_endpoint)
+    due = [*params, stamp(now)]
     sql = (
         f"SELECT d.*, w.url AS url, w.secret AS secret, {_ENDPOINT_KEY} AS endpoint"
         " FROM deliveries d LEFT JOIN webhooks w ON w.id = d.webhook_id"
         " WHERE d.id IN (SELECT MIN(d.id) FROM deliveries d"
         "  LEFT JOIN webhooks w ON w.id = d.webhook_id"
         f"  WHERE {where} AND d.next_attempt_at <= ? GROUP BY d.webhook_id)"
+        f" AND {where} AND d.next_attempt_at <= ?"
         " ORDER BY d.next_attempt_at, d.id LIMIT ?"
     )
-    async with conn.execute(sql, (*params, stamp(now), limit)) as cur:
+    if conn.dialect == "postgresql":
+        sql += _SKIP_CLAIMED
+    async with conn.execute(sql, (*due, *due, limit)) as cur:
         rows = list(await cur.fetchall())
     await _set_due(conn, (row["id"] for row in rows), lease_until)
     return rows

@@ -189,7 +189,7 @@ async def count_view(conn: Conn, image_id: str, now: str) -> bool:
     allowed also sets `expires_at` to `now`, so the expiry sweep removes the image."""
     cur = await conn.execute(
         "UPDATE images SET views = views + 1, expires_at = CASE WHEN views + 1 >= max_views"
-        " THEN min(coalesce(expires_at, ?), ?) ELSE expires_at END"
+        " THEN CASE WHEN expires_at < ? THEN expires_at ELSE ? END ELSE expires_at END"
         " WHERE id = ? AND max_views IS NOT NULL AND views < max_views", (now, now, image_id))
     return cur.rowcount > 0
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pichub.db.database import Conn, Database, Row
+from pichub.db.database import Conn, Database, Row, insert_id
 from pichub.models.base import MAX_ROW_ID
 
 #: An invite as the lists show it: with the names of who made it and who used it.
@@ -13,12 +13,10 @@ _SELECT = ("SELECT i.*, c.username AS created_by_name, u.username AS used_by_nam
 
 async def create(conn: Conn, token_hash: str, *, note: str, quota_mb: int | None,
                  created_by: int | None, created_at: str, expires_at: str) -> int:
-    cur = await conn.execute(
+    return await insert_id(conn,
         "INSERT INTO invites (token_hash, note, quota_mb, created_by, created_at, expires_at)"
         " VALUES (?, ?, ?, ?, ?, ?)",
         (token_hash, note, quota_mb, created_by, created_at, expires_at))
-    assert cur.lastrowid is not None
-    return cur.lastrowid
 
 
 async def get(db: Database, invite_id: int) -> Row | None:

@@ -27,13 +27,18 @@ async def touch_identity(conn: Conn, issuer: str, subject: str, email: str) -> N
         (iso(), email, issuer, subject))
 
 
+#: "`email` is this address in any case", read from the unique index `users_email`
+#: (`email COLLATE NOCASE` on SQLite, `lower(email)` on PostgreSQL).
+_SAME_EMAIL = {"sqlite": "email = ? COLLATE NOCASE", "postgresql": "lower(email) = lower(?)"}
+
+
 async def user_by_email(db: Database, email: str) -> Row | None:
-    return await db.fetchone("SELECT * FROM users WHERE email = ? COLLATE NOCASE", (email,))
+    return await db.fetchone(f"SELECT * FROM users WHERE {_SAME_EMAIL[db.dialect]}", (email,))
 
 
 async def email_owner_in(conn: Conn, email: str) -> int | None:
     """The id of the account with this e-mail (any case), read inside a transaction."""
-    async with conn.execute("SELECT id FROM users WHERE email = ? COLLATE NOCASE",
+    async with conn.execute(f"SELECT id FROM users WHERE {_SAME_EMAIL[conn.dialect]}",
                             (email,)) as cur:
         row = await cur.fetchone()
     return None if row is None else int(row[0])
@@ -49,5 +54,5 @@ async def set_admin(conn: Conn, user_id: int, is_admin: bool) -> None:
 
 
 async def username_taken(db: Database, username: str) -> bool:
-    return await db.fetchone("SELECT 1 FROM users WHERE username = ? COLLATE NOCASE",
+    return await db.fetchone("SELECT 1 FROM users WHERE lower(username) = lower(?)",
                              (username,)) is not None

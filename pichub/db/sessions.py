@@ -19,8 +19,8 @@ async def find(db: Database, id_hash: str, now: str) -> Row | None:
     """The live session with this hash, joined with its user's name and admin flag, and
     whether the user has two-factor sign-in on (`has_totp`); none of a disabled user."""
     return await db.fetchone(
-        "SELECT s.*, u.username, u.is_admin, EXISTS (SELECT 1 FROM totp t"
-        "  WHERE t.user_id = s.user_id AND t.confirmed_at IS NOT NULL) AS has_totp"
+        "SELECT s.*, u.username, u.is_admin, CAST(EXISTS (SELECT 1 FROM totp t"
+        "  WHERE t.user_id = s.user_id AND t.confirmed_at IS NOT NULL) AS INTEGER) AS has_totp"
         " FROM sessions s JOIN users u ON u.id = s.user_id"
         " WHERE s.id_hash = ? AND s.expires_at > ? AND u.is_active = 1",
         (id_hash, now),
@@ -32,18 +32,18 @@ async def touch(conn: Conn, id_hash: str, now: str) -> None:
 
 
 async def list_for_user(db: Database, user_id: int, now: str) -> list[Row]:
-    """A user's live sessions, most recently seen first; `id` is the row's number."""
+    """A user's live sessions, most recently seen first; `id` is the session's number."""
     return await db.fetchall(
-        "SELECT rowid AS id, id_hash, created_at, last_seen_at, expires_at, user_agent, ip"
+        "SELECT id, id_hash, created_at, last_seen_at, expires_at, user_agent, ip"
         " FROM sessions WHERE user_id = ? AND expires_at > ?"
-        " ORDER BY COALESCE(last_seen_at, created_at) DESC, rowid DESC",
+        " ORDER BY COALESCE(last_seen_at, created_at) DESC, id DESC",
         (user_id, now),
     )
 
 
 async def delete_by_id(conn: Conn, user_id: int, session_id: int) -> bool:
-    """End one of `user_id`'s sessions by its row number; False when it is not theirs."""
-    cur = await conn.execute("DELETE FROM sessions WHERE rowid = ? AND user_id = ?",
+    """End one of `user_id`'s sessions by its number; False when it is not theirs."""
+    cur = await conn.execute("DELETE FROM sessions WHERE id = ? AND user_id = ?",
                              (session_id, user_id))
     return cur.rowcount > 0
 
@@ -51,8 +51,9 @@ async def delete_by_id(conn: Conn, user_id: int, session_id: int) -> bool:
 async def delete_for_user(conn: Conn, user_id: int, keep_hash: str | None = None) -> int:
     """End every session of `user_id` (sign every browser out) except the one with
     `keep_hash`."""
-    cur = await conn.execute("DELETE FROM sessions WHERE user_id = ? AND id_hash IS NOT ?",
-                             (user_id, keep_hash))
+    cur = await conn.execute(
+        "DELETE FROM sessions WHERE user_id = ? AND id_hash IS DISTINCT FROM ?",
+        (user_id, keep_hash))
     return cur.rowcount
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pichub.db.database import Conn, Database, Row
+from pichub.db.database import Conn, Database, Row, insert_id
 from pichub.models.base import MAX_ROW_ID
 from pichub.timeutil import iso
 
@@ -10,13 +10,10 @@ from pichub.timeutil import iso
 async def create_user(
     conn: Conn, username: str, password_hash: str, *, is_admin: bool, quota_mb: int | None
 ) -> int:
-    cur = await conn.execute(
+    return await insert_id(conn,
         "INSERT INTO users (username, password_hash, is_admin, quota_mb, created_at)"
         " VALUES (?, ?, ?, ?, ?)",
-        (username, password_hash, int(is_admin), quota_mb, iso()),
-    )
-    assert cur.lastrowid is not None
-    return cur.lastrowid
+        (username, password_hash, int(is_admin), quota_mb, iso()))
 
 
 async def set_password(conn: Conn, user_id: int, password_hash: str) -> None:
@@ -66,12 +63,9 @@ async def quota_mb(conn: Conn, user_id: int) -> int | None:
 
 
 async def create_token(conn: Conn, user_id: int, token_hash: str, name: str, scope: str) -> int:
-    cur = await conn.execute(
+    return await insert_id(conn,
         "INSERT INTO tokens (user_id, name, token_hash, scope, created_at) VALUES (?, ?, ?, ?, ?)",
-        (user_id, name, token_hash, scope, iso()),
-    )
-    assert cur.lastrowid is not None
-    return cur.lastrowid
+        (user_id, name, token_hash, scope, iso()))
 
 
 async def find_token(db: Database, token_hash: str) -> Row | None:

@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from pichub.db.database import Conn, Database, Row, fetch_one, set_clause
+from pichub.db.database import Conn, Database, Row, fetch_one, insert_id, set_clause
 from pichub.timeutil import iso
 
 _UPDATABLE = frozenset({"url", "events", "description", "is_active"})
@@ -16,13 +16,10 @@ async def create(conn: Conn, user_id: int, url: str, secret: str, events: Sequen
                  description: str = "", is_active: bool = True) -> int:
     """Insert an endpoint; `events` None means every event type."""
     now = iso()
-    cur = await conn.execute(
+    return await insert_id(conn,
         "INSERT INTO webhooks (user_id, url, secret, events, description, is_active,"
         " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (user_id, url, secret, _events_json(events), description, int(is_active), now, now),
-    )
-    assert cur.lastrowid is not None
-    return cur.lastrowid
+        (user_id, url, secret, _events_json(events), description, int(is_active), now, now))
 
 
 def _events_json(events: Sequence[str] | None) -> str | None:

@@ -196,7 +196,7 @@ class WebhookWorker:
         if due is None or due > now:
             return  # nothing to claim: no write transaction
         lease = now + timedelta(seconds=self.settings.timeout_s + LEASE_MARGIN_S)
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(serial=False) as conn:  # claim_due locks its rows
             rows = await deliveries_db.claim_due(conn, now, lease, free, self._busy(),
                                                self.global_endpoint)
         for row in rows:

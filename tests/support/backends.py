@@ -12,7 +12,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+from tests.support import postgres
+
 SCALE = os.environ.get("PICHUB_TEST_BACKEND", "local") == "scale"
+
+
+def database(tmp_path: Path) -> Path | str:
+    """What a test that opens a `Database` of its own opens: a fresh one on its engine."""
+    return postgres.fresh_url(tmp_path) if SCALE else tmp_path / "pichub.db"
 
 
 def sections(tmp_path: Path) -> dict[str, dict[str, Any]]:
@@ -20,6 +27,7 @@ def sections(tmp_path: Path) -> dict[str, dict[str, Any]]:
     if not SCALE:
         return {}
     found: dict[str, dict[str, Any]] = {}
+    found["database"] = {"url": postgres.fresh_url(tmp_path)}
     from tests.support.seaweed import Seaweed  # the S3 half: a fresh prefix in one bucket
 
     found["storage"] = {"backend": "s3", "s3": Seaweed.shared().scratch(str(tmp_path))}
