@@ -1,4 +1,4 @@
-"""The `pichub` command: serve | user … | token … | invite create | backup | restore
+"""The `pichub` command: serve | user … | token … | invite create | backup | restore | migrate
 (README: Running)."""
 
 from __future__ import annotations
@@ -103,6 +103,16 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("src", metavar="SRC", help="a directory written by `pichub backup`")
     restore.add_argument("--jobs", type=_positive, metavar="N",
                          help="files copied side by side (default: 4 per core, at most 16)")
+    migrate = sub.add_parser(
+        "migrate", help="copy this single-box instance (SQLite and blobs/) into PostgreSQL "
+        "and, with --to-storage s3, the bucket of [storage.s3]; verified, resumable")
+    _common(migrate)
+    migrate.add_argument("--to-database", required=True, metavar="URL",
+                         help="postgresql://user:password@host:5432/name (the database must "
+                         "exist; its tables are created)")
+    migrate.add_argument("--to-storage", choices=("s3", "filesystem"), default="filesystem",
+                         help="s3: copy the files into [storage.s3]; filesystem (default): "
+                         "they stay in the data directory")
     return parser
 
 
@@ -158,6 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("backup", None): commands.backup,
         ("restore", None): commands.restore,
         ("backfill", None): commands.backfill,
+        ("migrate", None): commands.migrate,
     }
     if args.command == "serve":
         return commands.serve(settings)

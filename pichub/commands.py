@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -18,11 +19,13 @@ from pichub import server
 from pichub.app import data_paths, open_database
 from pichub.config import EXIT_CONFIG, ConfigError, Settings, check_shared
 from pichub.db.database import Database, is_postgres, sqlite_path
-from pichub.errors import NotFound
+from pichub.errors import NotFound, PichubError, ServiceUnavailable
 from pichub.imaging.cache import DiskCache
 from pichub.models.base import validate
 from pichub.models.invites import InviteCreate
+from pichub.sealing import KEY_FILE
 from pichub.services import accounts, admin, oidc, registration
+from pichub.services import migrate as engines
 from pichub.services.backfill import Progress as BackfillProgress
 from pichub.services.backfill import backfill as run_backfill
 from pichub.services.backup import WORKERS, BackupError, Interrupted, Manifest
@@ -30,6 +33,8 @@ from pichub.services.backup import Progress as CopyProgress
 from pichub.services.backup import backup as backup_to_dir
 from pichub.services.backup import restore as restore_from_dir
 from pichub.services.images import Images
+from pichub.services.transfer import Bucket, Directory, Files, TransferError
+from pichub.services.transfer import Progress as MoveProgress
 from pichub.storage import opened
 from pichub.timeutil import now
 from pichub.web.observe import configure_logging
@@ -279,26 +284,11 @@ class _Ticker:
             self.last = 0.0
 
 
-def _not_the_data_dir_database(settings: Settings, doing: str) -> bool:
-    """Backup and restore copy the SQLite file in the data directory, and nothing else: with
-    `[database] url` elsewhere (PostgreSQL, another file) they refuse rather than copy a
-    database the instance does not use. True (and the error printed) when refused."""
-    url = settings.database.url
-    if not url or (not is_postgres(url)
-                   and sqlite_path(url).resolve() == data_paths(settings)["db"].resolve()):
-        return False
-    where = "PostgreSQL" if is_postgres(url) else str(sqlite_path(url))
-    print(f"error: {doing} supports only the SQLite database in the data directory; "
-          f"[database] url is {where}", file=sys.stderr)
-    return True
-
-
 async def backup(settings: Settings, args: argparse.Namespace) -> int:
     """`pichub backup DEST`: database snapshot and blobs; safe while the server runs, and run
     again after an interruption it continues."""
-    if (_files_in_bucket(settings, "backup")
-            or _not_the_data_dir_database(settings, "pichub backup")):
-        return 1
+    if not _on_one_box(settings):
+        return await _backup_engines(settings, args)
     dest = Path(args.dest)
     show = _Ticker(sys.stderr.isatty(), sys.stderr)
     try:
@@ -320,15 +310,135 @@ async def backup(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _files_in_bucket(settings: Settings, command: str) -> bool:
-    """True (and says why) when the files live in a bucket: `blobs/` is then only a cache,
-    and a backup of it would leave out (and drop the rows of) every evicted image."""
-    if settings.storage.backend != "s3":
-        return False
-    print(f"error: pichub {command} copies the blobs/ directory, but with storage.backend = "
-          "\"s3\" the files live in the bucket: back the bucket up with its own tools "
-          "(versioning, replication)", file=sys.stderr)
-    return True
+def _on_one_box(settings: Settings) -> bool:
+    """Whether the instance is the SQLite file of its data directory and the files in its
+    `blobs/`: backup and restore then copy the directory (hard links, a SQLite snapshot);
+    otherwise they copy row by row and file by file (services.migrate)."""
+    url = settings.database.url
+    here = not url or (not is_postgres(url) and
+                       sqlite_path(url).resolve() == data_paths(settings)["db"].resolve())
+    return here and settings.storage.backend == "filesystem"
+
+
+@asynccontextmanager
+async def _instance_files(settings: Settings) -> AsyncIterator[Files]:
+    """The files of the configured instance: its bucket, or its `blobs/` directory."""
+    async with opened(settings.storage, data_paths(settings)["blobs"]) as storage:
+        objects = getattr(storage, "objects", None)
+        yield Bucket(objects) if storage.remote and objects is not None \
+            else Directory(storage.blobs.root)
+
+
+async def _backup_engines(settings: Settings, args: argparse.Namespace) -> int:
+    """`pichub backup DEST` of an instance on PostgreSQL or S3: row by row, file by file."""
+    dest = Path(args.dest)
+    show = _Ticker(sys.stderr.isatty(), sys.stderr)
+    try:
+        async with _database(settings) as db, _instance_files(settings) as files:
+            manifest = await engines.backup(db, files, settings.storage.data_dir, dest,
+                                            _move_reporter(show, "backup"))
+    except (BackupError, TransferError, ServiceUnavailable, OSError) as exc:
+        show.end()
+        print(f"error: {_message(exc)}", file=sys.stderr)
+        return 1
+    show.end()
+    print(f"backed up {_summary(manifest)} to {dest}")
+    return 0
+
+
+async def _restore_engines(settings: Settings, args: argparse.Namespace) -> int:
+    """`pichub restore SRC` into an instance on PostgreSQL or S3 (which must be empty)."""
+    show = _Ticker(sys.stderr.isatty(), sys.stderr)
+    try:
+        async with _database(settings) as db, _instance_files(settings) as files:
+            manifest = await engines.restore(Path(args.src), db, files,
+                                             settings.storage.data_dir,
+                                             _move_reporter(show, "restore"))
+    except (BackupError, TransferError, ServiceUnavailable, OSError) as exc:
+        show.end()
+        print(f"error: {_message(exc)}", file=sys.stderr)
+        return 1
+    show.end()
+    print(f"restored {_summary(manifest)} from the backup of {manifest.created_at}")
+    if settings.auth.secret_key is None and settings.shared_database:
+        print(_KEY_ADVICE.format(key=settings.storage.data_dir / KEY_FILE), file=sys.stderr)
+    return 0
+
+
+_KEY_ADVICE = ("note: set auth.secret_key (or PICHUB_AUTH__SECRET_KEY) to the content of {key}, "
+               "the same on every process: two-factor secrets and signed links depend on it")
+
+
+async def migrate(settings: Settings, args: argparse.Namespace) -> int:
+    """`pichub migrate --to-database URL [--to-storage s3]` (services.migrate): the instance
+    configured now (SQLite and blobs/ in the data directory) into PostgreSQL and a bucket."""
+    if not _on_one_box(settings):
+        print("error: pichub migrate copies an instance on SQLite and blobs/ in its data "
+              "directory; this configuration already uses [database] url or the S3 backend",
+              file=sys.stderr)
+        return 1
+    if not is_postgres(args.to_database):
+        print("error: --to-database must be a postgresql:// URL", file=sys.stderr)
+        return 2
+    paths = data_paths(settings)
+    if not paths["db"].is_file():
+        print(f"error: no PicHub database at {paths['db']}", file=sys.stderr)
+        return 1
+    if args.to_storage == "s3" and not settings.storage.s3.bucket:
+        print("error: --to-storage s3 needs [storage.s3] (bucket, endpoint_url, keys) in the "
+              "configuration", file=sys.stderr)
+        return 2
+    show = _Ticker(sys.stderr.isatty(), sys.stderr)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            dest = await Database.open(args.to_database,
+                                       pool_size=settings.database.pool_size)
+            stack.push_async_callback(dest.close)
+            files: Files | None = None
+            if args.to_storage == "s3":
+                from pichub.storage.objects import ObjectStore
+
+                objects = ObjectStore(settings.storage.s3)
+                await objects.open()
+                stack.push_async_callback(objects.close)
+                files = Bucket(objects)
+            moved = await engines.migrate(settings.storage.data_dir, dest, files,
+                                          Directory(paths["blobs"]),
+                                          _move_reporter(show, "migrate"))
+    except (TransferError, ServiceUnavailable, OSError) as exc:
+        show.end()
+        print(f"error: {_message(exc)}", file=sys.stderr)
+        return 1
+    show.end()
+    print(f"copied {sum(moved.rows.values()):,} rows ({moved.rows.get('images', 0):,} images)"
+          + (f" and {moved.files:,} files ({moved.bytes / 2**20:,.1f} MB)" if files else "")
+          + ", verified. Point PicHub at them:")
+    print(f"  [database]\n  url = \"{args.to_database}\"")
+    if files:
+        print("  [storage]\n  backend = \"s3\"")
+    if settings.auth.secret_key is None:
+        print(_KEY_ADVICE.format(key=settings.storage.data_dir / KEY_FILE))
+    print("Run it again with PicHub stopped to copy what changed meanwhile; it continues where "
+          "it left off.")
+    return 0
+
+
+def _move_reporter(show: _Ticker, what: str) -> Callable[[MoveProgress], None]:
+    def report(p: MoveProgress) -> None:
+        eta = p.eta_s
+        unit = "rows" if p.step == "rows" else "files"
+        size = (f", {p.done_bytes / 2**20:,.1f}/{p.total_bytes / 2**20:,.1f} MB"
+                if p.total_bytes else "")
+        show.show(p.finished, lambda: (
+            f"{what}: {p.step}: {p.done:,}/{p.total:,} {unit}{size}, {p.rate:,.0f} {unit}/s"
+            + (f", ETA {eta:.0f} s" if eta and not p.finished else "")))
+        if p.finished:
+            show.end()
+    return report
+
+
+def _message(exc: BaseException) -> str:
+    return exc.message if isinstance(exc, PichubError) else str(exc)
 
 
 def _backup_niced(data_dir: Path, dest: Path, report: Callable[[CopyProgress], None],
@@ -341,9 +451,8 @@ def _backup_niced(data_dir: Path, dest: Path, report: Callable[[CopyProgress], N
 async def restore(settings: Settings, args: argparse.Namespace) -> int:
     """`pichub restore SRC --data-dir D`: into a data directory that is absent or empty (or
     holds a restore of the same backup that was interrupted: it continues)."""
-    if (_files_in_bucket(settings, "restore")
-            or _not_the_data_dir_database(settings, "pichub restore")):
-        return 1
+    if not _on_one_box(settings):
+        return await _restore_engines(settings, args)
     data_dir = settings.storage.data_dir
     show = _Ticker(sys.stderr.isatty(), sys.stderr)
     try:

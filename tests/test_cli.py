@@ -182,20 +182,3 @@ async def _with_totp(db_path: Path) -> None:
                                " VALUES (?, 'h')", (bob,))
     finally:
         await db.close()
-
-
-@pytest.mark.parametrize("url", ["postgresql://pichub@127.0.0.1:1/pichub",
-                                 "sqlite:///elsewhere/pichub.db"])
-def test_backup_and_restore_refuse_a_database_outside_the_data_dir(
-        tmp_path: Path, url: str) -> None:
-    """They copy the data directory's SQLite file: with `[database] url` elsewhere they
-    say so instead of copying a file the instance does not use."""
-    config = tmp_path / "pichub.toml"
-    config.write_text(f'[database]\nurl = "{url}"\n', encoding="utf-8")
-    data = ["--config", str(config), "--data-dir", str(tmp_path / "data")]
-    for argv in (["backup", str(tmp_path / "dest")], ["restore", str(tmp_path / "src")]):
-        err = io.StringIO()
-        with contextlib.redirect_stderr(err):
-            assert cli.main([*argv, *data]) == 1
-        assert "supports only the SQLite database in the data directory" in err.getvalue()
-    assert not (tmp_path / "dest").exists()

@@ -180,7 +180,7 @@ def _backup_into(data_dir: Path, dest: Path, marker: dict[str, Any] | None, repo
     copy_key(data_dir, dest)  # the server key (two-factor secrets), when it is a file
     os.sync()  # blobs and database durable before the manifest marks the backup complete
     manifest = Manifest(
-        created_at=str(taken["taken_at"]), pichub_version=_version(), schema_version=schema,
+        created_at=str(taken["taken_at"]), pichub_version=pichub_version(), schema_version=schema,
         images=images, bytes=size, dropped=sorted(kept.dropped),
         damaged=sorted(kept.damaged - kept.dropped))
     atomic_write(dest / MANIFEST_FILE, manifest.to_json().encode())
@@ -439,7 +439,7 @@ def _require_space(path: Path, needed: int) -> None:
                           f"have {free >> 20} MB")
 
 
-def _version() -> str:
+def pichub_version() -> str:
     try:
         return metadata.version("pichub")
     except metadata.PackageNotFoundError:
