@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from pichub.config import EXIT_CONFIG, ConfigError, Settings, load_settings
+from pichub.config import EXIT_CONFIG, ConfigError, Settings, check_engines, load_settings
 from pichub.errors import PichubError
 
 
@@ -148,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from(args)
+        check_engines(settings)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG

@@ -17,7 +17,7 @@ from typing import TextIO
 
 from pichub import server
 from pichub.app import data_paths, open_database
-from pichub.config import EXIT_CONFIG, ConfigError, Settings, check_shared
+from pichub.config import EXIT_CONFIG, ConfigError, Settings, check_shared, require_driver
 from pichub.db.database import Database, is_postgres, sqlite_path
 from pichub.errors import NotFound, PichubError, ServiceUnavailable
 from pichub.imaging.cache import DiskCache
@@ -384,6 +384,13 @@ async def migrate(settings: Settings, args: argparse.Namespace) -> int:
     if not paths["db"].is_file():
         print(f"error: no PicHub database at {paths['db']}", file=sys.stderr)
         return 1
+    try:
+        require_driver("asyncpg")
+        if args.to_storage == "s3":
+            require_driver("aiobotocore")
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
     if args.to_storage == "s3" and not settings.storage.s3.bucket:
         print("error: --to-storage s3 needs [storage.s3] (bucket, endpoint_url, keys) in the "
               "configuration", file=sys.stderr)

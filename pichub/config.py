@@ -7,6 +7,7 @@ them). Unknown keys in the TOML file are refused (they are typos); unknown
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import os
 import tomllib
@@ -317,6 +318,26 @@ def check_shared(settings: Settings) -> None:
     if settings.shared_database and settings.auth.secret_key is None:
         raise ConfigError("config: auth.secret_key: must be set when database.url is "
                           "PostgreSQL (every process must use the same key)")
+
+
+#: The driver each engine needs, and the install that has it (the `scale` extra).
+_DRIVERS = {"asyncpg": "PostgreSQL (database.url)", "aiobotocore": "S3 (storage.backend)"}
+
+
+def check_engines(settings: Settings) -> None:
+    """Refuse, in one line, engines whose driver this PicHub lacks (the everyday zipapp
+    leaves them out: docs/scale-out.md)."""
+    wanted = ([*(["asyncpg"] if settings.shared_database else []),
+               *(["aiobotocore"] if settings.storage.backend == "s3" else [])])
+    for module in wanted:
+        require_driver(module)
+
+
+def require_driver(module: str) -> None:
+    """ConfigError unless the driver `module` (a key of `_DRIVERS`) can be imported."""
+    if importlib.util.find_spec(module) is None:
+        raise ConfigError(f"config: {_DRIVERS[module]} needs {module}, which this PicHub "
+                          "lacks: run pichub-full.pyz, or pip install 'pichub[scale]'")
 
 
 SECTIONS: dict[str, type[BaseModel]] = {

@@ -37,19 +37,22 @@ ROOT = Path(__file__).resolve().parents[1]
 PYTHON = getattr(sys, "_base_executable", sys.executable)
 
 
+def build(out: Path, *flags: str) -> Path:
+    env = dict(os.environ)
+    if importlib.util.find_spec("shiv") is not None:
+        env["PICHUB_BUILD_PYTHON"] = sys.executable  # don't reinstall the venv we run in
+    built = subprocess.run(["bash", str(ROOT / "scripts" / "build-pyz"), *flags, str(out)],
+                           env=env, capture_output=True, text=True, timeout=900)
+    assert built.returncode == 0, built.stdout + built.stderr
+    return out
+
+
 @pytest.fixture(scope="module")
 def pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
     given = os.environ.get("PICHUB_PYZ")
     if given:
         return Path(given).resolve()
-    out = tmp_path_factory.mktemp("dist") / "pichub.pyz"
-    env = dict(os.environ)
-    if importlib.util.find_spec("shiv") is not None:
-        env["PICHUB_BUILD_PYTHON"] = sys.executable  # don't reinstall the venv we run in
-    built = subprocess.run(["bash", str(ROOT / "scripts" / "build-pyz"), str(out)], env=env,
-                           capture_output=True, text=True, timeout=900)
-    assert built.returncode == 0, built.stdout + built.stderr
-    return out
+    return build(tmp_path_factory.mktemp("dist") / "pichub.pyz")
 
 
 class PyzServer(Server):
@@ -160,3 +163,54 @@ def test_zipapp_holds_the_package_data_and_no_tests(pyz: Path) -> None:
     assert not any(name.startswith("site-packages/tests/") for name in names)
     with open(pyz, "rb") as fh:
         assert fh.readline() == b"#!/usr/bin/env python3\n"
+
+
+@pytest.mark.parametrize(("env", "engine"), [
+    ({"PICHUB_STORAGE__BACKEND": "s3"}, "aiobotocore"),
+    ({"PICHUB_DATABASE__URL": "postgresql://pichub@127.0.0.1:1/pichub",
+      "PICHUB_AUTH__SECRET_KEY": "k" * 64}, "asyncpg")])
+def test_the_lean_zipapp_names_the_full_one_for_the_scale_engines(
+        pyz: Path, tmp_path: Path, env: dict[str, str], engine: str) -> None:
+    """The everyday file leaves asyncpg and aiobotocore out: asked for PostgreSQL or S3 it
+    says which file has them, in one line, exit 2 (a configuration error)."""
+    proc = subprocess.run([PYTHON, "-S", str(pyz), "serve", "--data-dir", str(tmp_path / "d")],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                          env={"PATH": "/usr/bin:/bin", "SHIV_ROOT": str(tmp_path / "shiv"),
+                               **env})
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.strip().count("\n") == 0
+    assert engine in proc.stderr and "pichub-full.pyz" in proc.stderr
+
+
+def test_the_full_zipapp_serves_from_postgresql_and_s3(tmp_path_factory: pytest.TempPathFactory,
+                                                      tmp_path: Path) -> None:
+    """`scripts/build-pyz --full` (docs/scale-out.md): the same upload and variant, with the
+    rows in PostgreSQL and the files in an S3 bucket."""
+    from tests.support import postgres
+    from tests.support.seaweed import Seaweed
+
+    full = build(tmp_path_factory.mktemp("dist-full") / "pichub-full.pyz", "--full")
+    weed = Seaweed.shared()
+    s3 = weed.settings(weed.fresh_bucket(), prefix="pyz")
+    env = {"PICHUB_DATABASE__URL": postgres.fresh_url(), "PICHUB_AUTH__SECRET_KEY": "k" * 64,
+           "PICHUB_STORAGE__BACKEND": "s3",
+           **{f"PICHUB_STORAGE__S3__{k.upper()}": str(v) for k, v in s3.items()}}
+    server = PyzServer(full, tmp_path, env=env)
+    try:
+        match = re.search(r"API token: (\S+)", server.output)
+        assert match, server.output
+        auth = {"Authorization": f"Bearer {match.group(1)}"}
+        resp = requests.post(f"{server.base}/api/v1/upload", headers=auth, timeout=30,
+                             files={"files[]": ("photo.jpg", samples.jpeg((400, 300)))})
+        assert resp.status_code == 201, resp.text
+        image = resp.json()["data"][0]
+        original = requests.get(image["url"], timeout=10)
+        assert hashlib.sha256(original.content).hexdigest() == image["sha256"]
+        variant = requests.get(image["url"] + "?w=100", timeout=30)
+        assert Image.open(io.BytesIO(variant.content)).size == (100, 75)
+        health = requests.get(f"{server.base}/healthz", timeout=10)
+        assert health.status_code == 200, health.text
+        assert "object_storage" in health.text and "database" in health.text
+    finally:
+        server.stop()
+    assert full.stat().st_size < 40 * 2**20  # botocore's data pruned to S3 and STS
