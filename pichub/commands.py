@@ -342,6 +342,9 @@ async def _backup_engines(settings: Settings, args: argparse.Namespace) -> int:
         print(f"error: {_message(exc)}", file=sys.stderr)
         return 1
     show.end()
+    for image_id in manifest.dropped:
+        print(f"warning: image {image_id} was deleted during the backup; left out",
+              file=sys.stderr)
     print(f"backed up {_summary(manifest)} to {dest}")
     return 0
 
@@ -425,6 +428,9 @@ async def migrate(settings: Settings, args: argparse.Namespace) -> int:
         print("  [storage]\n  backend = \"s3\"")
     if settings.auth.secret_key is None:
         print(_KEY_ADVICE.format(key=settings.storage.data_dir / KEY_FILE))
+    if moved.vanished:
+        print(f"warning: {len(moved.vanished)} image(s) were deleted during the copy",
+              file=sys.stderr)
     print("Run it again with PicHub stopped to copy what changed meanwhile; it continues where "
           "it left off.")
     return 0

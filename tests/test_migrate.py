@@ -235,3 +235,40 @@ def test_the_copy_knows_every_table_and_copies_parents_first(tmp_path: Path) -> 
             key = [row[1] for row in sorted(conn.execute(f"PRAGMA table_info({table})"),
                                             key=lambda r: r[5]) if row[5]]
             assert tuple(key) == dict(TABLES)[table], table
+
+
+async def test_file_copy_verifies_skips_what_is_verified_and_reports_what_vanished(
+        tmp_path: Path) -> None:
+    """Directory to directory: every file of the images asked for is copied and read back;
+    a second run sends nothing again; an image without files is reported, not failed."""
+    from pichub.services.transfer import Directory, copy_files
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    for name, data in (("ab/cd/abcd1.jpg", b"one"), ("ab/cd/abcd1.w512.jpg", b"copy"),
+                       ("ef/gh/efgh2.png", b"two"), ("ij/kl/ijkl3.png", b"not asked")):
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_bytes(data)
+    seen: list[int] = []
+    ids = {"abcd1", "efgh2", "gone4"}
+    first = await copy_files(ids, Directory(src), Directory(dst), tmp_path / "work",
+                             lambda p: seen.append(p.done), working=False)
+    assert (first.total, first.vanished) == (2, {"gone4"})
+    assert (dst / "ab/cd/abcd1.jpg").read_bytes() == b"one"
+    assert not (dst / "ab/cd/abcd1.w512.jpg").exists()  # working copies left out
+    assert not (dst / "ij/kl/ijkl3.png").exists()
+    (dst / "ef/gh/efgh2.png").write_bytes(b"TWO")  # same size, other bytes: not trusted...
+    (tmp_path / "work").joinpath("unrelated").touch()
+    again = await copy_files(ids, Directory(src), Directory(dst), tmp_path / "work",
+                             lambda p: None, working=False)
+    assert again.done == 2
+    # ...unless it was verified before: the journal spares files already checked.
+    assert (dst / "ef/gh/efgh2.png").read_bytes() == b"TWO"
+    fresh = await copy_files(ids, Directory(src), Directory(tmp_path / "dst2"), tmp_path / "work",
+                             lambda p: None, working=True)
+    assert fresh.total == 3 and (tmp_path / "dst2/ab/cd/abcd1.w512.jpg").read_bytes() == b"copy"
+    # A file of the same size that was never verified is read back, found wrong, replaced.
+    (tmp_path / "dst3/ab/cd").mkdir(parents=True)
+    (tmp_path / "dst3/ab/cd/abcd1.jpg").write_bytes(b"ONE")
+    await copy_files({"abcd1"}, Directory(src), Directory(tmp_path / "dst3"), tmp_path / "work",
+                     lambda p: None, working=False)
+    assert (tmp_path / "dst3/ab/cd/abcd1.jpg").read_bytes() == b"one"

@@ -101,3 +101,9 @@ async def follow_numbering(db: Database) -> None:
             await conn.execute(
                 f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'),"
                 f" COALESCE((SELECT MAX({column}) FROM {table}), 0) + 1, false)")
+
+
+async def drop_images(db: Database, ids: list[str]) -> None:
+    """Delete these images' rows (their files vanished while a backup copied them)."""
+    async with db.transaction() as conn:
+        await conn.executemany("DELETE FROM images WHERE id = ?", [(i,) for i in ids])

@@ -25,7 +25,7 @@ from pathlib import Path
 from pichub.blobs import atomic_write, fsync_dir
 from pichub.db.database import Database
 from pichub.db.snapshot import Snapshot, SnapshotError, copy_online
-from pichub.db.transfer import count
+from pichub.db.transfer import count, drop_images
 from pichub.sealing import copy_key
 from pichub.services.backup import (
     BACKUP_MARKER,
@@ -59,6 +59,7 @@ class Moved:
     rows: dict[str, int]
     files: int
     bytes: int
+    vanished: frozenset[str] = frozenset()  # images deleted at the source during the copy
 
 
 async def move(source: Database, source_files: Files, dest: Database,
@@ -72,7 +73,7 @@ async def move(source: Database, source_files: Files, dest: Database,
         return Moved(rows, 0, 0)
     files = await copy_files(await image_ids(source), source_files, dest_files, work, report,
                              working=working)
-    return Moved(rows, files.total, files.total_bytes)
+    return Moved(rows, files.total, files.total_bytes, frozenset(files.vanished))
 
 
 async def migrate(data_dir: Path, dest: Database, dest_files: Files | None,
@@ -107,14 +108,16 @@ async def backup(db: Database, files: Files, data_dir: Path, dest: Path,
     await asyncio.to_thread(_claim_backup_dest, dest)
     target = await Database.open(dest / DB_FILE)
     try:
-        await move(db, files, target, Directory(dest / BLOBS_DIR), dest / WORK_DIR, report,
-                   working=False)  # as a backup of a single box: made again when needed
+        moved = await move(db, files, target, Directory(dest / BLOBS_DIR), dest / WORK_DIR,
+                           report, working=False)  # as a single box's: made again when needed
+        if moved.vanished:  # deleted during the backup: left out, as `pichub backup` does
+            await drop_images(target, sorted(moved.vanished))
         schema = int(await target.fetchval("PRAGMA user_version"))
     finally:
         await target.close()
     images, _files, size = await asyncio.to_thread(_totals, dest / DB_FILE)
     manifest = Manifest(created_at=iso(), pichub_version=pichub_version(), schema_version=schema,
-                        images=images, bytes=size)
+                        images=images, bytes=size, dropped=sorted(moved.vanished))
     await asyncio.to_thread(_finish_backup, data_dir, dest, manifest)
     return manifest
 

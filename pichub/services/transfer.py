@@ -41,7 +41,6 @@ from pichub.storage.objects import ObjectStore
 _WORKING = re.compile(r"^[^.]+\.w[0-9]+\.[a-z0-9]+$")
 PAGE = 500  # rows per read and per write transaction
 PARALLEL = 8  # files in flight at once
-JOURNAL = "verified.log"
 
 
 class TransferError(Exception):
@@ -59,6 +58,7 @@ class Progress:
     done_bytes: int = 0
     started: float = field(default_factory=time.monotonic)
     finished: bool = False
+    vanished: set[str] = field(default_factory=set)  # images whose files went meanwhile
 
     @property
     def rate(self) -> float:
@@ -79,15 +79,18 @@ Report = Callable[[Progress], None]
 class Files(Protocol):
     """Files in the blob layout (`ab/cd/<id>.<ext>`), by their relative path."""
 
+    #: Which store this is (the journal of verified files is kept per destination).
+    where: str
+
     def listing(self) -> AsyncIterator[list[tuple[str, int]]]:
         """(relative path, size) of every file, a page at a time; temp files left out."""
         ...
 
     async def size(self, relative: str) -> int | None: ...
 
-    async def fetch(self, relative: str, into: Path) -> Path:
+    async def fetch(self, relative: str, into: Path) -> Path | None:
         """A local file with the bytes of `relative`: the file itself when it is local,
-        else a download into `into`."""
+        else a download into `into`; None when there is no such file (any more)."""
         ...
 
     async def store(self, relative: str, source: Path) -> None: ...
@@ -98,6 +101,7 @@ class Directory:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.where = f"directory {root.resolve()}"
 
     async def listing(self) -> AsyncIterator[list[tuple[str, int]]]:
         found = await asyncio.to_thread(_walk, self.root)
@@ -110,8 +114,9 @@ class Directory:
         except FileNotFoundError:
             return None
 
-    async def fetch(self, relative: str, into: Path) -> Path:
-        return self.root / relative
+    async def fetch(self, relative: str, into: Path) -> Path | None:
+        path = self.root / relative
+        return path if await asyncio.to_thread(path.is_file) else None
 
     async def store(self, relative: str, source: Path) -> None:
         await asyncio.to_thread(atomic_copy, source, self.root / relative)
@@ -133,6 +138,8 @@ class Bucket:
 
     def __init__(self, objects: ObjectStore) -> None:
         self.objects = objects
+        s3 = objects.settings
+        self.where = f"bucket {s3.endpoint_url or 'aws'} {objects.bucket} {objects.prefix}"
 
     async def listing(self) -> AsyncIterator[list[tuple[str, int]]]:
         cut = len(self.objects.prefix)
@@ -143,10 +150,8 @@ class Bucket:
     async def size(self, relative: str) -> int | None:
         return await self.objects.head(self.objects.key(relative))
 
-    async def fetch(self, relative: str, into: Path) -> Path:
-        if not await self.objects.get_file(self.objects.key(relative), into):
-            raise TransferError(f"{relative} vanished from the bucket during the copy")
-        return into
+    async def fetch(self, relative: str, into: Path) -> Path | None:
+        return into if await self.objects.get_file(self.objects.key(relative), into) else None
 
     async def store(self, relative: str, source: Path) -> None:
         await self.objects.put_file(self.objects.key(relative), source)
@@ -206,20 +211,23 @@ async def copy_files(ids: set[str], source: Files, dest: Files, work: Path,
     """Copy and verify every file of the images `ids` (their working copies only with
     `working`: a backup leaves them out, they are made again); `work` holds the journal and
     the downloads on their way (it is created)."""
-    journal = await asyncio.to_thread(Journal, work)
+    journal = await asyncio.to_thread(Journal, work, dest.where)
     wanted: list[tuple[str, int]] = []
     async for page in source.listing():
         wanted.extend(item for item in page if owner(Path(item[0])) in ids
                       and (working or not _WORKING.match(Path(item[0]).name)))
     progress = Progress("files", len(wanted), sum(size for _rel, size in wanted))
+    progress.vanished = ids - {owner(Path(relative)) for relative, _size in wanted}
     queue = iter(wanted)  # PARALLEL workers take the next file from one iterator
     try:
 
         async def worker() -> None:
             for relative, size in queue:
                 if not (relative in journal.verified and await dest.size(relative) == size):
-                    await _copy_one(relative, size, source, dest, work)
-                    await asyncio.to_thread(journal.add, relative)
+                    if await _copy_one(relative, size, source, dest, work):
+                        await asyncio.to_thread(journal.add, relative)
+                    else:  # its image was deleted since the rows were read
+                        progress.vanished.add(owner(Path(relative)))
                 progress.done += 1
                 progress.done_bytes += size
                 report(progress)
@@ -232,27 +240,36 @@ async def copy_files(ids: set[str], source: Files, dest: Files, work: Path,
     return progress
 
 
-async def _copy_one(relative: str, size: int, source: Files, dest: Files, work: Path) -> None:
+async def _copy_one(relative: str, size: int, source: Files, dest: Files, work: Path) -> bool:
+    """Copy one file unless the destination has it already, then read it back and compare;
+    False when the source has no such file any more."""
     down = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=TMP_PREFIX, dir=work))
     try:
         local = await source.fetch(relative, down / "source")
+        if local is None:
+            return False
         digest = await asyncio.to_thread(_sha256, local)
-        if await dest.size(relative) != size:
-            await dest.store(relative, local)
-        back = await dest.fetch(relative, down / "dest")
-        if await asyncio.to_thread(_sha256, back) != digest:
-            raise TransferError(f"{relative}: the copy's SHA-256 differs from the source's")
+        stored = await dest.size(relative) == size
+        for _attempt in range(2):  # what was there already, then a fresh copy
+            if not stored:
+                await dest.store(relative, local)
+            back = await dest.fetch(relative, down / "dest")
+            if back is not None and await asyncio.to_thread(_sha256, back) == digest:
+                return True
+            stored = False
+        raise TransferError(f"{relative}: the copy's SHA-256 differs from the source's")
     finally:
         await asyncio.to_thread(shutil.rmtree, down, True)
 
 
 class Journal:
-    """The files verified so far, one relative path a line in `work/verified.log`
-    (created with `work`); each line is flushed as it is added. Blocking."""
+    """The files verified so far at one destination, one relative path a line in
+    `work/verified-<destination>.log` (created with `work`); each line is flushed as it is
+    added. Blocking."""
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, where: str) -> None:
         work.mkdir(parents=True, exist_ok=True)
-        path = work / JOURNAL
+        path = work / f"verified-{hashlib.sha256(where.encode()).hexdigest()[:16]}.log"
         self.verified = set(path.read_text().split()) if path.exists() else set()
         self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
 
