@@ -156,20 +156,21 @@ class Seaweed:
         except OSError:
             return ""
 
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL after STOP_GRACE_S (a clean stop takes 15-30 s)."""
+    def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+        """SIGTERM, then SIGKILL after `grace_s` (a clean stop takes 15-30 s)."""
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
         os.killpg(process.pid, signal.SIGTERM)
         try:
-            process.wait(STOP_GRACE_S)
+            process.wait(grace_s)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
     def close(self) -> None:
-        self.stop()
+        """Stop at once (the data goes with the directory) and remove the directory."""
+        self.stop(grace_s=0.5)
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def client_args(self) -> dict[str, Any]:
