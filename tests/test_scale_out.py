@@ -270,52 +270,6 @@ def test_one_writes_the_other_reads_and_deletes(cluster: Cluster) -> None:
         assert body["status"] == "ok" and expected <= body["checks"].keys()
 
 
-def test_uploads_through_nginx_are_each_delivered_once(cluster: Cluster) -> None:
-    before = len(cluster.receiver.uploaded())
-    ids = cluster.uploads(200, cluster.nginx.https)
-    assert len(ids) == 200
-    _wait(lambda: len(cluster.receiver.uploaded()) >= before + 200, 30,
-          "not every image.uploaded event was delivered")
-    time.sleep(0.5)  # a duplicate would arrive now
-    delivered = cluster.receiver.uploaded()[before:]
-    event_ids = [event for event, _ in delivered]
-    assert len(event_ids) == len(set(event_ids)) == 200  # none twice
-    assert {image for _, image in delivered} == set(ids)
-    served = {cluster.first.base: 0, cluster.second.base: 0}
-    for server in (cluster.first, cluster.second):
-        served[server.base] = server.logged.count('path="/api/v1/upload"')
-    assert all(served.values()), served  # nginx used both
-
-
-def test_kill_one_process_under_load(cluster: Cluster) -> None:
-    receiver = cluster.receiver
-    before = {image for _, image in receiver.uploaded()}
-    killed_at: list[float] = []
-
-    def kill() -> None:
-        """SIGKILL the second process while it has a delivery on the wire: a worker sends one
-        delivery to an endpoint at a time, so two held requests are one from each."""
-        with receiver.holding():
-            _wait(lambda: receiver.held >= 2, 10, "no delivery under way in each process")
-            os.kill(cluster.second.proc.pid, signal.SIGKILL)
-            killed_at.append(time.monotonic())
-            cluster.second.wait()
-
-    ids = cluster.uploads(90, cluster.nginx.https, during=kill)
-    assert killed_at and len(ids) > 30
-    survivor = cluster.first.base
-    for image_id in ids:  # every upload answered 201 is there, bytes included
-        assert cluster.call("GET", survivor, f"/api/v1/images/{image_id}").status_code == 200
-        assert cluster.call("GET", survivor, f"/img/{image_id}.jpg").status_code == 200
-    _wait(lambda: set(ids) <= {image for _, image in receiver.uploaded()} - before,
-          LEASE_S + 20, "deliveries were lost with the killed process")
-    # The delivery the killed process had on the wire comes again, from the survivor, once
-    # its lease has run out (a repeat before that is a timed-out attempt of the survivor's).
-    _wait(lambda: max(receiver.repeats(killed_at[0]), default=0) >= LEASE_S - 1.5, LEASE_S + 10,
-          "the delivery the killed process had under way never came again")
-    assert cluster.call("GET", survivor, "/healthz").status_code == 200
-
-
 def _image_ids(cluster: Cluster) -> set[str]:
     """The ids of every image row, read from PostgreSQL itself."""
     import asyncpg
@@ -370,6 +324,52 @@ def test_rows_go_to_postgresql_and_files_to_the_bucket(cluster: Cluster) -> None
                                             f"/img/{image_id}.jpg").content
 
 
+def test_uploads_through_nginx_are_each_delivered_once(cluster: Cluster) -> None:
+    before = len(cluster.receiver.uploaded())
+    ids = cluster.uploads(200, cluster.nginx.https)
+    assert len(ids) == 200
+    _wait(lambda: len(cluster.receiver.uploaded()) >= before + 200, 30,
+          "not every image.uploaded event was delivered")
+    time.sleep(0.5)  # a duplicate would arrive now
+    delivered = cluster.receiver.uploaded()[before:]
+    event_ids = [event for event, _ in delivered]
+    assert len(event_ids) == len(set(event_ids)) == 200  # none twice
+    assert {image for _, image in delivered} == set(ids)
+    served = {cluster.first.base: 0, cluster.second.base: 0}
+    for server in (cluster.first, cluster.second):
+        served[server.base] = server.logged.count('path="/api/v1/upload"')
+    assert all(served.values()), served  # nginx used both
+
+
+def test_kill_one_process_under_load(cluster: Cluster) -> None:
+    receiver = cluster.receiver
+    before = {image for _, image in receiver.uploaded()}
+    killed_at: list[float] = []
+
+    def kill() -> None:
+        """SIGKILL the second process while it has a delivery on the wire: a worker sends one
+        delivery to an endpoint at a time, so two held requests are one from each."""
+        with receiver.holding():
+            _wait(lambda: receiver.held >= 2, 10, "no delivery under way in each process")
+            os.kill(cluster.second.proc.pid, signal.SIGKILL)
+            killed_at.append(time.monotonic())
+            cluster.second.wait()
+
+    ids = cluster.uploads(90, cluster.nginx.https, during=kill)
+    assert killed_at and len(ids) > 30
+    survivor = cluster.first.base
+    for image_id in ids:  # every upload answered 201 is there, bytes included
+        assert cluster.call("GET", survivor, f"/api/v1/images/{image_id}").status_code == 200
+        assert cluster.call("GET", survivor, f"/img/{image_id}.jpg").status_code == 200
+    _wait(lambda: set(ids) <= {image for _, image in receiver.uploaded()} - before,
+          LEASE_S + 20, "deliveries were lost with the killed process")
+    # The delivery the killed process had on the wire comes again, from the survivor, once
+    # its lease has run out (a repeat before that is a timed-out attempt of the survivor's).
+    _wait(lambda: max(receiver.repeats(killed_at[0]), default=0) >= LEASE_S - 1.5, LEASE_S + 10,
+          "the delivery the killed process had under way never came again")
+    assert cluster.call("GET", survivor, "/healthz").status_code == 200
+
+
 @scale_only
 def test_a_stopped_bucket_fails_uploads_cleanly_then_both_recover(tmp_path: Path) -> None:
     own = Seaweed()  # stopped and started here: the shared one stays up for the others
@@ -379,7 +379,7 @@ def test_a_stopped_bucket_fails_uploads_cleanly_then_both_recover(tmp_path: Path
             bases = (pair.first.base, pair.second.base)
             kept = {str(pair.upload(base).json()["data"][0]["id"]) for base in bases}
             assert len(kept) == 2 and _image_ids(pair) == _bucket_ids(pair) == kept
-            own.stop()
+            own.stop(grace_s=0)  # abruptly, as a crash or a network cut
             for base in (*bases, pair.nginx.https):
                 resp = pair.upload(base)
                 assert resp.status_code == 503, resp.text
