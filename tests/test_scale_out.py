@@ -46,6 +46,7 @@ if (NGINX is None or OPENSSL is None) and os.environ.get("CI") != "true":
     pytest.skip("nginx or openssl not installed (apt-get install nginx openssl); "
                 "required when CI=true", allow_module_level=True)
 
+SHARD_WEIGHT = 20  # each test here starts servers (tests/support/shards.py)
 SECRET = "0123456789abcdef" * 4  # auth.secret_key: one for every process
 WEBHOOK_TIMEOUT_S = 1.0  # a lease is this plus LEASE_MARGIN_S (webhooks/worker.py)
 LEASE_S = WEBHOOK_TIMEOUT_S + LEASE_MARGIN_S
