@@ -17,6 +17,16 @@ from pichub.keys import DB
 from pichub.services import accounts
 from tests.support import backends
 
+pytest_plugins = ["tests.support.shards"]
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects by it
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the modules of the scale pass (`backends.SCALE_MODULES`) with `scale`."""
+    for item in items:
+        if item.path.stem in backends.SCALE_MODULES:
+            item.add_marker(pytest.mark.scale)
+
 
 def make_settings(tmp_path: Path, **sections: dict[str, Any]) -> Settings:
     data: dict[str, dict[str, Any]] = {

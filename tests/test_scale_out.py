@@ -21,6 +21,7 @@ import os
 import signal
 import threading
 import time
+import tomllib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from tests import samples
 from tests.support import backends
 from tests.support.nginx import NGINX, OPENSSL, Nginx
 from tests.support.redis import redis_server
+from tests.support.seaweed import Seaweed
 from tests.support.server import Server
 from tests.webhook_receiver import Receiver
 
@@ -44,6 +46,7 @@ if (NGINX is None or OPENSSL is None) and os.environ.get("CI") != "true":
     pytest.skip("nginx or openssl not installed (apt-get install nginx openssl); "
                 "required when CI=true", allow_module_level=True)
 
+SHARD_WEIGHT = 20  # each test here starts servers (tests/support/shards.py)
 SECRET = "0123456789abcdef" * 4  # auth.secret_key: one for every process
 WEBHOOK_TIMEOUT_S = 1.0  # a lease is this plus LEASE_MARGIN_S (webhooks/worker.py)
 LEASE_S = WEBHOOK_TIMEOUT_S + LEASE_MARGIN_S
@@ -141,7 +144,8 @@ def _toml(sections: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def shared_config(tmp_path: Path, redis_url: str, hook_url: str) -> Path:
+def shared_config(tmp_path: Path, redis_url: str, hook_url: str,
+                  overrides: dict[str, dict[str, Any]] | None = None) -> Path:
     """The one config file every process reads."""
     sections: dict[str, dict[str, Any]] = {
         "server": {"trusted_proxies": ["127.0.0.1/32"]},
@@ -153,8 +157,9 @@ def shared_config(tmp_path: Path, redis_url: str, hook_url: str) -> Path:
                      "backoff_base_s": 0.5},
         "auth": {"secret_key": SECRET},
     }
-    for name, values in backends.sections(tmp_path).items():
-        sections.setdefault(name, {}).update(values)
+    for chosen in (backends.sections(tmp_path), overrides or {}):
+        for name, values in chosen.items():
+            sections.setdefault(name, {}).update(values)
     path = tmp_path / "config.toml"
     path.write_text(_toml(sections))
     return path
@@ -167,6 +172,11 @@ class Cluster:
     nginx: Nginx
     receiver: SlowReceiver
     token: str
+    config: Path  # the one file both read
+
+    @property
+    def sections(self) -> dict[str, Any]:
+        return tomllib.loads(self.config.read_text())
 
     def call(self, method: str, base: str, path: str, **kwargs: Any) -> requests.Response:
         return requests.request(method, base + path, verify=self.nginx.cert, timeout=30,
@@ -199,12 +209,12 @@ class Cluster:
             return [i for f in futures if (i := f.result()) is not None]
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    tmp_path = tmp_path_factory.mktemp("scale")
+@contextlib.contextmanager
+def running_cluster(tmp_path: Path, **overrides: dict[str, Any]) -> Iterator[Cluster]:
+    """Two processes behind nginx on the shared config, with `overrides` of its sections."""
     receiver = SlowReceiver()
     with receiver.running(), redis_server() as redis_url:
-        config = shared_config(tmp_path, redis_url, receiver.url)
+        config = shared_config(tmp_path, redis_url, receiver.url, overrides)
         env = {"PICHUB_CONFIG": str(config), "PICHUB_RATE_LIMITS__ENABLED": "true"}
         shared = tmp_path / "data"
         first = Server(tmp_path / "data1" if backends.SCALE else shared, env)
@@ -212,12 +222,18 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         pair = (f"server 127.0.0.1:{first.port}; server 127.0.0.1:{second.port};")
         nginx = Nginx(tmp_path / "nginx", first.port, {"server 127.0.0.1:8080;": pair})
         try:
-            yield Cluster(first, second, nginx, receiver, first.token)
+            yield Cluster(first, second, nginx, receiver, first.token, config)
         finally:
             nginx.stop()
             for server in (first, second):
                 if server.proc.poll() is None:
                     server.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with running_cluster(tmp_path_factory.mktemp("scale")) as running:
+        yield running
 
 
 def _wait(predicate: Any, seconds: float, what: str) -> float:
@@ -250,8 +266,63 @@ def test_one_writes_the_other_reads_and_deletes(cluster: Cluster) -> None:
     for base in (first, second, front):
         assert cluster.call("GET", base, f"/api/v1/images/{image_id}").status_code == 404
     health = [cluster.call("GET", base, "/healthz").json() for base in (first, second)]
+    expected = {"database", "redis", *(["object_storage"] if backends.SCALE else [])}
     for body in health:
-        assert body["status"] == "ok" and {"database", "redis"} <= body["checks"].keys()
+        assert body["status"] == "ok" and expected <= body["checks"].keys()
+
+
+def _image_ids(cluster: Cluster) -> set[str]:
+    """The ids of every image row, read from PostgreSQL itself."""
+    import asyncpg
+
+    async def read() -> set[str]:
+        conn = await asyncpg.connect(cluster.sections["database"]["url"])
+        try:
+            return {row["id"] for row in await conn.fetch("SELECT id FROM images")}
+        finally:
+            await conn.close()
+
+    return asyncio.run(read())
+
+
+def _bucket_ids(cluster: Cluster) -> set[str]:
+    """The image ids that have objects under the cluster's prefix, read from the bucket."""
+    from aiobotocore.session import get_session
+
+    s3 = cluster.sections["storage"]["s3"]
+
+    async def read() -> set[str]:
+        async with get_session().create_client(
+                "s3", endpoint_url=s3["endpoint_url"], region_name=s3["region"],
+                aws_access_key_id=s3["access_key_id"],
+                aws_secret_access_key=s3["secret_access_key"]) as client:
+            pages = client.get_paginator("list_objects_v2").paginate(
+                Bucket=s3["bucket"], Prefix=s3.get("prefix", ""))
+            return {item["Key"].rsplit("/", 1)[1].split(".")[0]
+                    async for page in pages for item in page.get("Contents", [])}
+
+    return asyncio.run(read())
+
+
+scale_only = pytest.mark.skipif(not backends.SCALE,
+                                reason="PostgreSQL and S3: with PICHUB_TEST_BACKEND=scale")
+
+
+@scale_only
+def test_rows_go_to_postgresql_and_files_to_the_bucket(cluster: Cluster) -> None:
+    assert cluster.sections["database"]["url"].startswith("postgresql://")
+    assert cluster.sections["storage"]["backend"] == "s3"
+    resp = cluster.upload(cluster.first.base, samples.jpeg((64, 48)))
+    assert resp.status_code == 201, resp.text
+    image_id = resp.json()["data"][0]["id"]
+    assert image_id in _image_ids(cluster)
+    assert image_id in _bucket_ids(cluster)
+    # The second keeps its files in a data directory of its own: it fetches this one back.
+    assert not list((cluster.second.data_dir / "blobs").rglob(f"{image_id}.*"))
+    original = cluster.call("GET", cluster.second.base, f"/img/{image_id}.jpg")
+    assert original.status_code == 200
+    assert original.content == cluster.call("GET", cluster.first.base,
+                                            f"/img/{image_id}.jpg").content
 
 
 def test_uploads_through_nginx_are_each_delivered_once(cluster: Cluster) -> None:
@@ -298,3 +369,36 @@ def test_kill_one_process_under_load(cluster: Cluster) -> None:
     _wait(lambda: max(receiver.repeats(killed_at[0]), default=0) >= LEASE_S - 1.5, LEASE_S + 10,
           "the delivery the killed process had under way never came again")
     assert cluster.call("GET", survivor, "/healthz").status_code == 200
+
+
+@scale_only
+def test_a_stopped_bucket_fails_uploads_cleanly_then_both_recover(tmp_path: Path) -> None:
+    own = Seaweed()  # stopped and started here: the shared one stays up for the others
+    try:
+        section = own.settings(own.fresh_bucket(), prefix="outage/")
+        with running_cluster(tmp_path, storage={"s3": section}) as pair:
+            bases = (pair.first.base, pair.second.base)
+            kept = {str(pair.upload(base).json()["data"][0]["id"]) for base in bases}
+            assert len(kept) == 2 and _image_ids(pair) == _bucket_ids(pair) == kept
+            own.stop(grace_s=0)  # abruptly, as a crash or a network cut
+            for base in (*bases, pair.nginx.https):
+                resp = pair.upload(base)
+                assert resp.status_code == 503, resp.text
+                assert resp.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
+            for base in bases:
+                health = pair.call("GET", base, "/healthz")
+                assert health.status_code == 503
+                assert "object_storage" in health.json()["failing"]
+            assert _image_ids(pair) == kept  # no row
+            own.start()
+            assert _bucket_ids(pair) == kept  # no object
+            for base in bases:
+                _wait(lambda b=base: pair.call("GET", b, "/healthz").status_code == 200, 30,
+                      "a process did not report the bucket back")
+            added = {str(pair.upload(base).json()["data"][0]["id"]) for base in bases}
+            assert _image_ids(pair) == _bucket_ids(pair) == kept | added
+            for base in bases:  # each fetches the other's files back from the bucket
+                for image_id in kept | added:
+                    assert pair.call("GET", base, f"/img/{image_id}.jpg").status_code == 200
+    finally:
+        own.close()

@@ -36,8 +36,16 @@ TEMPLATE = "pichub_template"
 _SYSTEM_USER = "postgres"
 
 
+def _major(path: str) -> tuple[int, ...]:
+    """(15,) for /usr/lib/postgresql/15/bin/initdb: so 15 sorts after 9.6."""
+    version = Path(path).parent.parent.name
+    return tuple(int(part) for part in version.split(".") if part.isdigit())
+
+
 def _bin(name: str) -> str | None:
-    found = sorted(glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    """The newest Debian/Ubuntu install (/usr/lib/postgresql/<major>/bin, not on PATH), else
+    PATH (other distributions, Homebrew)."""
+    found = sorted(glob(f"/usr/lib/postgresql/*/bin/{name}"), key=_major)
     return found[-1] if found else shutil.which(name)
 
 
@@ -47,7 +55,8 @@ def _require() -> tuple[str, str]:
         return initdb, postgres
     if os.environ.get("CI") == "true":
         pytest.fail("PostgreSQL (initdb, postgres) is required in CI", pytrace=False)
-    pytest.skip("PostgreSQL is not installed (initdb and postgres are not on PATH)")
+    pytest.skip("PostgreSQL is not installed (no initdb and postgres in "
+                "/usr/lib/postgresql/*/bin or on PATH)")
 
 
 def _as_server_user(argv: list[str]) -> list[str]:

