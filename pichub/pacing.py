@@ -70,3 +70,24 @@ class Progress:
         self.done = True
         self._log.info("%s done in %.1fs (%.0f files/s): " + summary, self.what, self.seconds,
                        self.rate, *args)
+
+
+class Paced:
+    """The pace of a count of work, for the progress line of a long command: `done` of
+    `total` since `started` (a `time.monotonic()`), set by the subclass."""
+
+    total: int
+    done: int
+    started: float
+
+    @property
+    def rate(self) -> float:
+        """Items per second so far."""
+        elapsed = time.monotonic() - self.started
+        return self.done / elapsed if elapsed > 0 else 0.0
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left at that pace (None before a first item and once all are done)."""
+        rate = self.rate
+        return (self.total - self.done) / rate if rate > 0 and self.done < self.total else None

@@ -30,6 +30,7 @@ from pichub.errors import NotFound
 from pichub.imaging import working
 from pichub.imaging.formats import ext_of
 from pichub.imaging.stored import Remade, remake
+from pichub.pacing import Paced
 from pichub.services.describe import META_VERSION, stored_meta
 from pichub.storage import Storage
 
@@ -37,7 +38,7 @@ PAGE = 200
 
 
 @dataclass
-class Progress:
+class Progress(Paced):
     """How far a back-fill is: images looked at, copies made, images described, and the
     pace so far."""
 
@@ -47,17 +48,6 @@ class Progress:
     described: int = 0
     failed: int = 0
     started: float = 0.0
-
-    @property
-    def rate(self) -> float:
-        """Images per second so far."""
-        elapsed = time.monotonic() - self.started
-        return self.done / elapsed if elapsed > 0 else 0.0
-
-    @property
-    def eta_s(self) -> float | None:
-        rate = self.rate
-        return (self.total - self.done) / rate if rate > 0 else None
 
 
 async def backfill(db: Database, storage: Storage, report: Callable[[Progress], None],

@@ -35,6 +35,7 @@ from typing import Protocol
 from pichub.blobs import TMP_PREFIX, atomic_copy, owner
 from pichub.db import transfer as rows_db
 from pichub.db.database import Database
+from pichub.pacing import Paced
 from pichub.storage.objects import ObjectStore
 
 #: The name of a working copy (blobs.working_path): `<id>.w<level>.<ext>`.
@@ -48,7 +49,7 @@ class TransferError(Exception):
 
 
 @dataclass
-class Progress:
+class Progress(Paced):
     """One step of a move, as it goes."""
 
     step: str
@@ -59,16 +60,6 @@ class Progress:
     started: float = field(default_factory=time.monotonic)
     finished: bool = False
     vanished: set[str] = field(default_factory=set)  # images whose files went meanwhile
-
-    @property
-    def rate(self) -> float:
-        elapsed = time.monotonic() - self.started
-        return self.done / elapsed if elapsed > 0 else 0.0
-
-    @property
-    def eta_s(self) -> float | None:
-        rate = self.rate
-        return (self.total - self.done) / rate if rate > 0 and self.done < self.total else None
 
 
 Report = Callable[[Progress], None]
