@@ -10,7 +10,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TextIO
@@ -333,15 +333,10 @@ async def _backup_engines(settings: Settings, args: argparse.Namespace) -> int:
     """`pichub backup DEST` of an instance on PostgreSQL or S3: row by row, file by file."""
     dest = Path(args.dest)
     show = _Ticker(sys.stderr.isatty(), sys.stderr)
-    try:
-        async with _database(settings) as db, _instance_files(settings) as files:
-            manifest = await engines.backup(db, files, settings.storage.data_dir, dest,
-                                            _move_reporter(show, "backup"))
-    except (BackupError, TransferError, ServiceUnavailable, OSError) as exc:
-        show.end()
-        print(f"error: {_message(exc)}", file=sys.stderr)
+    manifest = await _on_the_instance(settings, show, lambda db, files: engines.backup(
+        db, files, settings.storage.data_dir, dest, _move_reporter(show, "backup")))
+    if manifest is None:
         return 1
-    show.end()
     for image_id in manifest.dropped:
         print(f"warning: image {image_id} was deleted during the backup; left out",
               file=sys.stderr)
@@ -352,20 +347,30 @@ async def _backup_engines(settings: Settings, args: argparse.Namespace) -> int:
 async def _restore_engines(settings: Settings, args: argparse.Namespace) -> int:
     """`pichub restore SRC` into an instance on PostgreSQL or S3 (which must be empty)."""
     show = _Ticker(sys.stderr.isatty(), sys.stderr)
-    try:
-        async with _database(settings) as db, _instance_files(settings) as files:
-            manifest = await engines.restore(Path(args.src), db, files,
-                                             settings.storage.data_dir,
-                                             _move_reporter(show, "restore"))
-    except (BackupError, TransferError, ServiceUnavailable, OSError) as exc:
-        show.end()
-        print(f"error: {_message(exc)}", file=sys.stderr)
+    manifest = await _on_the_instance(settings, show, lambda db, files: engines.restore(
+        Path(args.src), db, files, settings.storage.data_dir, _move_reporter(show, "restore")))
+    if manifest is None:
         return 1
-    show.end()
     print(f"restored {_summary(manifest)} from the backup of {manifest.created_at}")
     if settings.auth.secret_key is None and settings.shared_database:
         print(_KEY_ADVICE.format(key=settings.storage.data_dir / KEY_FILE), file=sys.stderr)
     return 0
+
+
+async def _on_the_instance(settings: Settings, show: _Ticker,
+                           run: Callable[[Database, Files], Awaitable[Manifest]]
+                           ) -> Manifest | None:
+    """`run` with the configured database and files open; None (the error said in one
+    line) when it fails."""
+    try:
+        async with _database(settings) as db, _instance_files(settings) as files:
+            return await run(db, files)
+    except (BackupError, TransferError, ServiceUnavailable, OSError) as exc:
+        show.end()
+        print(f"error: {_message(exc)}", file=sys.stderr)
+        return None
+    finally:
+        show.end()
 
 
 _KEY_ADVICE = ("note: set auth.secret_key (or PICHUB_AUTH__SECRET_KEY) to the content of {key}, "
