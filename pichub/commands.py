@@ -323,10 +323,11 @@ def _on_one_box(settings: Settings) -> bool:
 @asynccontextmanager
 async def _instance_files(settings: Settings) -> AsyncIterator[Files]:
     """The files of the configured instance: its bucket, or its `blobs/` directory."""
+    from pichub.storage.s3 import S3Storage  # its driver is imported only when opened
+
     async with opened(settings.storage, data_paths(settings)["blobs"]) as storage:
-        objects = getattr(storage, "objects", None)
-        yield Bucket(objects) if storage.remote and objects is not None \
-            else Directory(storage.blobs.root)
+        yield (Bucket(storage.objects) if isinstance(storage, S3Storage)
+               else Directory(storage.blobs.root))
 
 
 async def _backup_engines(settings: Settings, args: argparse.Namespace) -> int:
