@@ -139,7 +139,8 @@ class DatabaseSettings(_Section):
     """`[database]`: unset `url` is the SQLite file in `storage.data_dir`."""
 
     url: str = ""  # "sqlite:///path/to/pichub.db" or "postgresql://user:pass@host:5432/name"
-    pool_size: int = Field(10, ge=1, le=1000)  # PostgreSQL connections per process
+    pool_size: int = Field(10, ge=3, le=1000)  # PostgreSQL connections per process (a write
+    # transaction holds one, reads beside it need others: fewer than 3 starves them)
 
     @field_validator("url")
     @classmethod

@@ -59,6 +59,10 @@ def test_toml_then_env_then_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path:
     ("[rate_limits]\nstorage_uri = 'memcached://localhost:11211'\n", "rate_limits.storage_uri"),
     ("[server]\nallowed_hosts = ['img.example.com/x']\n", "server.allowed_hosts"),
     ("[images]\ndefault_quality = 0\n", "images.default_quality"),
+    ("[database]\nurl = 'mysql://db/pichub'\n", "database.url"),
+    ("[database]\npool_size = 2\n", "database.pool_size"),
+    ("[storage]\nbackend = 'ftp'\n", "storage.backend"),
+    ("[storage.s3]\nserve = 'stream'\n", "storage.s3.serve"),
     ("not toml at all [", "not valid TOML"),
 ])
 def test_bad_config_names_the_key(tmp_path: Path, text: str, needle: str) -> None:

@@ -21,8 +21,8 @@ Reads never wait for it. An asyncio lock in front of the advisory lock keeps a
 process to one waiting connection, so waiting writers do not empty the pool
 that reads need. `transaction(serial=False)` skips both for work that locks
 its own rows (the webhook claim: `FOR UPDATE SKIP LOCKED`). A transaction holds
-one pooled connection and reads beside it take others, so `pool_size` below 3
-starves them.
+one pooled connection and reads beside it take others, so `pool_size` is at
+least 3 (`[database]`, checked with the configuration).
 
 Migrations are `migrations/postgresql/NNNN_name.sql`, numbered like SQLite's
 (the first, 0015, is the baseline equal to SQLite's schema after 0015); the
