@@ -367,7 +367,7 @@ async def _on_the_instance(settings: Settings, show: _Ticker,
         async with _database(settings) as db, _instance_files(settings) as files:
             return await run(db, files)
     except (BackupError, TransferError, ServiceUnavailable, OSError) as exc:
-        show.end()
+        show.end()  # the error on a line of its own
         print(f"error: {_message(exc)}", file=sys.stderr)
         return None
     finally:

@@ -328,10 +328,10 @@ _DRIVERS = {"asyncpg": "PostgreSQL (database.url)", "aiobotocore": "S3 (storage.
 def check_engines(settings: Settings) -> None:
     """Refuse, in one line, engines whose driver this PicHub lacks (the everyday zipapp
     leaves them out: docs/scale-out.md)."""
-    wanted = ([*(["asyncpg"] if settings.shared_database else []),
-               *(["aiobotocore"] if settings.storage.backend == "s3" else [])])
-    for module in wanted:
-        require_driver(module)
+    if settings.shared_database:
+        require_driver("asyncpg")
+    if settings.storage.backend == "s3":
+        require_driver("aiobotocore")
 
 
 def require_driver(module: str) -> None:
